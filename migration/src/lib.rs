@@ -1,0 +1,21 @@
+//! Schema migrations for nta-user-svc: one file per change, each with `up` and `down`.
+//!
+//! The server applies pending migrations on start; `nta-user-svc migrate up|down|status`
+//! runs them by hand.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20250101_000001_create_users;
+mod m20250101_000002_create_profiles;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20250101_000001_create_users::Migration),
+            Box::new(m20250101_000002_create_profiles::Migration),
+        ]
+    }
+}

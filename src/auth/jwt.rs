@@ -1,0 +1,160 @@
+//! Access tokens: HMAC-signed JWTs with `sub`, `user_id`, `iat` and `exp` (SPEC §6).
+//!
+//! Only the configured algorithm verifies (`alg: none` and other algorithms are refused by
+//! `jsonwebtoken` when the `Validation` names one), `exp` is required, and clock leeway is
+//! kept small: the library's default of 60 s would let expired tokens live a minute longer.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use serde::{Deserialize, Serialize};
+
+use crate::{config::JwtConfig, error::AppError};
+
+/// Clock skew tolerated between the issuer and this verifier.
+pub const LEEWAY_SECS: u64 = 10;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    /// The user id, as a string (the JWT convention).
+    pub sub: String,
+    /// The same id as a number, for clients of the original service.
+    pub user_id: i32,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// A freshly issued token and its lifetime in seconds.
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_in: u64,
+}
+
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    header: Header,
+    validation: Validation,
+    ttl: Duration,
+}
+
+impl JwtKeys {
+    pub fn new(config: &JwtConfig) -> Self {
+        let secret = config.secret.expose().as_bytes();
+        let mut validation = Validation::new(config.algorithm);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_exp = true;
+        validation.set_required_spec_claims(&["exp", "iat", "sub"]);
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            header: Header::new(config.algorithm),
+            validation,
+            ttl: config.expires_in,
+        }
+    }
+
+    pub fn issue(&self, user_id: i32) -> Result<IssuedToken, AppError> {
+        let now = Utc::now().timestamp();
+        let ttl = self.ttl.as_secs();
+        let claims = Claims {
+            sub: user_id.to_string(),
+            user_id,
+            iat: now,
+            exp: now + ttl as i64,
+        };
+        let token = encode(&self.header, &claims, &self.encoding).map_err(AppError::internal)?;
+        Ok(IssuedToken {
+            token,
+            expires_in: ttl,
+        })
+    }
+
+    /// The user id a valid token speaks for; `None` for any invalid token, whatever the cause.
+    pub fn verify(&self, token: &str) -> Option<i32> {
+        let claims = decode::<Claims>(token, &self.decoding, &self.validation)
+            .ok()?
+            .claims;
+        // `sub` and `user_id` are both signed; a token where they disagree was not made here.
+        (claims.sub.parse() == Ok(claims.user_id)).then_some(claims.user_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::Algorithm;
+
+    use super::*;
+    use crate::config::Secret;
+
+    fn keys(secret: &str, algorithm: Algorithm) -> JwtKeys {
+        JwtKeys::new(&JwtConfig {
+            secret: Secret::new(secret),
+            algorithm,
+            expires_in: Duration::from_secs(3600),
+            secret_generated: false,
+        })
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn forge(claims: &serde_json::Value, algorithm: Algorithm, secret: &str) -> String {
+        encode(
+            &Header::new(algorithm),
+            claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn issued_tokens_verify_and_carry_the_claims() {
+        let k = keys(SECRET, Algorithm::HS256);
+        let t = k.issue(42).unwrap();
+        assert_eq!(t.expires_in, 3600);
+        assert_eq!(k.verify(&t.token), Some(42));
+    }
+
+    #[test]
+    fn tokens_signed_otherwise_are_refused() {
+        let k = keys(SECRET, Algorithm::HS256);
+        let now = Utc::now().timestamp();
+        let claims = serde_json::json!({"sub": "1", "user_id": 1, "iat": now, "exp": now + 60});
+        assert_eq!(k.verify(&forge(&claims, Algorithm::HS256, SECRET)), Some(1));
+        assert_eq!(k.verify(&forge(&claims, Algorithm::HS512, SECRET)), None);
+        assert_eq!(
+            k.verify(&forge(&claims, Algorithm::HS256, "another-secret-another-secret-xx")),
+            None
+        );
+    }
+
+    #[test]
+    fn alg_none_is_refused() {
+        let k = keys(SECRET, Algorithm::HS256);
+        let now = Utc::now().timestamp();
+        let b64 = |v: &serde_json::Value| {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        let token = format!(
+            "{}.{}.",
+            b64(&serde_json::json!({"alg": "none", "typ": "JWT"})),
+            b64(&serde_json::json!({"sub": "1", "user_id": 1, "iat": now, "exp": now + 60}))
+        );
+        assert_eq!(k.verify(&token), None);
+    }
+
+    #[test]
+    fn expired_and_incomplete_tokens_are_refused() {
+        let k = keys(SECRET, Algorithm::HS256);
+        let now = Utc::now().timestamp();
+        let expired = serde_json::json!({"sub": "1", "user_id": 1, "iat": now - 300, "exp": now - 120});
+        assert_eq!(k.verify(&forge(&expired, Algorithm::HS256, SECRET)), None);
+        let no_exp = serde_json::json!({"sub": "1", "user_id": 1, "iat": now});
+        assert_eq!(k.verify(&forge(&no_exp, Algorithm::HS256, SECRET)), None);
+        let mismatched = serde_json::json!({"sub": "2", "user_id": 1, "iat": now, "exp": now + 60});
+        assert_eq!(k.verify(&forge(&mismatched, Algorithm::HS256, SECRET)), None);
+        assert_eq!(k.verify("not.a.token"), None);
+    }
+}

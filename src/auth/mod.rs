@@ -1,0 +1,10 @@
+//! Authentication: who is calling (`Actor`), how tokens are made and checked (`jwt`), and how
+//! passwords are hashed without blocking the async executor (`password`).
+
+mod actor;
+pub mod jwt;
+pub mod password;
+
+pub use actor::Actor;
+pub use jwt::{Claims, JwtKeys};
+pub use password::PasswordHasher;

@@ -1,0 +1,64 @@
+//! The command line: `serve` (the default), `migrate up|down|status`, `export-schema`.
+
+use clap::{Parser, Subcommand};
+use migration::{Migrator, MigratorTrait};
+
+use crate::{config::Config, db, graphql, startup};
+
+#[derive(Parser)]
+#[command(name = "nta-user-svc", version, about = "User accounts, login, profiles and photos over GraphQL and REST")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Serve HTTP on HOST:PORT, applying pending migrations first (the default).
+    Serve,
+    /// Manage the database schema.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// Print the GraphQL SDL (what `schema.graphql` holds).
+    ExportSchema,
+}
+
+#[derive(Subcommand)]
+pub enum MigrateAction {
+    /// Apply all pending migrations.
+    Up,
+    /// Roll back the last `steps` migrations (default 1).
+    Down {
+        #[arg(default_value_t = 1)]
+        steps: u32,
+    },
+    /// List migrations and whether each is applied.
+    Status,
+}
+
+/// Runs the chosen command with a loaded configuration.
+pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let app = startup::App::build(config).await?;
+            app.run_until(startup::shutdown_signal()).await?;
+            tracing::info!("stopped");
+        }
+        Command::Migrate { action } => {
+            let db = db::connect(&config.database).await?;
+            match action {
+                MigrateAction::Up => Migrator::up(&db, None).await?,
+                MigrateAction::Down { steps } => Migrator::down(&db, Some(steps)).await?,
+                MigrateAction::Status => {
+                    for migration in Migrator::get_migration_with_status(&db).await? {
+                        println!("{}\t{}", migration.status(), migration.name());
+                    }
+                }
+            }
+        }
+        Command::ExportSchema => print!("{}", graphql::sdl()),
+    }
+    Ok(())
+}

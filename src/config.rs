@@ -1,0 +1,283 @@
+//! Configuration: read once at start from the environment (and a `.env` file), checked, and
+//! passed down as a value. Nothing else in the code reads environment variables.
+
+use std::{fmt, net::IpAddr, path::PathBuf, str::FromStr, time::Duration};
+
+use jsonwebtoken::Algorithm;
+
+/// Everything the service can be configured with (SPEC §2).
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub host: IpAddr,
+    pub port: u16,
+    pub jwt: JwtConfig,
+    pub bcrypt_cost: u32,
+    pub upload_dir: PathBuf,
+    pub max_upload_bytes: usize,
+    pub redis_url: Option<Secret>,
+    pub cors_origins: Vec<String>,
+    pub login_max_failures: u32,
+    pub login_window: Duration,
+    pub login_per_ip_per_minute: u32,
+    pub register_per_ip_per_minute: u32,
+    pub trusted_proxies: Vec<IpAddr>,
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Debug)]
+pub struct DatabaseConfig {
+    /// `sqlite://…` or `postgres://…`; may hold a password, so it is kept secret.
+    pub url: Secret,
+    /// Pool size; `None` picks a default per backend.
+    pub max_connections: Option<u32>,
+    /// How long a request waits for a pooled connection before it fails with 503.
+    pub acquire_timeout: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct JwtConfig {
+    pub secret: Secret,
+    pub algorithm: Algorithm,
+    pub expires_in: Duration,
+    /// True when no `JWT_SECRET` was given and a random one was made for this process.
+    pub secret_generated: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// A string that must never be printed: `Debug` shows `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// A configuration value that could not be used; the message names the variable.
+#[derive(Debug)]
+pub struct ConfigError(String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/nta_user_svc.db?mode=rwc";
+/// HMAC keys shorter than this are refused: they can be brute-forced offline from one token.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+impl Config {
+    /// Reads the process environment, after loading `.env` if there is one.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // A missing `.env` is normal; a malformed one is worth refusing to start over.
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(ConfigError(format!(".env: {e}"))),
+        }
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Builds the configuration from any key → value lookup (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |key: &str| lookup(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let parse = |key: &str, default: &str| -> Result<String, ConfigError> {
+            Ok(get(key).unwrap_or_else(|| default.to_owned()))
+        };
+
+        let (secret, secret_generated) = match lookup("JWT_SECRET").filter(|s| !s.is_empty()) {
+            Some(secret) if secret.len() < MIN_JWT_SECRET_BYTES => {
+                return Err(ConfigError(format!(
+                    "JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes long"
+                )));
+            }
+            Some(secret) => (Secret::new(secret), false),
+            None => (random_secret()?, true),
+        };
+
+        let bcrypt_cost: u32 = number(&get, "BCRYPT_COST", 12)?;
+        if !(4..=31).contains(&bcrypt_cost) {
+            return Err(ConfigError("BCRYPT_COST must be between 4 and 31".into()));
+        }
+        let exp_hours: u64 = number(&get, "JWT_EXP_HOURS", 24)?;
+        if exp_hours == 0 {
+            return Err(ConfigError("JWT_EXP_HOURS must be at least 1".into()));
+        }
+
+        Ok(Self {
+            database: DatabaseConfig {
+                url: Secret::new(parse("DATABASE_URL", DEFAULT_DATABASE_URL)?),
+                max_connections: get("DATABASE_MAX_CONNECTIONS")
+                    .map(|v| parse_value("DATABASE_MAX_CONNECTIONS", &v))
+                    .transpose()?,
+                acquire_timeout: Duration::from_secs(number(
+                    &get,
+                    "DATABASE_ACQUIRE_TIMEOUT_SECS",
+                    5,
+                )?),
+            },
+            host: number(&get, "HOST", IpAddr::from([127, 0, 0, 1]))?,
+            port: number(&get, "PORT", 8000)?,
+            jwt: JwtConfig {
+                secret,
+                algorithm: jwt_algorithm(&parse("JWT_ALGORITHM", "HS256")?)?,
+                expires_in: Duration::from_secs(exp_hours * 3600),
+                secret_generated,
+            },
+            bcrypt_cost,
+            upload_dir: PathBuf::from(parse("UPLOAD_DIR", "uploads")?),
+            max_upload_bytes: number(&get, "MAX_UPLOAD_BYTES", 5 * 1024 * 1024)?,
+            redis_url: get("REDIS_URL").map(Secret::new),
+            cors_origins: list(get("CORS_ORIGINS")),
+            login_max_failures: number(&get, "LOGIN_MAX_FAILURES", 10)?,
+            login_window: Duration::from_secs(number(&get, "LOGIN_WINDOW_SECS", 900)?),
+            login_per_ip_per_minute: number(&get, "LOGIN_PER_IP_PER_MINUTE", 60)?,
+            register_per_ip_per_minute: number(&get, "REGISTER_PER_IP_PER_MINUTE", 20)?,
+            trusted_proxies: list(get("TRUSTED_PROXIES"))
+                .iter()
+                .map(|ip| parse_value("TRUSTED_PROXIES", ip))
+                .collect::<Result<_, _>>()?,
+            log_format: match parse("LOG_FORMAT", "pretty")?.to_ascii_lowercase().as_str() {
+                "pretty" => LogFormat::Pretty,
+                "json" => LogFormat::Json,
+                _ => return Err(ConfigError("LOG_FORMAT must be `pretty` or `json`".into())),
+            },
+        })
+    }
+}
+
+fn number<T: FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    default: T,
+) -> Result<T, ConfigError> {
+    get(key).map_or(Ok(default), |v| parse_value(key, &v))
+}
+
+fn parse_value<T: FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
+    value
+        .parse()
+        .map_err(|_| ConfigError(format!("{key} has an invalid value")))
+}
+
+fn list(value: Option<String>) -> Vec<String> {
+    value
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn jwt_algorithm(name: &str) -> Result<Algorithm, ConfigError> {
+    match name.to_ascii_uppercase().as_str() {
+        "HS256" => Ok(Algorithm::HS256),
+        "HS384" => Ok(Algorithm::HS384),
+        "HS512" => Ok(Algorithm::HS512),
+        _ => Err(ConfigError(
+            "JWT_ALGORITHM must be HS256, HS384 or HS512".into(),
+        )),
+    }
+}
+
+/// 32 random bytes, hex-encoded: tokens then die with the process, which is the point.
+fn random_secret() -> Result<Secret, ConfigError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| ConfigError(format!("no randomness for a JWT secret: {e}")))?;
+    Ok(Secret::new(
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.database.url.expose(), DEFAULT_DATABASE_URL);
+        assert_eq!((c.host.to_string().as_str(), c.port), ("127.0.0.1", 8000));
+        assert_eq!(c.jwt.algorithm, Algorithm::HS256);
+        assert_eq!(c.jwt.expires_in, Duration::from_secs(24 * 3600));
+        assert!(c.jwt.secret_generated);
+        assert!(c.jwt.secret.expose().len() >= MIN_JWT_SECRET_BYTES);
+        assert_eq!(c.bcrypt_cost, 12);
+        assert_eq!(c.max_upload_bytes, 5_242_880);
+        assert_eq!(c.login_max_failures, 10);
+        assert_eq!(c.login_window, Duration::from_secs(900));
+        assert_eq!(c.log_format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn generated_secrets_differ_per_process() {
+        let a = config(&[]).unwrap().jwt.secret;
+        let b = config(&[]).unwrap().jwt.secret;
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn short_jwt_secret_is_refused() {
+        let err = config(&[("JWT_SECRET", "too-short")]).unwrap_err();
+        assert!(err.to_string().contains("at least 32 bytes"));
+        assert!(!err.to_string().contains("too-short"));
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        for (key, value) in [
+            ("PORT", "eighty"),
+            ("BCRYPT_COST", "3"),
+            ("JWT_ALGORITHM", "RS256"),
+            ("LOG_FORMAT", "xml"),
+            ("TRUSTED_PROXIES", "not-an-ip"),
+        ] {
+            let err = config(&[(key, value)]).unwrap_err();
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn lists_are_split_on_commas() {
+        let c = config(&[("CORS_ORIGINS", " https://a.example, https://b.example ,")]).unwrap();
+        assert_eq!(c.cors_origins, ["https://a.example", "https://b.example"]);
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = config(&[("JWT_SECRET", &"s".repeat(40))]).unwrap();
+        assert!(!format!("{c:?}").contains(&"s".repeat(40)));
+    }
+}

@@ -1,0 +1,87 @@
+/// What a partial update says about one field: leave it, clear it, or set it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Patch<T> {
+    #[default]
+    Keep,
+    Clear,
+    Set(T),
+}
+
+impl<T> Patch<T> {
+    /// `Keep` when absent, `Clear` for `null`, else the converted value.
+    pub fn from_input<R, E>(
+        input: async_graphql::MaybeUndefined<R>,
+        convert: impl FnOnce(R) -> Result<Option<T>, E>,
+    ) -> Result<Self, E> {
+        Ok(match input {
+            async_graphql::MaybeUndefined::Undefined => Self::Keep,
+            async_graphql::MaybeUndefined::Null => Self::Clear,
+            async_graphql::MaybeUndefined::Value(v) => match convert(v)? {
+                Some(v) => Self::Set(v),
+                None => Self::Clear,
+            },
+        })
+    }
+
+    pub fn is_keep(&self) -> bool {
+        matches!(self, Self::Keep)
+    }
+
+    /// Applies the patch to a nullable column value.
+    pub fn apply(self, current: Option<T>) -> Option<T> {
+        match self {
+            Self::Keep => current,
+            Self::Clear => None,
+            Self::Set(v) => Some(v),
+        }
+    }
+}
+
+/// Trims free text and checks its length in characters; empty text means "no value".
+pub fn bounded_text(label: &str, raw: &str, max_chars: usize) -> Result<Option<String>, String> {
+    let text = raw.trim();
+    if text.chars().count() > max_chars {
+        return Err(format!("{label} must be at most {max_chars} characters."));
+    }
+    Ok((!text.is_empty()).then(|| text.to_owned()))
+}
+
+/// A display name: at most 100 characters, trimmed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Name(String);
+
+impl Name {
+    pub const MAX_CHARS: usize = 100;
+
+    /// `Ok(None)` for blank input: a blank name is no name.
+    pub fn parse(raw: &str) -> Result<Option<Self>, String> {
+        Ok(bounded_text("Name", raw, Self::MAX_CHARS)?.map(Self))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_limited_to_100_characters() {
+        assert_eq!(Name::parse("  Alice ").unwrap().unwrap().into_inner(), "Alice");
+        assert_eq!(Name::parse("   ").unwrap(), None);
+        assert!(Name::parse(&"é".repeat(100)).unwrap().is_some());
+        assert_eq!(
+            Name::parse(&"a".repeat(101)).unwrap_err(),
+            "Name must be at most 100 characters."
+        );
+    }
+
+    #[test]
+    fn patches_keep_clear_or_set() {
+        assert_eq!(Patch::<u8>::Keep.apply(Some(1)), Some(1));
+        assert_eq!(Patch::<u8>::Clear.apply(Some(1)), None);
+        assert_eq!(Patch::Set(2).apply(Some(1)), Some(2));
+    }
+}

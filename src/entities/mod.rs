@@ -1,0 +1,5 @@
+//! sea-orm entities, one per table. Only `services` uses them; nothing here leaves that layer
+//! (output types are separate structs, so `password_hash` has no road out).
+
+pub mod profile;
+pub mod user;

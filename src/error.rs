@@ -1,0 +1,276 @@
+//! One error type for the whole service and one code table that renders it twice: as a GraphQL
+//! error with `extensions.code` (and `extensions.errors` / `extensions.retryAfter`), and, in the
+//! REST layer, as an HTTP status with a `{"detail": …}` body.
+//!
+//! `AppError` deliberately does not implement `Display`: async-graphql converts any `Display`
+//! error with `?` and silently drops its extensions. Our explicit `From<AppError>` is the only
+//! road into a GraphQL error, so `?` in a resolver keeps the code.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use sea_orm::{DbErr, RuntimeErr};
+use serde::{Deserialize, Serialize};
+
+pub const NOT_AUTHENTICATED: &str = "Not authenticated";
+pub const BAD_CREDENTIALS: &str = "Incorrect email or password";
+pub const INTERNAL: &str = "Internal server error";
+pub const UNAVAILABLE: &str = "Service unavailable";
+pub const RATE_LIMITED: &str = "Too many attempts; try again later";
+
+/// One invalid input field, reported in `errors` on REST and `extensions.errors` on GraphQL.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// What went wrong, as the client may learn it. `Internal` keeps its cause for the log only.
+#[derive(Debug)]
+pub enum AppError {
+    /// Input failed validation; never empty, the first entry becomes `detail`.
+    Validation(Vec<FieldError>),
+    Unauthenticated(&'static str),
+    Forbidden(&'static str),
+    NotFound(&'static str),
+    Conflict(&'static str),
+    PayloadTooLarge(String),
+    RateLimited { retry_after_secs: u64 },
+    /// The database (or another required backend) cannot be reached.
+    Unavailable(Arc<anyhow::Error>),
+    Internal(Arc<anyhow::Error>),
+}
+
+/// The code table (SPEC §5): each code's GraphQL name and HTTP status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    BadUserInput,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    Conflict,
+    PayloadTooLarge,
+    RateLimited,
+    ServiceUnavailable,
+    InternalServerError,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 9] = [
+        Self::BadUserInput,
+        Self::Unauthenticated,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::Conflict,
+        Self::PayloadTooLarge,
+        Self::RateLimited,
+        Self::ServiceUnavailable,
+        Self::InternalServerError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadUserInput => "BAD_USER_INPUT",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::NotFound => "NOT_FOUND",
+            Self::Conflict => "CONFLICT",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            Self::InternalServerError => "INTERNAL_SERVER_ERROR",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::BadUserInput => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InternalServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == code)
+    }
+}
+
+impl AppError {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(Arc::new(cause.into()))
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Validation(_) => ErrorCode::BadUserInput,
+            Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            Self::Internal(_) => ErrorCode::InternalServerError,
+        }
+    }
+
+    /// The message the client sees (`detail` on REST, `message` on GraphQL).
+    pub fn message(&self) -> String {
+        match self {
+            Self::Validation(errors) => errors
+                .first()
+                .map_or_else(|| "Invalid input".to_owned(), |e| e.message.clone()),
+            Self::Unauthenticated(m)
+            | Self::Forbidden(m)
+            | Self::NotFound(m)
+            | Self::Conflict(m) => (*m).to_owned(),
+            Self::PayloadTooLarge(m) => m.clone(),
+            Self::RateLimited { .. } => RATE_LIMITED.to_owned(),
+            Self::Unavailable(_) => UNAVAILABLE.to_owned(),
+            Self::Internal(_) => INTERNAL.to_owned(),
+        }
+    }
+
+    /// Writes the hidden cause of a server-side failure to the log (with the request's span).
+    fn log(&self) {
+        match self {
+            Self::Internal(cause) => tracing::error!(error = format!("{cause:#}"), "internal error"),
+            Self::Unavailable(cause) => {
+                tracing::warn!(error = format!("{cause:#}"), "backend unavailable")
+            }
+            _ => {}
+        }
+    }
+}
+
+impl From<DbErr> for AppError {
+    fn from(err: DbErr) -> Self {
+        if is_unavailable(&err) {
+            Self::Unavailable(Arc::new(err.into()))
+        } else {
+            Self::internal(err)
+        }
+    }
+}
+
+/// Is this a failure to reach the database (rather than a bug in a query)?
+fn is_unavailable(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    match err {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => match e.as_ref() {
+            Sqlx::Io(_)
+            | Sqlx::Tls(_)
+            | Sqlx::Protocol(_)
+            | Sqlx::PoolTimedOut
+            | Sqlx::PoolClosed
+            | Sqlx::WorkerCrashed => true,
+            // PostgreSQL: class 08 (connection exception) and 57P0x (server shutting down).
+            Sqlx::Database(db) => db
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")),
+            _ => false,
+        },
+        DbErr::Conn(_) => true,
+        _ => false,
+    }
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(err: AppError) -> Self {
+        err.log();
+        let mut gql = async_graphql::Error::new(err.message());
+        let mut ext = async_graphql::ErrorExtensionValues::default();
+        ext.set("code", err.code().as_str());
+        match &err {
+            AppError::Validation(errors) => {
+                let list = errors
+                    .iter()
+                    .map(|e| {
+                        let mut m = async_graphql::indexmap::IndexMap::new();
+                        m.insert(
+                            async_graphql::Name::new("field"),
+                            async_graphql::Value::from(e.field.as_str()),
+                        );
+                        m.insert(
+                            async_graphql::Name::new("message"),
+                            async_graphql::Value::from(e.message.as_str()),
+                        );
+                        async_graphql::Value::Object(m)
+                    })
+                    .collect::<Vec<_>>();
+                ext.set("errors", async_graphql::Value::List(list));
+            }
+            AppError::RateLimited { retry_after_secs } => ext.set("retryAfter", *retry_after_secs),
+            _ => {}
+        }
+        gql.extensions = Some(ext);
+        gql
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_round_trips_through_its_name() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
+        }
+        assert_eq!(ErrorCode::parse("SOMETHING_ELSE"), None);
+    }
+
+    #[test]
+    fn graphql_errors_carry_the_code_and_field_list() {
+        let err: async_graphql::Error = AppError::Validation(vec![
+            FieldError::new("email", "Invalid email format."),
+            FieldError::new("password", "Password must be at least 8 characters long."),
+        ])
+        .into();
+        assert_eq!(err.message, "Invalid email format.");
+        let ext = err.extensions.expect("extensions");
+        assert_eq!(
+            ext.get("code"),
+            Some(&async_graphql::Value::from("BAD_USER_INPUT"))
+        );
+        let errors = ext.get("errors").expect("errors").clone().into_json().unwrap();
+        assert_eq!(errors[1]["field"], "password");
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let err = AppError::internal(anyhow::anyhow!("SELECT secret FROM somewhere failed"));
+        assert_eq!(err.message(), INTERNAL);
+        let gql: async_graphql::Error = err.into();
+        assert_eq!(gql.message, INTERNAL);
+    }
+
+    #[test]
+    fn pool_timeouts_are_unavailable_not_internal() {
+        let err: AppError = DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout).into();
+        assert_eq!(err.code(), ErrorCode::ServiceUnavailable);
+        assert_eq!(err.code().status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+}

@@ -1,0 +1,185 @@
+//! `/graphql` over HTTP, with the checks async-graphql's own integration leaves out:
+//!
+//! - POST only as `application/json` (or `multipart/form-data` for uploads); anything else is
+//!   415, so a cross-site HTML form cannot reach a mutation;
+//! - GET runs queries only: a mutation sent by GET is 405 and nothing executes;
+//! - the body limit applies (`DefaultBodyLimit` on the router), over it → 413;
+//! - at most [`MAX_BATCH`] operations in one batch.
+
+use async_graphql::{
+    BatchRequest, ServerError,
+    http::{GraphiQLSource, parse_query_string},
+    parser::types::{DocumentOperations, ExecutableDocument, OperationType},
+};
+use axum::{
+    body::Bytes,
+    extract::{State, rejection::BytesRejection},
+    http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
+    response::{Html, IntoResponse, Response},
+};
+
+use super::MAX_BATCH;
+use crate::{
+    auth::Actor,
+    error::{AppError, ErrorCode},
+    rest::has_media_type,
+    startup::AppState,
+};
+
+/// `GET /graphql`: GraphiQL for a browser, or a query from the query string.
+pub async fn graphql_get(State(state): State<AppState>, actor: Actor, uri: Uri) -> Response {
+    let Some(query) = uri.query().filter(|q| has_query_param(q)) else {
+        return graphiql().await.into_response();
+    };
+    let mut request = match parse_query_string(query) {
+        Ok(request) => request,
+        Err(e) => return error(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, &e.to_string()),
+    };
+    // A document that does not parse is reported by the executor as usual.
+    let operation_name = request.operation_name.clone();
+    if let Ok(doc) = request.parsed_query() {
+        if runs_mutation(doc, operation_name.as_deref()) {
+            let mut response = error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorCode::BadUserInput,
+                "Mutations must be sent with POST",
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return response;
+        }
+    }
+    json(&state.schema.execute(request.data(actor)).await)
+}
+
+/// `POST /graphql` with a JSON body (a single request or a batch).
+pub async fn graphql_post(
+    State(state): State<AppState>,
+    actor: Actor,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    if !has_media_type(&headers, "application/json") {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::BadUserInput,
+            "Content-Type must be application/json",
+        );
+    }
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::PayloadTooLarge,
+                "Request body too large",
+            );
+        }
+        Err(rejection) => {
+            return error(rejection.status(), ErrorCode::BadUserInput, &rejection.body_text());
+        }
+    };
+    let batch: BatchRequest = match serde_json::from_slice(&body) {
+        Ok(batch) => batch,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadUserInput,
+                &format!("Invalid GraphQL request: {e}"),
+            );
+        }
+    };
+    if let BatchRequest::Batch(requests) = &batch {
+        if requests.len() > MAX_BATCH {
+            return error(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadUserInput,
+                &format!("A batch may hold at most {MAX_BATCH} operations"),
+            );
+        }
+    }
+    json(&state.schema.execute_batch(batch.data(actor)).await)
+}
+
+/// The GraphiQL page.
+pub async fn graphiql() -> Html<String> {
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .title("nta-user-svc GraphiQL")
+            .finish(),
+    )
+}
+
+fn has_query_param(query: &str) -> bool {
+    query
+        .split('&')
+        .any(|pair| pair.split('=').next() == Some("query"))
+}
+
+/// Would executing this document run a mutation? When the operation to run cannot be told
+/// (several, none named), any mutation in the document counts.
+fn runs_mutation(doc: &ExecutableDocument, operation_name: Option<&str>) -> bool {
+    let is_mutation = |ty: OperationType| ty == OperationType::Mutation;
+    match (&doc.operations, operation_name) {
+        (DocumentOperations::Single(op), _) => is_mutation(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops
+            .iter()
+            .find(|(n, _)| n.as_str() == name)
+            .is_some_and(|(_, op)| is_mutation(op.node.ty)),
+        (DocumentOperations::Multiple(ops), None) => ops.values().any(|op| is_mutation(op.node.ty)),
+    }
+}
+
+fn json(body: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => {
+            let err: async_graphql::Error = AppError::internal(e).into();
+            let (code, message) = (ErrorCode::InternalServerError, err.message);
+            error(StatusCode::INTERNAL_SERVER_ERROR, code, &message)
+        }
+    }
+}
+
+/// A request refused before execution, in the GraphQL response shape.
+fn error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+    let mut err = ServerError::new(message, None);
+    let mut ext = async_graphql::ErrorExtensionValues::default();
+    ext.set("code", code.as_str());
+    err.extensions = Some(ext);
+    let mut response = json(&async_graphql::Response::from_errors(vec![err]));
+    *response.status_mut() = status;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(source: &str) -> ExecutableDocument {
+        async_graphql::parser::parse_query(source).unwrap()
+    }
+
+    #[test]
+    fn mutations_are_recognised_whichever_operation_runs() {
+        assert!(runs_mutation(&doc("mutation { login }"), None));
+        assert!(!runs_mutation(&doc("{ me { id } }"), None));
+        let both = doc("query A { me { id } } mutation B { x }");
+        assert!(!runs_mutation(&both, Some("A")));
+        assert!(runs_mutation(&both, Some("B")));
+        assert!(runs_mutation(&both, None));
+    }
+
+    #[test]
+    fn only_a_query_parameter_named_query_counts() {
+        assert!(has_query_param("query=%7Bme%7D"));
+        assert!(has_query_param("a=1&query="));
+        assert!(!has_query_param("querystring=1"));
+    }
+}

@@ -1,0 +1,65 @@
+//! The GraphQL API: one schema for GraphQL clients and for the REST layer alike.
+//!
+//! Resolvers are thin: they read the [`Actor`](crate::auth::Actor) and the
+//! [`Services`](crate::services::Services) from the context, convert their input into
+//! [`domain`](crate::domain) types, call one service and wrap the result in an output type.
+
+mod guard;
+mod http;
+mod mutation;
+mod query;
+mod types;
+
+use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+
+pub use http::{graphql_get, graphql_post};
+pub use mutation::MutationRoot;
+pub use query::QueryRoot;
+
+use crate::{auth::Actor, services::Services};
+
+pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// Deepest selection allowed. GraphiQL's introspection query nests about 15 levels.
+pub const MAX_DEPTH: usize = 20;
+/// Largest total field count (complexity) of one operation; introspection needs about 230.
+pub const MAX_COMPLEXITY: usize = 500;
+/// Most operations accepted in one batched request.
+pub const MAX_BATCH: usize = 10;
+
+/// The schema with its limits, before any runtime data is attached.
+fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+}
+
+/// The schema that serves requests.
+pub fn build_schema(services: Services) -> AppSchema {
+    builder().data(services).finish()
+}
+
+/// The SDL that `schema.graphql` holds (`nta-user-svc export-schema`).
+pub fn sdl() -> String {
+    builder().finish().sdl()
+}
+
+/// The services and the caller, as every resolver needs them.
+fn context<'a>(ctx: &async_graphql::Context<'a>) -> (&'a Services, Actor) {
+    (
+        ctx.data_unchecked::<Services>(),
+        ctx.data_opt::<Actor>().copied().unwrap_or(Actor::Anonymous),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn committed_schema_matches_the_code() {
+        let committed = include_str!("../../schema.graphql");
+        assert!(
+            committed == super::sdl(),
+            "schema.graphql is out of date: run `cargo run -- export-schema > schema.graphql`"
+        );
+    }
+}

@@ -1,0 +1,41 @@
+//! nta-user-svc: accounts, login (JWT), profiles and profile photos, served as a GraphQL API
+//! with a REST compatibility layer.
+//!
+//! A request travels through the modules in this order:
+//!
+//! 1. [`startup`] builds the axum router: tracing with request ids, security headers, body
+//!    limits, and the routes below.
+//! 2. [`graphql`] serves `/graphql`. It turns the `Authorization` header into an
+//!    [`auth::Actor`] and executes the document against the one schema. [`rest`] serves the
+//!    documented REST paths by running a fixed GraphQL operation against that same schema,
+//!    then mapping the result and `extensions.code` to the documented JSON and HTTP status.
+//! 3. Resolvers convert their input into [`domain`] types (validated once) and call one
+//!    function of [`services`], where every rule lives and the only code that touches the
+//!    [`entities`].
+//! 4. [`error::AppError`] carries failures back up; one code table renders it both as a
+//!    GraphQL error and as an HTTP status.
+
+/// Password hashing on a bounded blocking pool, JWT issue/verify, the request's `Actor`.
+pub mod auth;
+/// The command line: `serve`, `migrate`, `export-schema`.
+pub mod cli;
+/// Typed configuration, read once from the environment (and `.env`).
+pub mod config;
+/// Connecting to SQLite or PostgreSQL, and write transactions that lock up front.
+pub mod db;
+/// Validated input types: an `Email` or a `Password` that exists is a valid one.
+pub mod domain;
+/// sea-orm entities; only the service layer uses them.
+pub mod entities;
+/// The error enum and its code table (HTTP status, GraphQL `extensions.code`).
+pub mod error;
+/// The GraphQL schema, its resolvers and the `/graphql` endpoint.
+pub mod graphql;
+/// The REST compatibility layer: each documented path runs a named GraphQL operation.
+pub mod rest;
+/// The rules: accounts and profiles. The only module that touches entities.
+pub mod services;
+/// The application: state, router, listener and graceful shutdown.
+pub mod startup;
+/// Logging: pretty or JSON lines, each carrying the request id.
+pub mod telemetry;

@@ -1,0 +1,184 @@
+//! Reading REST bodies and writing REST errors.
+//!
+//! The original service's answers, kept: a body that is not JSON → 415, JSON that does not
+//! parse → 400, JSON of the wrong type for a field → 422 with a `detail` array. Every other
+//! error is `{"detail": "<message>"}` (plus `errors` for validation) with the status of its
+//! code.
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{FromRef, FromRequest, FromRequestParts, Request},
+    http::request::Parts,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::{
+    auth::Actor,
+    error::{AppError, ErrorCode, FieldError},
+    services::Services,
+};
+
+/// A REST error response: status, `detail`, and the headers its code calls for.
+pub struct Problem {
+    code: ErrorCode,
+    body: Value,
+    retry_after: Option<u64>,
+}
+
+impl Problem {
+    pub fn new(code: ErrorCode, detail: &str) -> Self {
+        Self {
+            code,
+            body: json!({ "detail": detail }),
+            retry_after: None,
+        }
+    }
+
+    pub fn with_errors(mut self, errors: Value) -> Self {
+        self.body["errors"] = errors;
+        self
+    }
+
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut response = (self.code.status(), Json(self.body)).into_response();
+        let headers = response.headers_mut();
+        if self.code == ErrorCode::Unauthenticated {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<AppError> for Problem {
+    fn from(err: AppError) -> Self {
+        let problem = Problem::new(err.code(), &err.message());
+        match err {
+            AppError::Validation(errors) => problem.with_errors(json!(errors)),
+            AppError::RateLimited { retry_after_secs } => problem.with_retry_after(retry_after_secs),
+            _ => problem,
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        Problem::from(self).into_response()
+    }
+}
+
+/// A JSON request body of type `T`, refused the way the original service refused it.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !has_media_type(req.headers(), "application/json") {
+            return Err(Problem::new(
+                ErrorCode::BadUserInput,
+                "Content-Type must be application/json",
+            )
+            .into_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::new(ErrorCode::PayloadTooLarge, "Request body too large").into_response()
+            } else {
+                Problem::new(ErrorCode::BadUserInput, "Could not read the request body")
+                    .into_response()
+            }
+        })?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            AppError::Validation(vec![FieldError::new("body", format!("Invalid JSON: {e}"))])
+                .into_response()
+        })?;
+        serde_path_to_error::deserialize(value)
+            .map(JsonBody)
+            .map_err(|e| unprocessable(&e))
+    }
+}
+
+impl Problem {
+    /// The same body under another status (415 has no code of its own).
+    fn into_status(self, status: StatusCode) -> Response {
+        let mut response = self.into_response();
+        *response.status_mut() = status;
+        response
+    }
+}
+
+/// 422 in FastAPI's shape: `{"detail": [{"loc": ["body", …], "msg": …, "type": …}]}`.
+/// The offending value is not echoed: it may be a password.
+fn unprocessable(err: &serde_path_to_error::Error<serde_json::Error>) -> Response {
+    let mut loc = vec![Value::from("body")];
+    loc.extend(
+        err.path()
+            .iter()
+            .filter_map(|segment| match segment {
+                serde_path_to_error::Segment::Map { key } => Some(Value::from(key.as_str())),
+                serde_path_to_error::Segment::Seq { index } => Some(Value::from(*index)),
+                _ => None,
+            }),
+    );
+    let msg = err.inner().to_string();
+    let msg = msg.split(" at line ").next().unwrap_or_default();
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(json!({ "detail": [{ "loc": loc, "msg": msg, "type": "type_error" }] })),
+    )
+        .into_response()
+}
+
+/// Does the request's `Content-Type` name this media type (parameters aside)?
+pub fn has_media_type(headers: &HeaderMap, media_type: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case(media_type))
+}
+
+/// Rejects the fields of an update body that the operation does not know.
+pub fn reject_unknown_fields(other: &serde_json::Map<String, Value>) -> Result<(), Response> {
+    if other.is_empty() {
+        return Ok(());
+    }
+    let errors = other
+        .keys()
+        .map(|key| FieldError::new(key, format!("Unknown field '{key}'.")))
+        .collect();
+    Err(AppError::Validation(errors).into_response())
+}
+
+/// The caller of a path that needs a token. Checked before the body is read, so a request
+/// without a valid token is a 401 whatever its body holds.
+pub struct Authenticated(pub Actor);
+
+impl<S: Send + Sync> FromRequestParts<S> for Authenticated
+where
+    Services: FromRef<S>,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Ok(actor) = Actor::from_request_parts(parts, state).await;
+        match actor.user_id() {
+            Ok(_) => Ok(Self(actor)),
+            Err(err) => Err(err.into_response()),
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Runs a REST path's GraphQL operation and maps the GraphQL response to the REST one.
+
+use async_graphql::{ServerError, Variables};
+use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde_json::Value;
+
+use super::{Problem, operations::Operation};
+use crate::{
+    auth::Actor,
+    error::{ErrorCode, INTERNAL},
+    startup::AppState,
+};
+
+/// Executes `op` as `actor` with `variables`; on success answers `status` with `data.result`.
+pub async fn forward(
+    state: &AppState,
+    op: &Operation,
+    actor: Actor,
+    variables: Value,
+    status: StatusCode,
+) -> Response {
+    let request = op
+        .request()
+        .variables(Variables::from_json(variables))
+        .data(actor);
+    let mut response = state.schema.execute(request).await;
+    if let Some(error) = response.errors.first() {
+        return problem(error).into_response();
+    }
+    if status == StatusCode::NO_CONTENT {
+        return status.into_response();
+    }
+    let result = match std::mem::take(&mut response.data) {
+        async_graphql::Value::Object(mut data) => data.shift_remove("result"),
+        _ => None,
+    };
+    match result.map(|value| value.into_json()) {
+        Some(Ok(body)) => (status, Json(body)).into_response(),
+        _ => {
+            tracing::error!("REST operation returned no `result`");
+            Problem::new(ErrorCode::InternalServerError, INTERNAL).into_response()
+        }
+    }
+}
+
+/// The REST error for a GraphQL error: its code picks the status; a code-less error is a
+/// bug (the REST operations are fixed and valid), so it is logged and answered as a 500.
+fn problem(error: &ServerError) -> Problem {
+    let extension = |name: &str| error.extensions.as_ref().and_then(|ext| ext.get(name));
+    let code = extension("code").and_then(|code| match code {
+        async_graphql::Value::String(code) => ErrorCode::parse(code),
+        _ => None,
+    });
+    let Some(code) = code else {
+        tracing::error!(error = %error.message, "REST operation failed without an error code");
+        return Problem::new(ErrorCode::InternalServerError, INTERNAL);
+    };
+    let mut problem = Problem::new(code, &error.message);
+    if let Some(Ok(errors)) = extension("errors").map(|e| e.clone().into_json()) {
+        problem = problem.with_errors(errors);
+    }
+    if let Some(async_graphql::Value::Number(secs)) = extension("retryAfter") {
+        problem = problem.with_retry_after(secs.as_u64().unwrap_or(1));
+    }
+    problem
+}

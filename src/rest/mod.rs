@@ -1,0 +1,33 @@
+//! The REST compatibility layer: every documented path of the original service.
+//!
+//! A handler holds no rule. It reads the request into a typed body (so JSON of the wrong type
+//! is a 422 and unknown fields of an update a 400, as the original answered), runs its fixed
+//! GraphQL operation from [`operations`] against the one schema with the caller's
+//! [`Actor`](crate::auth::Actor), and [`forward`] maps the result: aliases in the operation
+//! give the snake_case keys, and `extensions.code` gives the HTTP status.
+
+mod accounts;
+mod body;
+mod forward;
+mod operations;
+
+use axum::{
+    Router,
+    routing::{get, post},
+};
+
+pub use body::{Authenticated, JsonBody, Problem, has_media_type};
+pub use operations::Operations;
+
+use crate::startup::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/auth/register", post(accounts::register))
+        .route("/api/users/register", post(accounts::register))
+        .route("/api/auth/login", post(accounts::login))
+        .route(
+            "/api/users/profile",
+            get(accounts::get_account).put(accounts::update_account),
+        )
+}

@@ -1,0 +1,57 @@
+//! The service layer: every rule of the contract, and the only code that touches entities.
+//!
+//! Services take an [`Actor`](crate::auth::Actor) and validated [`domain`](crate::domain)
+//! values, make the access decisions themselves, and return plain output structs (never
+//! entities). Database failures become [`AppError`]s here: a unique-key violation is a
+//! `Conflict`, a missing row a `NotFound`, an unreachable database `Unavailable`.
+
+mod accounts;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::{DatabaseConnection, DbErr, SqlErr};
+
+pub use accounts::{Account, AccessToken};
+
+use crate::{
+    auth::{JwtKeys, PasswordHasher},
+    error::AppError,
+};
+
+/// Everything the rules need: the database, the hasher and the token keys. Cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    db: DatabaseConnection,
+    hasher: PasswordHasher,
+    jwt: Arc<JwtKeys>,
+}
+
+impl Services {
+    pub fn new(db: DatabaseConnection, hasher: PasswordHasher, jwt: Arc<JwtKeys>) -> Self {
+        Self { db, hasher, jwt }
+    }
+
+    pub fn jwt(&self) -> &JwtKeys {
+        &self.jwt
+    }
+
+    /// Is the database answering? For `/readyz`.
+    pub async fn ready(&self) -> bool {
+        self.db.ping().await.is_ok()
+    }
+}
+
+/// Now, at the microsecond precision both SQLite and PostgreSQL keep, so a value reads back
+/// exactly as it was written.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// Turns a unique-key violation into `conflict`, anything else into the usual mapping.
+fn unique_violation_as(conflict: AppError) -> impl FnOnce(DbErr) -> AppError {
+    move |err| match err.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => conflict,
+        _ => err.into(),
+    }
+}

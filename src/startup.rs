@@ -1,0 +1,233 @@
+//! The application: connect and migrate the database, build the state and the router, bind
+//! the listener, and serve until a shutdown signal, letting in-flight requests finish.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use axum::{
+    Json, Router,
+    extract::{DefaultBodyLimit, FromRef, State},
+    http::{HeaderName, HeaderValue, Request, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    set_header::SetResponseHeaderLayer,
+    trace::TraceLayer,
+};
+use tracing::Span;
+
+use crate::{
+    auth::{JwtKeys, PasswordHasher},
+    config::Config,
+    db,
+    error::{ErrorCode, UNAVAILABLE},
+    graphql::{self, AppSchema},
+    rest::{self, Operations, Problem},
+    services::Services,
+};
+
+/// Largest JSON body accepted on any route (uploads have their own limit).
+pub const MAX_JSON_BODY: usize = 1024 * 1024;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub schema: AppSchema,
+    pub services: Services,
+    pub operations: Arc<Operations>,
+}
+
+impl FromRef<AppState> for Services {
+    fn from_ref(state: &AppState) -> Self {
+        state.services.clone()
+    }
+}
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        Self {
+            schema: graphql::build_schema(services.clone()),
+            services,
+            operations: Arc::new(Operations::new()),
+        }
+    }
+}
+
+/// A bound, ready-to-serve application.
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl App {
+    /// Connects (and migrates) the database and binds `HOST:PORT` (port 0 picks a free one).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        if config.jwt.secret_generated {
+            tracing::warn!(
+                "JWT_SECRET is not set: using a random secret, so tokens stop working when \
+                 this process exits and are not accepted by other replicas"
+            );
+        }
+        if config.bcrypt_cost < 10 {
+            tracing::warn!(cost = config.bcrypt_cost, "BCRYPT_COST below 10 is weak for production");
+        }
+        let db = db::connect(&config.database)
+            .await
+            .context("cannot connect to the database")?;
+        db::migrate(&db).await.context("cannot apply migrations")?;
+
+        let services = Services::new(
+            db,
+            PasswordHasher::new(config.bcrypt_cost),
+            Arc::new(JwtKeys::new(&config.jwt)),
+        );
+        let router = router(AppState::new(services), &config);
+        let address = SocketAddr::new(config.host, config.port);
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address}"))?;
+        Ok(Self { listener, router })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map_or(0, |a| a.port())
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and lets open requests finish.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        tracing::info!(address = %self.listener.local_addr()?, "listening");
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+    }
+}
+
+/// The whole HTTP surface. A plain function so tests can build it around their own state.
+pub fn router(state: AppState, config: &Config) -> Router {
+    let x_request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/graphql", get(graphql::graphql_get).post(graphql::graphql_post))
+        .merge(rest::router())
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(cors(&config.cors_origins))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<_>| {
+                    let request_id = request
+                        .extensions()
+                        .get::<RequestId>()
+                        .and_then(|id| id.header_value().to_str().ok())
+                        .unwrap_or_default();
+                    // The path only: query strings may carry GraphQL variables.
+                    tracing::info_span!(
+                        "request",
+                        request_id = %request_id,
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                    )
+                })
+                .on_request(())
+                .on_response(|response: &Response, latency: Duration, _: &Span| {
+                    tracing::info!(
+                        status = response.status().as_u16(),
+                        latency_ms = latency.as_secs_f64() * 1000.0,
+                        "response"
+                    );
+                })
+                .on_failure(()),
+        )
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+}
+
+/// CORS for the configured origins only; with none configured, no CORS headers at all.
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if origins.is_empty() {
+        return CorsLayer::new();
+    }
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([
+            axum::http::Method::GET,
+            axum::http::Method::POST,
+            axum::http::Method::PUT,
+            axum::http::Method::DELETE,
+        ])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(600))
+}
+
+/// Liveness: the process answers.
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Readiness: the database answers too.
+async fn readyz(State(services): State<Services>) -> Response {
+    if services.ready().await {
+        Json(json!({ "status": "ready" })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "detail": UNAVAILABLE })),
+        )
+            .into_response()
+    }
+}
+
+async fn not_found() -> Response {
+    Problem::new(ErrorCode::NotFound, "Not Found").into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({ "detail": "Method Not Allowed" })),
+    )
+        .into_response()
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received: finishing in-flight requests");
+}
