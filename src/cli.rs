@@ -6,7 +6,11 @@ use migration::{Migrator, MigratorTrait};
 use crate::{config::Config, db, graphql, startup};
 
 #[derive(Parser)]
-#[command(name = "nta-user-svc", version, about = "User accounts, login, profiles and photos over GraphQL and REST")]
+#[command(
+    name = "nta-user-svc",
+    version,
+    about = "User accounts, login, profiles and photos over GraphQL and REST"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

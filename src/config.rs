@@ -100,7 +100,11 @@ impl Config {
 
     /// Builds the configuration from any key → value lookup (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |key: &str| lookup(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |key: &str| {
+            lookup(key)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let parse = |key: &str, default: &str| -> Result<String, ConfigError> {
             Ok(get(key).unwrap_or_else(|| default.to_owned()))
         };

@@ -28,11 +28,11 @@ pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbEr
         .connect_timeout(config.acquire_timeout)
         .sqlx_logging(false);
     if is_sqlite(url) {
-        if let Some(dir) = sqlite_file(url).and_then(Path::parent) {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", dir.display())))?;
-            }
+        if let Some(dir) = sqlite_file(url).and_then(Path::parent)
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", dir.display())))?;
         }
         options
             .max_connections(config.max_connections.unwrap_or(8))
@@ -68,7 +68,9 @@ fn is_sqlite(url: &str) -> bool {
 
 /// The file behind a `sqlite://path?…` URL, or `None` for an in-memory database.
 fn sqlite_file(url: &str) -> Option<&Path> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or_default();
     (!path.is_empty() && !path.starts_with(":memory:")).then(|| Path::new(path))
 }
@@ -83,7 +85,10 @@ mod tests {
             sqlite_file("sqlite://data/app.db?mode=rwc"),
             Some(Path::new("data/app.db"))
         );
-        assert_eq!(sqlite_file("sqlite:///tmp/x.db"), Some(Path::new("/tmp/x.db")));
+        assert_eq!(
+            sqlite_file("sqlite:///tmp/x.db"),
+            Some(Path::new("/tmp/x.db"))
+        );
         assert_eq!(sqlite_file("sqlite::memory:"), None);
         assert_eq!(sqlite_file("postgres://localhost/test"), None);
     }

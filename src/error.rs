@@ -44,7 +44,9 @@ pub enum AppError {
     NotFound(&'static str),
     Conflict(&'static str),
     PayloadTooLarge(String),
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        retry_after_secs: u64,
+    },
     /// The database (or another required backend) cannot be reached.
     Unavailable(Arc<anyhow::Error>),
     Internal(Arc<anyhow::Error>),
@@ -153,7 +155,9 @@ impl AppError {
     /// Writes the hidden cause of a server-side failure to the log (with the request's span).
     fn log(&self) {
         match self {
-            Self::Internal(cause) => tracing::error!(error = format!("{cause:#}"), "internal error"),
+            Self::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "internal error")
+            }
             Self::Unavailable(cause) => {
                 tracing::warn!(error = format!("{cause:#}"), "backend unavailable")
             }
@@ -255,7 +259,12 @@ mod tests {
             ext.get("code"),
             Some(&async_graphql::Value::from("BAD_USER_INPUT"))
         );
-        let errors = ext.get("errors").expect("errors").clone().into_json().unwrap();
+        let errors = ext
+            .get("errors")
+            .expect("errors")
+            .clone()
+            .into_json()
+            .unwrap();
         assert_eq!(errors[1]["field"], "password");
     }
 
@@ -269,7 +278,8 @@ mod tests {
 
     #[test]
     fn pool_timeouts_are_unavailable_not_internal() {
-        let err: AppError = DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout).into();
+        let err: AppError =
+            DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout).into();
         assert_eq!(err.code(), ErrorCode::ServiceUnavailable);
         assert_eq!(err.code().status(), StatusCode::SERVICE_UNAVAILABLE);
     }

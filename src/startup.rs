@@ -74,7 +74,10 @@ impl App {
             );
         }
         if config.bcrypt_cost < 10 {
-            tracing::warn!(cost = config.bcrypt_cost, "BCRYPT_COST below 10 is weak for production");
+            tracing::warn!(
+                cost = config.bcrypt_cost,
+                "BCRYPT_COST below 10 is weak for production"
+            );
         }
         let db = db::connect(&config.database)
             .await
@@ -99,7 +102,10 @@ impl App {
     }
 
     /// Serves until `shutdown` completes, then stops accepting and lets open requests finish.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         tracing::info!(address = %self.listener.local_addr()?, "listening");
         axum::serve(
             self.listener,
@@ -115,7 +121,10 @@ impl App {
 pub fn router(state: AppState, config: &Config) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
     Router::new()
-        .route("/graphql", get(graphql::graphql_get).post(graphql::graphql_post))
+        .route(
+            "/graphql",
+            get(graphql::graphql_get).post(graphql::graphql_post),
+        )
         .merge(rest::router())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

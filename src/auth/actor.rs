@@ -47,7 +47,9 @@ impl Actor {
     pub fn user_id(&self) -> Result<i32, AppError> {
         match self {
             Self::User(id) => Ok(*id),
-            Self::Anonymous | Self::InvalidToken => Err(AppError::Unauthenticated(NOT_AUTHENTICATED)),
+            Self::Anonymous | Self::InvalidToken => {
+                Err(AppError::Unauthenticated(NOT_AUTHENTICATED))
+            }
         }
     }
 }
@@ -59,6 +61,9 @@ where
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self::from_headers(&parts.headers, Services::from_ref(state).jwt()))
+        Ok(Self::from_headers(
+            &parts.headers,
+            Services::from_ref(state).jwt(),
+        ))
     }
 }

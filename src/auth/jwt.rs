@@ -124,7 +124,11 @@ mod tests {
         assert_eq!(k.verify(&forge(&claims, Algorithm::HS256, SECRET)), Some(1));
         assert_eq!(k.verify(&forge(&claims, Algorithm::HS512, SECRET)), None);
         assert_eq!(
-            k.verify(&forge(&claims, Algorithm::HS256, "another-secret-another-secret-xx")),
+            k.verify(&forge(
+                &claims,
+                Algorithm::HS256,
+                "another-secret-another-secret-xx"
+            )),
             None
         );
     }
@@ -149,12 +153,16 @@ mod tests {
     fn expired_and_incomplete_tokens_are_refused() {
         let k = keys(SECRET, Algorithm::HS256);
         let now = Utc::now().timestamp();
-        let expired = serde_json::json!({"sub": "1", "user_id": 1, "iat": now - 300, "exp": now - 120});
+        let expired =
+            serde_json::json!({"sub": "1", "user_id": 1, "iat": now - 300, "exp": now - 120});
         assert_eq!(k.verify(&forge(&expired, Algorithm::HS256, SECRET)), None);
         let no_exp = serde_json::json!({"sub": "1", "user_id": 1, "iat": now});
         assert_eq!(k.verify(&forge(&no_exp, Algorithm::HS256, SECRET)), None);
         let mismatched = serde_json::json!({"sub": "2", "user_id": 1, "iat": now, "exp": now + 60});
-        assert_eq!(k.verify(&forge(&mismatched, Algorithm::HS256, SECRET)), None);
+        assert_eq!(
+            k.verify(&forge(&mismatched, Algorithm::HS256, SECRET)),
+            None
+        );
         assert_eq!(k.verify("not.a.token"), None);
     }
 }

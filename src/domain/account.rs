@@ -18,7 +18,10 @@ impl NewAccount {
         let mut checks = Checks::default();
         let email = checks.check("email", Email::parse(email));
         let password = checks.check("password", Password::parse(password));
-        let name = checks.check("name", name.map(Name::parse).transpose().map(Option::flatten));
+        let name = checks.check(
+            "name",
+            name.map(Name::parse).transpose().map(Option::flatten),
+        );
         checks.finish(|| {
             Some(Self {
                 email: email?,
@@ -115,7 +118,8 @@ mod tests {
 
     #[test]
     fn a_valid_registration_is_normalised() {
-        let a = NewAccount::parse(" Bob@Example.com", "StrongPass123".into(), Some(" Bob ")).unwrap();
+        let a =
+            NewAccount::parse(" Bob@Example.com", "StrongPass123".into(), Some(" Bob ")).unwrap();
         assert_eq!(a.email.as_str(), "bob@example.com");
         assert_eq!(a.name.unwrap().into_inner(), "Bob");
     }

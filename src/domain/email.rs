@@ -16,7 +16,9 @@ impl Email {
             return Err("Email is required.".into());
         }
         if email.chars().count() > MAX_EMAIL_CHARS {
-            return Err(format!("Email must be at most {MAX_EMAIL_CHARS} characters."));
+            return Err(format!(
+                "Email must be at most {MAX_EMAIL_CHARS} characters."
+            ));
         }
         if !email.validate_email() {
             return Err("Invalid email format.".into());
@@ -51,7 +53,10 @@ mod tests {
 
     #[test]
     fn emails_are_trimmed_and_lower_cased() {
-        assert_eq!(Email::parse("  Alice@Example.COM ").unwrap().as_str(), "alice@example.com");
+        assert_eq!(
+            Email::parse("  Alice@Example.COM ").unwrap().as_str(),
+            "alice@example.com"
+        );
     }
 
     #[test]
@@ -59,7 +64,11 @@ mod tests {
         assert_eq!(Email::parse("").unwrap_err(), "Email is required.");
         assert_eq!(Email::parse("   ").unwrap_err(), "Email is required.");
         for bad in ["not-an-email", "a@", "@b.com", "a b@c.com", "a@b@c.com"] {
-            assert_eq!(Email::parse(bad).unwrap_err(), "Invalid email format.", "{bad}");
+            assert_eq!(
+                Email::parse(bad).unwrap_err(),
+                "Invalid email format.",
+                "{bad}"
+            );
         }
         let long = format!("{}@example.com", "a".repeat(250));
         assert!(Email::parse(&long).unwrap_err().contains("at most 254"));

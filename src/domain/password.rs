@@ -47,9 +47,16 @@ mod tests {
             Password::parse("short".into()).unwrap_err(),
             "Password must be at least 8 characters long."
         );
-        assert_eq!(Password::parse(String::new()).unwrap_err(), "Password is required.");
+        assert_eq!(
+            Password::parse(String::new()).unwrap_err(),
+            "Password is required."
+        );
         assert!(Password::parse("x".repeat(72)).is_ok());
-        assert!(Password::parse("x".repeat(73)).unwrap_err().contains("72 bytes"));
+        assert!(
+            Password::parse("x".repeat(73))
+                .unwrap_err()
+                .contains("72 bytes")
+        );
         // 8 characters but 24 bytes: long enough, and within bcrypt's limit.
         assert!(Password::parse("€".repeat(8)).is_ok());
         // 25 characters but 75 bytes: over bcrypt's limit.

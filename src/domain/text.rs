@@ -69,7 +69,10 @@ mod tests {
 
     #[test]
     fn names_are_trimmed_and_limited_to_100_characters() {
-        assert_eq!(Name::parse("  Alice ").unwrap().unwrap().into_inner(), "Alice");
+        assert_eq!(
+            Name::parse("  Alice ").unwrap().unwrap().into_inner(),
+            "Alice"
+        );
         assert_eq!(Name::parse("   ").unwrap(), None);
         assert!(Name::parse(&"é".repeat(100)).unwrap().is_some());
         assert_eq!(

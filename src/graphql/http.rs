@@ -33,22 +33,28 @@ pub async fn graphql_get(State(state): State<AppState>, actor: Actor, uri: Uri) 
     };
     let mut request = match parse_query_string(query) {
         Ok(request) => request,
-        Err(e) => return error(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, &e.to_string()),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadUserInput,
+                &e.to_string(),
+            );
+        }
     };
     // A document that does not parse is reported by the executor as usual.
     let operation_name = request.operation_name.clone();
-    if let Ok(doc) = request.parsed_query() {
-        if runs_mutation(doc, operation_name.as_deref()) {
-            let mut response = error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                ErrorCode::BadUserInput,
-                "Mutations must be sent with POST",
-            );
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("POST"));
-            return response;
-        }
+    if let Ok(doc) = request.parsed_query()
+        && runs_mutation(doc, operation_name.as_deref())
+    {
+        let mut response = error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::BadUserInput,
+            "Mutations must be sent with POST",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
     }
     json(&state.schema.execute(request.data(actor)).await)
 }
@@ -77,7 +83,11 @@ pub async fn graphql_post(
             );
         }
         Err(rejection) => {
-            return error(rejection.status(), ErrorCode::BadUserInput, &rejection.body_text());
+            return error(
+                rejection.status(),
+                ErrorCode::BadUserInput,
+                &rejection.body_text(),
+            );
         }
     };
     let batch: BatchRequest = match serde_json::from_slice(&body) {
@@ -90,14 +100,14 @@ pub async fn graphql_post(
             );
         }
     };
-    if let BatchRequest::Batch(requests) = &batch {
-        if requests.len() > MAX_BATCH {
-            return error(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::BadUserInput,
-                &format!("A batch may hold at most {MAX_BATCH} operations"),
-            );
-        }
+    if let BatchRequest::Batch(requests) = &batch
+        && requests.len() > MAX_BATCH
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadUserInput,
+            &format!("A batch may hold at most {MAX_BATCH} operations"),
+        );
     }
     json(&state.schema.execute_batch(batch.data(actor)).await)
 }
@@ -135,7 +145,10 @@ fn runs_mutation(doc: &ExecutableDocument, operation_name: Option<&str>) -> bool
 fn json(body: &impl serde::Serialize) -> Response {
     match serde_json::to_vec(body) {
         Ok(bytes) => (
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             bytes,
         )
             .into_response(),

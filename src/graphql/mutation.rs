@@ -1,8 +1,8 @@
 use async_graphql::{Context, Object, Result};
 
 use super::{
-    guard::RequireUser,
     context,
+    guard::RequireUser,
     types::{AuthPayload, LoginInput, RegisterInput, UpdateMeInput, User},
 };
 use crate::domain::{AccountPatch, Credentials, NewAccount};

@@ -1,7 +1,6 @@
 use async_graphql::{Context, Object, Result};
 
-use super::{
-    guard::RequireUser,context, types::User};
+use super::{context, guard::RequireUser, types::User};
 
 /// Reads. Every field needs a bearer token.
 pub struct QueryRoot;

@@ -68,22 +68,30 @@ pub async fn register(
         "name": body.name,
     });
     let op = &state.operations.register;
-    forward(&state, op, actor, json!({ "input": input }), StatusCode::CREATED).await
+    forward(
+        &state,
+        op,
+        actor,
+        json!({ "input": input }),
+        StatusCode::CREATED,
+    )
+    .await
 }
 
 /// `POST /api/auth/login`, as JSON or as the OAuth2 password form.
 pub async fn login(State(state): State<AppState>, actor: Actor, request: Request) -> Response {
-    let (email, password) = if has_media_type(request.headers(), "application/x-www-form-urlencoded") {
-        match Form::<LoginForm>::from_request(request, &state).await {
-            Ok(Form(form)) => (form.username, form.password),
-            Err(rejection) => return rejection.into_response(),
-        }
-    } else {
-        match JsonBody::<LoginBody>::from_request(request, &state).await {
-            Ok(JsonBody(body)) => (body.email, body.password),
-            Err(rejection) => return rejection,
-        }
-    };
+    let (email, password) =
+        if has_media_type(request.headers(), "application/x-www-form-urlencoded") {
+            match Form::<LoginForm>::from_request(request, &state).await {
+                Ok(Form(form)) => (form.username, form.password),
+                Err(rejection) => return rejection.into_response(),
+            }
+        } else {
+            match JsonBody::<LoginBody>::from_request(request, &state).await {
+                Ok(JsonBody(body)) => (body.email, body.password),
+                Err(rejection) => return rejection,
+            }
+        };
     let input = json!({
         "email": email.unwrap_or_default(),
         "password": password.unwrap_or_default(),
@@ -107,8 +115,8 @@ pub async fn update_account(
     Authenticated(actor): Authenticated,
     JsonBody(body): JsonBody<UpdateAccountBody>,
 ) -> Response {
-    if let Err(response) = reject_unknown_fields(&body.other) {
-        return response;
+    if let Err(err) = reject_unknown_fields(&body.other) {
+        return err.into_response();
     }
     let op = &state.operations.update_account;
     forward(&state, op, actor, json!({ "input": body }), StatusCode::OK).await

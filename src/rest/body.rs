@@ -68,7 +68,9 @@ impl From<AppError> for Problem {
         let problem = Problem::new(err.code(), &err.message());
         match err {
             AppError::Validation(errors) => problem.with_errors(json!(errors)),
-            AppError::RateLimited { retry_after_secs } => problem.with_retry_after(retry_after_secs),
+            AppError::RateLimited { retry_after_secs } => {
+                problem.with_retry_after(retry_after_secs)
+            }
             _ => problem,
         }
     }
@@ -106,9 +108,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             AppError::Validation(vec![FieldError::new("body", format!("Invalid JSON: {e}"))])
                 .into_response()
         })?;
+        if !value.is_object() {
+            // serde would read a struct from an array too; the contract wants an object.
+            return Err(unprocessable(&[], "Input should be a JSON object"));
+        }
         serde_path_to_error::deserialize(value)
             .map(JsonBody)
-            .map_err(|e| unprocessable(&e))
+            .map_err(|e| type_error(&e))
     }
 }
 
@@ -123,19 +129,23 @@ impl Problem {
 
 /// 422 in FastAPI's shape: `{"detail": [{"loc": ["body", …], "msg": …, "type": …}]}`.
 /// The offending value is not echoed: it may be a password.
-fn unprocessable(err: &serde_path_to_error::Error<serde_json::Error>) -> Response {
-    let mut loc = vec![Value::from("body")];
-    loc.extend(
-        err.path()
-            .iter()
-            .filter_map(|segment| match segment {
-                serde_path_to_error::Segment::Map { key } => Some(Value::from(key.as_str())),
-                serde_path_to_error::Segment::Seq { index } => Some(Value::from(*index)),
-                _ => None,
-            }),
-    );
+fn type_error(err: &serde_path_to_error::Error<serde_json::Error>) -> Response {
+    let path: Vec<Value> = err
+        .path()
+        .iter()
+        .filter_map(|segment| match segment {
+            serde_path_to_error::Segment::Map { key } => Some(Value::from(key.as_str())),
+            serde_path_to_error::Segment::Seq { index } => Some(Value::from(*index)),
+            _ => None,
+        })
+        .collect();
     let msg = err.inner().to_string();
-    let msg = msg.split(" at line ").next().unwrap_or_default();
+    unprocessable(&path, msg.split(" at line ").next().unwrap_or_default())
+}
+
+fn unprocessable(path: &[Value], msg: &str) -> Response {
+    let mut loc = vec![Value::from("body")];
+    loc.extend_from_slice(path);
     (
         StatusCode::UNPROCESSABLE_ENTITY,
         Json(json!({ "detail": [{ "loc": loc, "msg": msg, "type": "type_error" }] })),
@@ -153,7 +163,7 @@ pub fn has_media_type(headers: &HeaderMap, media_type: &str) -> bool {
 }
 
 /// Rejects the fields of an update body that the operation does not know.
-pub fn reject_unknown_fields(other: &serde_json::Map<String, Value>) -> Result<(), Response> {
+pub fn reject_unknown_fields(other: &serde_json::Map<String, Value>) -> Result<(), AppError> {
     if other.is_empty() {
         return Ok(());
     }
@@ -161,7 +171,7 @@ pub fn reject_unknown_fields(other: &serde_json::Map<String, Value>) -> Result<(
         .keys()
         .map(|key| FieldError::new(key, format!("Unknown field '{key}'.")))
         .collect();
-    Err(AppError::Validation(errors).into_response())
+    Err(AppError::Validation(errors))
 }
 
 /// The caller of a path that needs a token. Checked before the body is read, so a request

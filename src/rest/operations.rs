@@ -47,7 +47,9 @@ impl Operations {
                    access_token: accessToken token_type: tokenType expires_in: expiresIn } }"
                     .into(),
             ),
-            account: Operation::parse(format!("query Account {{ result: me {{ {ACCOUNT_FIELDS} }} }}")),
+            account: Operation::parse(format!(
+                "query Account {{ result: me {{ {ACCOUNT_FIELDS} }} }}"
+            )),
             update_account: Operation::parse(format!(
                 "mutation UpdateAccount($input: UpdateMeInput!) {{ \
                    result: updateMe(input: $input) {{ {ACCOUNT_FIELDS} }} }}"

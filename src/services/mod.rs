@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{DatabaseConnection, DbErr, SqlErr};
 
-pub use accounts::{Account, AccessToken};
+pub use accounts::{AccessToken, Account};
 
 use crate::{
     auth::{JwtKeys, PasswordHasher},

@@ -1,0 +1,9 @@
+//! Black-box tests: each starts the real application on port 0 with a fresh database and
+//! drives it over HTTP. Every test runs on SQLite, and on PostgreSQL when
+//! `TEST_DATABASE_URL` is set.
+
+mod helpers;
+
+mod accounts;
+mod graphql;
+mod operations;
