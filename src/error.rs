@@ -35,7 +35,7 @@ impl FieldError {
 }
 
 /// What went wrong, as the client may learn it. `Internal` keeps its cause for the log only.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum AppError {
     /// Input failed validation; never empty, the first entry becomes `detail`.
     Validation(Vec<FieldError>),

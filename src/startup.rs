@@ -22,7 +22,6 @@ use tower_http::{
 use tracing::Span;
 
 use crate::{
-    auth::{JwtKeys, PasswordHasher},
     config::Config,
     db,
     error::{ErrorCode, UNAVAILABLE},
@@ -84,11 +83,7 @@ impl App {
             .context("cannot connect to the database")?;
         db::migrate(&db).await.context("cannot apply migrations")?;
 
-        let services = Services::new(
-            db,
-            PasswordHasher::new(config.bcrypt_cost),
-            Arc::new(JwtKeys::new(&config.jwt)),
-        );
+        let services = Services::new(db, &config);
         let router = router(AppState::new(services), &config);
         let address = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(address)
@@ -125,7 +120,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
             "/graphql",
             get(graphql::graphql_get).post(graphql::graphql_post),
         )
-        .merge(rest::router())
+        .merge(rest::router(config.max_upload_bytes))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)

@@ -4,11 +4,13 @@
 mod account;
 mod email;
 mod password;
+mod profile;
 mod text;
 
 pub use account::{AccountPatch, Credentials, NewAccount};
 pub use email::Email;
 pub use password::{MAX_PASSWORD_BYTES, Password};
+pub use profile::{ProfileFields, ProfilePatch};
 pub use text::{Name, Patch};
 
 use crate::error::{AppError, FieldError};

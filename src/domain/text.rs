@@ -27,6 +27,15 @@ impl<T> Patch<T> {
         matches!(self, Self::Keep)
     }
 
+    /// `None` to leave the value alone, else the new (possibly absent) value.
+    pub fn into_change(self) -> Option<Option<T>> {
+        match self {
+            Self::Keep => None,
+            Self::Clear => Some(None),
+            Self::Set(v) => Some(Some(v)),
+        }
+    }
+
     /// Applies the patch to a nullable column value.
     pub fn apply(self, current: Option<T>) -> Option<T> {
         match self {

@@ -3,18 +3,18 @@
 //! - POST only as `application/json` (or `multipart/form-data` for uploads); anything else is
 //!   415, so a cross-site HTML form cannot reach a mutation;
 //! - GET runs queries only: a mutation sent by GET is 405 and nothing executes;
-//! - the body limit applies (`DefaultBodyLimit` on the router), over it → 413;
+//! - the body limit applies (1 MiB of JSON; the upload limit for multipart), over it → 413;
 //! - at most [`MAX_BATCH`] operations in one batch.
 
 use async_graphql::{
-    BatchRequest, ServerError,
-    http::{GraphiQLSource, parse_query_string},
+    BatchRequest, ParseRequestError, ServerError,
+    http::{GraphiQLSource, MultipartOptions, parse_query_string, receive_batch_body},
     parser::types::{DocumentOperations, ExecutableDocument, OperationType},
 };
 use axum::{
     body::Bytes,
-    extract::{State, rejection::BytesRejection},
-    http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
+    extract::{FromRequest, State},
+    http::{HeaderValue, StatusCode, Uri, header},
     response::{Html, IntoResponse, Response},
 };
 
@@ -23,8 +23,10 @@ use crate::{
     auth::Actor,
     error::{AppError, ErrorCode},
     rest::has_media_type,
-    startup::AppState,
+    startup::{AppState, MAX_JSON_BODY},
 };
+use futures_util::TryStreamExt;
+use tokio_util::compat::TokioAsyncReadCompatExt;
 
 /// `GET /graphql`: GraphiQL for a browser, or a query from the query string.
 pub async fn graphql_get(State(state): State<AppState>, actor: Actor, uri: Uri) -> Response {
@@ -59,46 +61,27 @@ pub async fn graphql_get(State(state): State<AppState>, actor: Actor, uri: Uri) 
     json(&state.schema.execute(request.data(actor)).await)
 }
 
-/// `POST /graphql` with a JSON body (a single request or a batch).
+/// `POST /graphql`: a JSON body (one request or a batch), or a multipart upload.
 pub async fn graphql_post(
     State(state): State<AppState>,
     actor: Actor,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: axum::extract::Request,
 ) -> Response {
-    if !has_media_type(&headers, "application/json") {
+    let headers = request.headers();
+    let batch = if has_media_type(headers, "application/json") {
+        read_json(request, &state).await
+    } else if has_media_type(headers, "multipart/form-data") {
+        read_multipart(request, state.services.max_upload_bytes()).await
+    } else {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::BadUserInput,
-            "Content-Type must be application/json",
+            "Content-Type must be application/json or multipart/form-data",
         );
-    }
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::PayloadTooLarge,
-                "Request body too large",
-            );
-        }
-        Err(rejection) => {
-            return error(
-                rejection.status(),
-                ErrorCode::BadUserInput,
-                &rejection.body_text(),
-            );
-        }
     };
-    let batch: BatchRequest = match serde_json::from_slice(&body) {
+    let batch = match batch {
         Ok(batch) => batch,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::BadUserInput,
-                &format!("Invalid GraphQL request: {e}"),
-            );
-        }
+        Err(response) => return response,
     };
     if let BatchRequest::Batch(requests) = &batch
         && requests.len() > MAX_BATCH
@@ -110,6 +93,81 @@ pub async fn graphql_post(
         );
     }
     json(&state.schema.execute_batch(batch.data(actor)).await)
+}
+
+async fn read_json(
+    request: axum::extract::Request,
+    state: &AppState,
+) -> Result<BatchRequest, Response> {
+    let body = match Bytes::from_request(request, state).await {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(too_large("Request body too large"));
+        }
+        Err(rejection) => {
+            return Err(error(
+                rejection.status(),
+                ErrorCode::BadUserInput,
+                &rejection.body_text(),
+            ));
+        }
+    };
+    serde_json::from_slice(&body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadUserInput,
+            &format!("Invalid GraphQL request: {e}"),
+        )
+    })
+}
+
+/// The GraphQL multipart request spec: `operations`, `map`, then the files. The file is
+/// limited to `max_upload` bytes and the whole body to that plus the JSON limit, both
+/// enforced while the body streams in.
+async fn read_multipart(
+    request: axum::extract::Request,
+    max_upload: usize,
+) -> Result<BatchRequest, Response> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let limit = max_upload + MAX_JSON_BODY;
+    let body = http_body_util::Limited::new(request.into_body(), limit);
+    let stream = http_body_util::BodyDataStream::new(body).map_err(std::io::Error::other);
+    let reader = tokio_util::io::StreamReader::new(stream).compat();
+    let options = MultipartOptions::default()
+        .max_file_size(max_upload)
+        .max_num_files(1);
+    receive_batch_body(content_type, reader, options)
+        .await
+        .map_err(|e| match e {
+            ParseRequestError::PayloadTooLarge => {
+                too_large(&format!("File too large; the limit is {max_upload} bytes."))
+            }
+            ParseRequestError::Io(io) if is_length_limit(&io) => {
+                too_large("Request body too large")
+            }
+            other => error(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadUserInput,
+                &other.to_string(),
+            ),
+        })
+}
+
+fn is_length_limit(err: &std::io::Error) -> bool {
+    err.get_ref()
+        .is_some_and(|inner| inner.is::<http_body_util::LengthLimitError>())
+}
+
+fn too_large(message: &str) -> Response {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::PayloadTooLarge,
+        message,
+    )
 }
 
 /// The GraphiQL page.

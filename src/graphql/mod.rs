@@ -6,13 +6,15 @@
 
 mod guard;
 mod http;
+mod loaders;
 mod mutation;
 mod query;
 mod types;
 
-use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+use async_graphql::{EmptySubscription, Schema, SchemaBuilder, dataloader::DataLoader};
 
 pub use http::{graphql_get, graphql_post};
+use loaders::ProfileLoader;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 
@@ -36,7 +38,9 @@ fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
 
 /// The schema that serves requests.
 pub fn build_schema(services: Services) -> AppSchema {
-    builder().data(services).finish()
+    // Without a cache the loader only batches, so one instance can serve every request.
+    let profiles = DataLoader::new(ProfileLoader(services.clone()), tokio::spawn);
+    builder().data(services).data(profiles).finish()
 }
 
 /// The SDL that `schema.graphql` holds (`nta-user-svc export-schema`).

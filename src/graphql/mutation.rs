@@ -1,11 +1,14 @@
-use async_graphql::{Context, Object, Result};
+use async_graphql::{Context, Object, Result, Upload};
 
 use super::{
     context,
     guard::RequireUser,
-    types::{AuthPayload, LoginInput, RegisterInput, UpdateMeInput, User},
+    types::{AuthPayload, LoginInput, Profile, ProfileInput, RegisterInput, UpdateMeInput, User},
 };
-use crate::domain::{AccountPatch, Credentials, NewAccount};
+use crate::{
+    domain::{AccountPatch, Credentials, NewAccount, ProfilePatch},
+    error::{AppError, FieldError},
+};
 
 /// Changes. `register` and `login` need no token; the rest act on the caller's own data.
 pub struct MutationRoot;
@@ -32,5 +35,55 @@ impl MutationRoot {
         let (services, actor) = context(ctx);
         let patch = AccountPatch::parse(input.email, input.name)?;
         Ok(User(services.update_me(&actor, patch).await?))
+    }
+
+    /// Creates the current account's profile; `CONFLICT` while one exists.
+    #[graphql(guard = "RequireUser")]
+    async fn create_profile(&self, ctx: &Context<'_>, input: ProfileInput) -> Result<Profile> {
+        let (services, actor) = context(ctx);
+        let fields = ProfilePatch::parse(input.into())?;
+        Ok(services.create_profile(&actor, fields).await?.into())
+    }
+
+    /// Changes the given fields of the current account's profile.
+    #[graphql(guard = "RequireUser")]
+    async fn update_profile(&self, ctx: &Context<'_>, input: ProfileInput) -> Result<Profile> {
+        let (services, actor) = context(ctx);
+        let patch = ProfilePatch::parse(input.into())?;
+        Ok(services.update_profile(&actor, patch).await?.into())
+    }
+
+    /// Deletes the current account's profile and its photo.
+    #[graphql(guard = "RequireUser")]
+    async fn delete_profile(&self, ctx: &Context<'_>) -> Result<bool> {
+        let (services, actor) = context(ctx);
+        services.delete_profile(&actor).await?;
+        Ok(true)
+    }
+
+    /// Sets the profile photo (JPEG, PNG or WebP, sent by the GraphQL multipart request
+    /// spec). It is checked by content, re-encoded without metadata, and replaces the old one.
+    #[graphql(guard = "RequireUser")]
+    async fn upload_profile_photo(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The image file.")] file: Upload,
+    ) -> Result<Profile> {
+        let (services, actor) = context(ctx);
+        let upload = file.value(ctx).map_err(|_| {
+            AppError::Validation(vec![FieldError::new("file", "The file is missing.")])
+        })?;
+        Ok(services
+            .set_photo(&actor, upload.content.to_vec())
+            .await?
+            .into())
+    }
+
+    /// Removes the profile photo and its file.
+    #[graphql(guard = "RequireUser")]
+    async fn delete_profile_photo(&self, ctx: &Context<'_>) -> Result<bool> {
+        let (services, actor) = context(ctx);
+        services.delete_photo(&actor).await?;
+        Ok(true)
     }
 }

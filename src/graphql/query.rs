@@ -1,6 +1,10 @@
 use async_graphql::{Context, Object, Result};
 
-use super::{context, guard::RequireUser, types::User};
+use super::{
+    context,
+    guard::RequireUser,
+    types::{Profile, PublicProfile, User},
+};
 
 /// Reads. Every field needs a bearer token.
 pub struct QueryRoot;
@@ -12,5 +16,23 @@ impl QueryRoot {
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
         let (services, actor) = context(ctx);
         Ok(User(services.me(&actor).await?))
+    }
+
+    /// The current account's profile; `NOT_FOUND` after it was deleted.
+    #[graphql(guard = "RequireUser")]
+    async fn my_profile(&self, ctx: &Context<'_>) -> Result<Profile> {
+        let (services, actor) = context(ctx);
+        Ok(services.my_profile(&actor).await?.into())
+    }
+
+    /// Another user's profile, without their email.
+    #[graphql(guard = "RequireUser")]
+    async fn profile(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The owner's account id.")] user_id: i32,
+    ) -> Result<PublicProfile> {
+        let (services, actor) = context(ctx);
+        Ok(services.profile_of(&actor, user_id).await?.into())
     }
 }

@@ -1,10 +1,17 @@
 //! Output and input types of the schema. Outputs wrap the services' structs; inputs are
 //! converted into domain types by the resolvers.
 
-use async_graphql::{InputObject, MaybeUndefined, Object, Scalar, ScalarType, SimpleObject, Value};
+use async_graphql::{
+    Context, InputObject, MaybeUndefined, Object, Result, Scalar, ScalarType, SimpleObject, Value,
+    dataloader::DataLoader,
+};
 use chrono::{SecondsFormat, Utc};
 
-use crate::services::{AccessToken, Account};
+use super::loaders::ProfileLoader;
+use crate::{
+    domain::ProfileFields,
+    services::{AccessToken, Account, ProfileView},
+};
 
 /// A point in time, in UTC, as an RFC 3339 string (`2025-01-01T00:00:00Z`).
 #[derive(Clone, Copy, Debug)]
@@ -58,6 +65,13 @@ impl User {
     async fn updated_at(&self) -> DateTime {
         DateTime(self.0.updated_at)
     }
+
+    /// The account's profile; null after it was deleted. Batched: many users' profiles are
+    /// one query.
+    async fn profile(&self, ctx: &Context<'_>) -> Result<Option<Profile>> {
+        let loader = ctx.data_unchecked::<DataLoader<ProfileLoader>>();
+        Ok(loader.load_one(self.0.id).await?.map(Profile::from))
+    }
 }
 
 /// A bearer token: send it as `Authorization: Bearer <accessToken>`.
@@ -108,4 +122,98 @@ pub struct UpdateMeInput {
     pub email: MaybeUndefined<String>,
     /// A new display name; `null` clears it.
     pub name: MaybeUndefined<String>,
+}
+
+/// A profile as anyone signed in may see it: everything but the owner's email.
+#[derive(SimpleObject)]
+pub struct PublicProfile {
+    /// The profile's id.
+    pub id: i32,
+    /// The owner's account id.
+    pub user_id: i32,
+    /// Display name, at most 100 characters.
+    pub name: Option<String>,
+    /// `+` then country code and number, 7 to 15 digits (`+100200300`).
+    pub phone: Option<String>,
+    /// Free text, at most 1000 characters.
+    pub bio: Option<String>,
+    /// At most 100 characters.
+    pub hobby: Option<String>,
+    /// At most 100 characters.
+    pub occupation: Option<String>,
+    /// At most 100 characters.
+    pub location: Option<String>,
+    /// Where the photo is served, relative to the service root: `uploads/{userId}/{uuid}.{ext}`.
+    pub profile_photo_path: Option<String>,
+    /// When the profile was created.
+    pub created_at: DateTime,
+    /// When the profile last changed.
+    pub updated_at: DateTime,
+}
+
+/// The caller's own profile: the public fields and the owner's email.
+#[derive(SimpleObject)]
+pub struct Profile {
+    /// The owner's email.
+    pub email: String,
+    #[graphql(flatten)]
+    pub public: PublicProfile,
+}
+
+impl From<ProfileView> for PublicProfile {
+    fn from(p: ProfileView) -> Self {
+        Self {
+            id: p.id,
+            user_id: p.user_id,
+            name: p.name,
+            phone: p.phone,
+            bio: p.bio,
+            hobby: p.hobby,
+            occupation: p.occupation,
+            location: p.location,
+            profile_photo_path: p.profile_photo_path,
+            created_at: DateTime(p.created_at),
+            updated_at: DateTime(p.updated_at),
+        }
+    }
+}
+
+impl From<ProfileView> for Profile {
+    fn from(p: ProfileView) -> Self {
+        Self {
+            email: p.email.clone(),
+            public: p.into(),
+        }
+    }
+}
+
+/// Profile fields. On update an omitted field stays as it is and `null` clears it; on
+/// creation both mean "no value". Blank text counts as no value.
+#[derive(InputObject, Default)]
+pub struct ProfileInput {
+    /// At most 100 characters.
+    pub name: MaybeUndefined<String>,
+    /// `+` then country code and number, 7 to 15 digits.
+    pub phone: MaybeUndefined<String>,
+    /// At most 1000 characters.
+    pub bio: MaybeUndefined<String>,
+    /// At most 100 characters.
+    pub hobby: MaybeUndefined<String>,
+    /// At most 100 characters.
+    pub occupation: MaybeUndefined<String>,
+    /// At most 100 characters.
+    pub location: MaybeUndefined<String>,
+}
+
+impl From<ProfileInput> for ProfileFields {
+    fn from(i: ProfileInput) -> Self {
+        Self {
+            name: i.name,
+            phone: i.phone,
+            bio: i.bio,
+            hobby: i.hobby,
+            occupation: i.occupation,
+            location: i.location,
+        }
+    }
 }

@@ -143,7 +143,7 @@ fn type_error(err: &serde_path_to_error::Error<serde_json::Error>) -> Response {
     unprocessable(&path, msg.split(" at line ").next().unwrap_or_default())
 }
 
-fn unprocessable(path: &[Value], msg: &str) -> Response {
+pub fn unprocessable(path: &[Value], msg: &str) -> Response {
     let mut loc = vec![Value::from("body")];
     loc.extend_from_slice(path);
     (

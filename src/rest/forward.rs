@@ -23,11 +23,18 @@ pub async fn forward(
     variables: Value,
     status: StatusCode,
 ) -> Response {
-    let request = op
-        .request()
-        .variables(Variables::from_json(variables))
-        .data(actor);
-    let mut response = state.schema.execute(request).await;
+    let request = op.request().variables(Variables::from_json(variables));
+    forward_request(state, request, actor, status).await
+}
+
+/// As [`forward`], for a request already built (one carrying an upload).
+pub async fn forward_request(
+    state: &AppState,
+    request: async_graphql::Request,
+    actor: Actor,
+    status: StatusCode,
+) -> Response {
+    let mut response = state.schema.execute(request.data(actor)).await;
     if let Some(error) = response.errors.first() {
         return problem(error).into_response();
     }

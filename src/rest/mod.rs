@@ -10,9 +10,11 @@ mod accounts;
 mod body;
 mod forward;
 mod operations;
+mod profiles;
 
 use axum::{
     Router,
+    extract::DefaultBodyLimit,
     routing::{get, post},
 };
 
@@ -21,7 +23,10 @@ pub use operations::Operations;
 
 use crate::startup::AppState;
 
-pub fn router() -> Router<AppState> {
+/// Room for the multipart framing around a photo of `MAX_UPLOAD_BYTES`.
+const MULTIPART_OVERHEAD: usize = 64 * 1024;
+
+pub fn router(max_upload_bytes: usize) -> Router<AppState> {
     Router::new()
         .route("/api/auth/register", post(accounts::register))
         .route("/api/users/register", post(accounts::register))
@@ -30,4 +35,18 @@ pub fn router() -> Router<AppState> {
             "/api/users/profile",
             get(accounts::get_account).put(accounts::update_account),
         )
+        .route("/api/profiles", post(profiles::create_profile))
+        .route("/api/users/me/profile", get(profiles::my_profile))
+        .route("/api/profiles/{user_id}", get(profiles::public_profile))
+        .route(
+            "/api/profiles/me",
+            axum::routing::put(profiles::update_profile).delete(profiles::delete_profile),
+        )
+        .route(
+            "/api/profiles/me/photo",
+            post(profiles::upload_photo)
+                .delete(profiles::delete_photo)
+                .layer(DefaultBodyLimit::max(max_upload_bytes + MULTIPART_OVERHEAD)),
+        )
+        .route("/uploads/{user_id}/{file}", get(profiles::serve_upload))
 }

@@ -6,6 +6,12 @@
 use async_graphql::{Request, parser::types::ExecutableDocument};
 
 const ACCOUNT_FIELDS: &str = "id email name created_at: createdAt updated_at: updatedAt";
+/// ProfilePublic, in the documented key order.
+/// ProfileOut: ProfilePublic with the owner's email after `user_id`.
+const PROFILE_FIELDS: &str = "id user_id: userId email name phone bio hobby occupation \
+    location profile_photo_path: profilePhotoPath created_at: createdAt updated_at: updatedAt";
+const PUBLIC_PROFILE_FIELDS: &str = "id user_id: userId name phone bio hobby occupation \
+    location profile_photo_path: profilePhotoPath created_at: createdAt updated_at: updatedAt";
 
 pub struct Operation {
     source: String,
@@ -32,6 +38,13 @@ pub struct Operations {
     pub login: Operation,
     pub account: Operation,
     pub update_account: Operation,
+    pub create_profile: Operation,
+    pub my_profile: Operation,
+    pub public_profile: Operation,
+    pub update_profile: Operation,
+    pub delete_profile: Operation,
+    pub upload_photo: Operation,
+    pub delete_photo: Operation,
 }
 
 impl Operations {
@@ -54,6 +67,31 @@ impl Operations {
                 "mutation UpdateAccount($input: UpdateMeInput!) {{ \
                    result: updateMe(input: $input) {{ {ACCOUNT_FIELDS} }} }}"
             )),
+            create_profile: Operation::parse(format!(
+                "mutation CreateProfile($input: ProfileInput!) {{ \
+                   result: createProfile(input: $input) {{ {PROFILE_FIELDS} }} }}"
+            )),
+            my_profile: Operation::parse(format!(
+                "query MyProfile {{ result: myProfile {{ {PROFILE_FIELDS} }} }}"
+            )),
+            public_profile: Operation::parse(format!(
+                "query PublicProfile($userId: Int!) {{ \
+                   result: profile(userId: $userId) {{ {PUBLIC_PROFILE_FIELDS} }} }}"
+            )),
+            update_profile: Operation::parse(format!(
+                "mutation UpdateProfile($input: ProfileInput!) {{ \
+                   result: updateProfile(input: $input) {{ {PROFILE_FIELDS} }} }}"
+            )),
+            delete_profile: Operation::parse(
+                "mutation DeleteProfile { result: deleteProfile }".into(),
+            ),
+            upload_photo: Operation::parse(format!(
+                "mutation UploadPhoto($file: Upload!) {{ \
+                   result: uploadProfilePhoto(file: $file) {{ {PROFILE_FIELDS} }} }}"
+            )),
+            delete_photo: Operation::parse(
+                "mutation DeletePhoto { result: deleteProfilePhoto }".into(),
+            ),
         }
     }
 }

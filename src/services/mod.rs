@@ -6,6 +6,8 @@
 //! `Conflict`, a missing row a `NotFound`, an unreachable database `Unavailable`.
 
 mod accounts;
+pub mod photos;
+mod profiles;
 
 use std::sync::Arc;
 
@@ -13,23 +15,43 @@ use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{DatabaseConnection, DbErr, SqlErr};
 
 pub use accounts::{AccessToken, Account};
+pub use profiles::ProfileView;
 
 use crate::{
     auth::{JwtKeys, PasswordHasher},
+    config::Config,
     error::AppError,
 };
+use photos::PhotoStore;
 
-/// Everything the rules need: the database, the hasher and the token keys. Cheap to clone.
+/// Everything the rules need: the database, the hasher, the token keys and the photo store.
+/// Cheap to clone.
 #[derive(Clone)]
 pub struct Services {
     db: DatabaseConnection,
     hasher: PasswordHasher,
     jwt: Arc<JwtKeys>,
+    photos: PhotoStore,
+    max_upload_bytes: usize,
 }
 
 impl Services {
-    pub fn new(db: DatabaseConnection, hasher: PasswordHasher, jwt: Arc<JwtKeys>) -> Self {
-        Self { db, hasher, jwt }
+    pub fn new(db: DatabaseConnection, config: &Config) -> Self {
+        Self {
+            db,
+            hasher: PasswordHasher::new(config.bcrypt_cost),
+            jwt: Arc::new(JwtKeys::new(&config.jwt)),
+            photos: PhotoStore::new(config.upload_dir.clone()),
+            max_upload_bytes: config.max_upload_bytes,
+        }
+    }
+
+    pub fn photos(&self) -> &PhotoStore {
+        &self.photos
+    }
+
+    pub fn max_upload_bytes(&self) -> usize {
+        self.max_upload_bytes
     }
 
     pub fn jwt(&self) -> &JwtKeys {

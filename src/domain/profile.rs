@@ -1,0 +1,135 @@
+use async_graphql::MaybeUndefined;
+
+use super::{Checks, Patch, text::bounded_text};
+use crate::error::AppError;
+
+pub const MAX_SHORT_TEXT: usize = 100;
+pub const MAX_BIO: usize = 1000;
+pub const PHONE_FORMAT: &str = "Invalid phone format; expected +<country_code><number>";
+
+/// The raw profile fields as either API received them: absent, `null`, or a string.
+#[derive(Default)]
+pub struct ProfileFields {
+    pub name: MaybeUndefined<String>,
+    pub phone: MaybeUndefined<String>,
+    pub bio: MaybeUndefined<String>,
+    pub hobby: MaybeUndefined<String>,
+    pub occupation: MaybeUndefined<String>,
+    pub location: MaybeUndefined<String>,
+}
+
+/// Validated changes to a profile; on creation `Keep` and `Clear` both mean "no value".
+#[derive(Debug, Default)]
+pub struct ProfilePatch {
+    pub name: Patch<String>,
+    pub phone: Patch<String>,
+    pub bio: Patch<String>,
+    pub hobby: Patch<String>,
+    pub occupation: Patch<String>,
+    pub location: Patch<String>,
+}
+
+impl ProfilePatch {
+    pub fn parse(fields: ProfileFields) -> Result<Self, AppError> {
+        fn text(
+            checks: &mut Checks,
+            field: &str,
+            label: &str,
+            max: usize,
+            input: MaybeUndefined<String>,
+        ) -> Option<Patch<String>> {
+            checks.check(
+                field,
+                Patch::from_input(input, |raw| bounded_text(label, &raw, max)),
+            )
+        }
+        let mut checks = Checks::default();
+        let c = &mut checks;
+        let name = text(c, "name", "Name", MAX_SHORT_TEXT, fields.name);
+        let phone = c.check("phone", Patch::from_input(fields.phone, |raw| phone(&raw)));
+        let bio = text(c, "bio", "Bio", MAX_BIO, fields.bio);
+        let hobby = text(c, "hobby", "Hobby", MAX_SHORT_TEXT, fields.hobby);
+        let occupation = text(
+            c,
+            "occupation",
+            "Occupation",
+            MAX_SHORT_TEXT,
+            fields.occupation,
+        );
+        let location = text(c, "location", "Location", MAX_SHORT_TEXT, fields.location);
+        checks.finish(|| {
+            Some(Self {
+                name: name?,
+                phone: phone?,
+                bio: bio?,
+                hobby: hobby?,
+                occupation: occupation?,
+                location: location?,
+            })
+        })
+    }
+}
+
+/// `+`, then 7 to 15 digits (country code and number, E.164 length). Blank means no phone.
+fn phone(raw: &str) -> Result<Option<String>, String> {
+    let phone = raw.trim();
+    if phone.is_empty() {
+        return Ok(None);
+    }
+    let digits = phone.strip_prefix('+').unwrap_or_default();
+    let valid = (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+    valid
+        .then(|| Some(phone.to_owned()))
+        .ok_or_else(|| PHONE_FORMAT.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Patch;
+
+    #[test]
+    fn phones_are_plus_and_7_to_15_digits() {
+        for good in ["+100200300", "+1234567", "+123456789012345"] {
+            assert_eq!(phone(good).unwrap().as_deref(), Some(good));
+        }
+        for bad in [
+            "100200300",
+            "+123456",
+            "+1234567890123456",
+            "+1 234 567 89",
+            "+12345a78",
+            "+",
+        ] {
+            assert_eq!(phone(bad).unwrap_err(), PHONE_FORMAT, "{bad}");
+        }
+        assert_eq!(phone("  ").unwrap(), None);
+    }
+
+    #[test]
+    fn absent_fields_are_kept_nulls_cleared_and_limits_checked() {
+        let patch = ProfilePatch::parse(ProfileFields {
+            bio: MaybeUndefined::Value(" Hello ".into()),
+            location: MaybeUndefined::Null,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(patch.bio, Patch::Set("Hello".into()));
+        assert_eq!(patch.location, Patch::Clear);
+        assert_eq!(patch.name, Patch::Keep);
+
+        let err = ProfilePatch::parse(ProfileFields {
+            bio: MaybeUndefined::Value("b".repeat(1001)),
+            phone: MaybeUndefined::Value("12".into()),
+            hobby: MaybeUndefined::Value("h".repeat(101)),
+            ..Default::default()
+        })
+        .unwrap_err();
+        let AppError::Validation(errors) = err else {
+            panic!("validation expected")
+        };
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["phone", "bio", "hobby"]);
+        assert_eq!(errors[1].message, "Bio must be at most 1000 characters.");
+    }
+}

@@ -1,0 +1,303 @@
+//! Profiles and their photos. Every write takes the owner from the caller's token; nothing in
+//! a request body or path can point a write at another user's profile.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, ModelTrait,
+    QueryFilter, QuerySelect, Select, Set,
+};
+use tracing::instrument;
+
+use super::{Services, now, unique_violation_as};
+use crate::{
+    auth::Actor,
+    db,
+    domain::ProfilePatch,
+    entities::{profile, user},
+    error::{AppError, NOT_AUTHENTICATED},
+};
+
+pub const PROFILE_NOT_FOUND: &str = "Profile not found";
+pub const PROFILE_EXISTS: &str = "Profile already exists";
+
+/// A profile with its owner's email (the public view leaves the email out).
+#[derive(Clone, Debug)]
+pub struct ProfileView {
+    pub id: i32,
+    pub user_id: i32,
+    pub email: String,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub bio: Option<String>,
+    pub hobby: Option<String>,
+    pub occupation: Option<String>,
+    pub location: Option<String>,
+    pub profile_photo_path: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ProfileView {
+    fn new(profile: profile::Model, email: String) -> Self {
+        Self {
+            id: profile.id,
+            user_id: profile.user_id,
+            email,
+            name: profile.name,
+            phone: profile.phone,
+            bio: profile.bio,
+            hobby: profile.hobby,
+            occupation: profile.occupation,
+            location: profile.location,
+            profile_photo_path: profile.profile_photo_path,
+            created_at: profile.created_at,
+            updated_at: profile.updated_at,
+        }
+    }
+}
+
+impl Services {
+    /// The caller's own profile.
+    pub async fn my_profile(&self, actor: &Actor) -> Result<ProfileView, AppError> {
+        let user_id = actor.user_id()?;
+        let user = self.caller(&self.db, user_id).await?;
+        let profile = find_profile(&self.db, user_id).await?;
+        Ok(ProfileView::new(profile, user.email))
+    }
+
+    /// Anyone's profile, for a signed-in caller (the public view drops the email).
+    pub async fn profile_of(&self, actor: &Actor, user_id: i32) -> Result<ProfileView, AppError> {
+        self.caller(&self.db, actor.user_id()?).await?;
+        let (profile, owner) = profile::Entity::find()
+            .filter(profile::Column::UserId.eq(user_id))
+            .find_also_related(user::Entity)
+            .one(&self.db)
+            .await?
+            .ok_or(AppError::NotFound(PROFILE_NOT_FOUND))?;
+        Ok(ProfileView::new(
+            profile,
+            owner.map(|u| u.email).unwrap_or_default(),
+        ))
+    }
+
+    /// The profiles of several users at once (for GraphQL's `User.profile` loader).
+    pub async fn profiles_by_user(
+        &self,
+        user_ids: &[i32],
+    ) -> Result<HashMap<i32, ProfileView>, AppError> {
+        let rows = profile::Entity::find()
+            .filter(profile::Column::UserId.is_in(user_ids.iter().copied()))
+            .find_also_related(user::Entity)
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(p, u)| {
+                (
+                    p.user_id,
+                    ProfileView::new(p, u.map(|u| u.email).unwrap_or_default()),
+                )
+            })
+            .collect())
+    }
+
+    /// Creates the caller's profile; 409 while one exists.
+    #[instrument(skip_all)]
+    pub async fn create_profile(
+        &self,
+        actor: &Actor,
+        fields: ProfilePatch,
+    ) -> Result<ProfileView, AppError> {
+        let user_id = actor.user_id()?;
+        let now = now();
+        let txn = db::begin_write(&self.db).await?;
+        let user = self.caller(&txn, user_id).await?;
+        if user
+            .find_related(profile::Entity)
+            .one(&txn)
+            .await?
+            .is_some()
+        {
+            return Err(AppError::Conflict(PROFILE_EXISTS));
+        }
+        let profile = profile::ActiveModel {
+            user_id: Set(user_id),
+            name: Set(fields.name.apply(None)),
+            phone: Set(fields.phone.apply(None)),
+            bio: Set(fields.bio.apply(None)),
+            hobby: Set(fields.hobby.apply(None)),
+            occupation: Set(fields.occupation.apply(None)),
+            location: Set(fields.location.apply(None)),
+            profile_photo_path: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await
+        .map_err(unique_violation_as(AppError::Conflict(PROFILE_EXISTS)))?;
+        txn.commit().await?;
+        Ok(ProfileView::new(profile, user.email))
+    }
+
+    /// Applies a partial update to the caller's profile.
+    #[instrument(skip_all)]
+    pub async fn update_profile(
+        &self,
+        actor: &Actor,
+        patch: ProfilePatch,
+    ) -> Result<ProfileView, AppError> {
+        let user_id = actor.user_id()?;
+        let txn = db::begin_write(&self.db).await?;
+        let user = self.caller(&txn, user_id).await?;
+        let profile = find_profile(&txn, user_id).await?;
+        let mut active: profile::ActiveModel = profile.clone().into();
+        let mut changed = false;
+        for (column, patch) in [
+            (&mut active.name, patch.name),
+            (&mut active.phone, patch.phone),
+            (&mut active.bio, patch.bio),
+            (&mut active.hobby, patch.hobby),
+            (&mut active.occupation, patch.occupation),
+            (&mut active.location, patch.location),
+        ] {
+            if let Some(value) = patch.into_change() {
+                *column = Set(value);
+                changed = true;
+            }
+        }
+        let profile = if changed {
+            active.updated_at = Set(now());
+            active.update(&txn).await?
+        } else {
+            profile
+        };
+        txn.commit().await?;
+        Ok(ProfileView::new(profile, user.email))
+    }
+
+    /// Deletes the caller's profile and then its photo file.
+    #[instrument(skip_all)]
+    pub async fn delete_profile(&self, actor: &Actor) -> Result<(), AppError> {
+        let user_id = actor.user_id()?;
+        let txn = db::begin_write(&self.db).await?;
+        self.caller(&txn, user_id).await?;
+        let profile = find_profile_for_update(&txn, user_id).await?;
+        let photo = profile.profile_photo_path.clone();
+        profile.delete(&txn).await?;
+        txn.commit().await?;
+        if let Some(photo) = photo {
+            self.photos.remove(&photo).await;
+        }
+        Ok(())
+    }
+
+    /// Replaces the caller's photo with `bytes` (checked, re-encoded, stored).
+    #[instrument(skip_all, fields(bytes = bytes.len()))]
+    pub async fn set_photo(&self, actor: &Actor, bytes: Vec<u8>) -> Result<ProfileView, AppError> {
+        let user_id = actor.user_id()?;
+        if bytes.len() > self.max_upload_bytes {
+            return Err(self.upload_too_large());
+        }
+        // Fail early, before the image work, when there is nothing to attach it to.
+        self.my_profile(actor).await?;
+        let (kind, encoded) = self.photos.process(bytes).await?;
+        let path = self.photos.save(user_id, kind, encoded).await?;
+        match self.swap_photo(user_id, Some(path.clone())).await {
+            Ok((view, old)) => {
+                if let Some(old) = old {
+                    self.photos.remove(&old).await;
+                }
+                Ok(view)
+            }
+            Err(err) => {
+                self.photos.remove(&path).await;
+                Err(err)
+            }
+        }
+    }
+
+    /// Removes the caller's photo (and its file); fine when there is none.
+    #[instrument(skip_all)]
+    pub async fn delete_photo(&self, actor: &Actor) -> Result<(), AppError> {
+        let user_id = actor.user_id()?;
+        let (_, old) = self.swap_photo(user_id, None).await?;
+        if let Some(old) = old {
+            self.photos.remove(&old).await;
+        }
+        Ok(())
+    }
+
+    /// The 413 for an upload over `MAX_UPLOAD_BYTES`.
+    pub fn upload_too_large(&self) -> AppError {
+        AppError::PayloadTooLarge(format!(
+            "File too large; the limit is {} bytes.",
+            self.max_upload_bytes
+        ))
+    }
+
+    /// Sets the photo path in one write transaction, returning the new view and the path it
+    /// replaced. The row is locked (or, on SQLite, the database), so two uploads at once each
+    /// see the other's file as the one to remove: none is left behind.
+    async fn swap_photo(
+        &self,
+        user_id: i32,
+        path: Option<String>,
+    ) -> Result<(ProfileView, Option<String>), AppError> {
+        let txn = db::begin_write(&self.db).await?;
+        let user = self.caller(&txn, user_id).await?;
+        let profile = find_profile_for_update(&txn, user_id).await?;
+        let old = profile.profile_photo_path.clone();
+        let profile = if old == path {
+            profile
+        } else {
+            let mut active: profile::ActiveModel = profile.into();
+            active.profile_photo_path = Set(path);
+            active.updated_at = Set(now());
+            active.update(&txn).await?
+        };
+        txn.commit().await?;
+        Ok((ProfileView::new(profile, user.email), old))
+    }
+
+    /// The caller's user row; 401 when the token outlived its user.
+    async fn caller(
+        &self,
+        db: &impl ConnectionTrait,
+        user_id: i32,
+    ) -> Result<user::Model, AppError> {
+        user::Entity::find_by_id(user_id)
+            .one(db)
+            .await?
+            .ok_or(AppError::Unauthenticated(NOT_AUTHENTICATED))
+    }
+}
+
+fn by_user(user_id: i32) -> Select<profile::Entity> {
+    profile::Entity::find().filter(profile::Column::UserId.eq(user_id))
+}
+
+async fn find_profile(db: &impl ConnectionTrait, user_id: i32) -> Result<profile::Model, AppError> {
+    by_user(user_id)
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound(PROFILE_NOT_FOUND))
+}
+
+/// As `find_profile`, holding the row until the transaction ends. SQLite has no row locks
+/// (and no `FOR UPDATE`); there the `BEGIN IMMEDIATE` of the transaction already serialises.
+async fn find_profile_for_update(
+    db: &impl ConnectionTrait,
+    user_id: i32,
+) -> Result<profile::Model, AppError> {
+    let select = match db.get_database_backend() {
+        DbBackend::Postgres => by_user(user_id).lock_exclusive(),
+        _ => by_user(user_id),
+    };
+    select
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound(PROFILE_NOT_FOUND))
+}
