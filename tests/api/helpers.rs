@@ -88,6 +88,102 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// The app's `UPLOAD_DIR`.
+    pub fn upload_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("uploads")
+    }
+
+    /// Every file under `UPLOAD_DIR`, as `uploads/{user}/{file}` paths, sorted.
+    pub fn stored_files(&self) -> Vec<String> {
+        let mut files = Vec::new();
+        let Ok(users) = std::fs::read_dir(self.upload_dir()) else {
+            return files;
+        };
+        for user in users.flatten() {
+            for file in std::fs::read_dir(user.path()).unwrap().flatten() {
+                files.push(format!(
+                    "uploads/{}/{}",
+                    user.file_name().to_string_lossy(),
+                    file.file_name().to_string_lossy()
+                ));
+            }
+        }
+        files.sort();
+        files
+    }
+
+    /// Every photo path the database references, sorted.
+    pub async fn referenced_files(&self) -> Vec<String> {
+        let backend = self.db.get_database_backend();
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_string(
+                backend,
+                "SELECT profile_photo_path FROM profiles WHERE profile_photo_path IS NOT NULL",
+            ))
+            .await
+            .unwrap();
+        let mut paths: Vec<String> = rows
+            .iter()
+            .map(|row| row.try_get_by_index::<String>(0).unwrap())
+            .collect();
+        paths.sort();
+        paths
+    }
+
+    pub async fn delete_auth(&self, path: &str, token: &str) -> Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /api/profiles/me/photo` with `bytes` as the multipart field `file`.
+    pub async fn upload_rest(
+        &self,
+        token: &str,
+        bytes: Vec<u8>,
+        name: &str,
+        mime: &str,
+    ) -> Response {
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(name.to_owned())
+            .mime_str(mime)
+            .unwrap();
+        let form = reqwest::multipart::Form::new().part("file", part);
+        self.client
+            .post(self.url("/api/profiles/me/photo"))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `uploadProfilePhoto` by the GraphQL multipart request spec.
+    pub async fn upload_graphql(&self, token: &str, bytes: Vec<u8>, name: &str) -> Response {
+        let operations = json!({
+            "query": "mutation($file: Upload!) { uploadProfilePhoto(file: $file) { userId profilePhotoPath } }",
+            "variables": {"file": null}
+        });
+        let form = reqwest::multipart::Form::new()
+            .text("operations", operations.to_string())
+            .text("map", json!({"0": ["variables.file"]}).to_string())
+            .part(
+                "0",
+                reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()),
+            );
+        self.client
+            .post(self.url("/graphql"))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Stops accepting connections; requests in flight finish.
     pub fn shut_down(&mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -344,4 +440,54 @@ pub fn decode_claims(token: &str) -> Value {
 fn b64(value: &Value) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+/// An image of the given size and format, made here (a gradient, so JPEG has something to
+/// compress).
+pub fn image_bytes(width: u32, height: u32, format: image::ImageFormat) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut out, format)
+        .unwrap();
+    out.into_inner()
+}
+
+/// A JPEG carrying an EXIF segment with a recognisable GPS marker.
+pub fn jpeg_with_exif(marker: &str) -> Vec<u8> {
+    let jpeg = image_bytes(32, 24, image::ImageFormat::Jpeg);
+    let mut exif = b"Exif\0\0MM\0*\0\0\0\x08\0\0\0\0\0\0".to_vec();
+    exif.extend_from_slice(marker.as_bytes());
+    let mut out = jpeg[..2].to_vec(); // SOI
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((exif.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&exif);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// A PNG whose header declares `width`×`height` with no pixel data behind it.
+pub fn png_bomb(width: u32, height: u32) -> Vec<u8> {
+    let mut chunk = b"IHDR".to_vec();
+    chunk.extend_from_slice(&width.to_be_bytes());
+    chunk.extend_from_slice(&height.to_be_bytes());
+    chunk.extend_from_slice(&[8, 0, 0, 0, 0]);
+    let mut crc = 0xffff_ffffu32;
+    for &byte in &chunk {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    out.extend_from_slice(&13u32.to_be_bytes());
+    out.extend_from_slice(&chunk);
+    out.extend_from_slice(&(!crc).to_be_bytes());
+    out
 }

@@ -7,3 +7,5 @@ mod helpers;
 mod accounts;
 mod graphql;
 mod operations;
+mod photos;
+mod profiles;
