@@ -16,13 +16,76 @@ pub struct Config {
     pub upload_dir: PathBuf,
     pub max_upload_bytes: usize,
     pub redis_url: Option<Secret>,
+    /// Prefix of every Redis key, so several deployments (or test runs) can share a server.
+    pub redis_key_prefix: String,
     pub cors_origins: Vec<String>,
     pub login_max_failures: u32,
     pub login_window: Duration,
     pub login_per_ip_per_minute: u32,
     pub register_per_ip_per_minute: u32,
-    pub trusted_proxies: Vec<IpAddr>,
+    pub trusted_proxies: Vec<IpNet>,
     pub log_format: LogFormat,
+    /// Serve the schema to introspection queries (GraphiQL, codegen). Off in production if
+    /// the schema is not meant to be public.
+    pub graphql_introspection: bool,
+    /// "Did you mean …?" hints in GraphQL validation errors.
+    pub graphql_suggestions: bool,
+}
+
+/// An address or a network (`10.0.0.0/8`, `::1`), for `TRUSTED_PROXIES`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpNet {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        match (self.address, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`) compare as IPv4.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+impl FromStr for IpNet {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let (address, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let address = canonical(address.parse::<IpAddr>().map_err(|_| ())?);
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.parse::<u8>().map_err(|_| ())?,
+            None => max,
+        };
+        (prefix <= max)
+            .then_some(Self { address, prefix })
+            .ok_or(())
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -152,6 +215,7 @@ impl Config {
             upload_dir: PathBuf::from(parse("UPLOAD_DIR", "uploads")?),
             max_upload_bytes: number(&get, "MAX_UPLOAD_BYTES", 5 * 1024 * 1024)?,
             redis_url: get("REDIS_URL").map(Secret::new),
+            redis_key_prefix: parse("REDIS_KEY_PREFIX", "nta-user-svc:")?,
             cors_origins: list(get("CORS_ORIGINS")),
             login_max_failures: number(&get, "LOGIN_MAX_FAILURES", 10)?,
             login_window: Duration::from_secs(number(&get, "LOGIN_WINDOW_SECS", 900)?),
@@ -166,6 +230,8 @@ impl Config {
                 "json" => LogFormat::Json,
                 _ => return Err(ConfigError("LOG_FORMAT must be `pretty` or `json`".into())),
             },
+            graphql_introspection: flag(&get, "GRAPHQL_INTROSPECTION", true)?,
+            graphql_suggestions: flag(&get, "GRAPHQL_SUGGESTIONS", true)?,
         })
     }
 }
@@ -176,6 +242,19 @@ fn number<T: FromStr>(
     default: T,
 ) -> Result<T, ConfigError> {
     get(key).map_or(Ok(default), |v| parse_value(key, &v))
+}
+
+fn flag(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(key).map(|v| v.to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(_) => Err(ConfigError(format!("{key} must be true or false"))),
+    }
 }
 
 fn parse_value<T: FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
@@ -267,10 +346,28 @@ mod tests {
             ("JWT_ALGORITHM", "RS256"),
             ("LOG_FORMAT", "xml"),
             ("TRUSTED_PROXIES", "not-an-ip"),
+            ("GRAPHQL_INTROSPECTION", "maybe"),
         ] {
             let err = config(&[(key, value)]).unwrap_err();
             assert!(err.to_string().contains(key), "{key}: {err}");
         }
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_networks() {
+        let c = config(&[("TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.5, ::1")]).unwrap();
+        let trusted = |ip: &str| {
+            c.trusted_proxies
+                .iter()
+                .any(|n| n.contains(ip.parse().unwrap()))
+        };
+        assert!(trusted("10.200.3.4"));
+        assert!(trusted("192.168.1.5"));
+        assert!(trusted("::ffff:10.1.1.1"));
+        assert!(trusted("::1"));
+        assert!(!trusted("192.168.1.6"));
+        assert!(!trusted("11.0.0.1"));
+        assert!(config(&[("TRUSTED_PROXIES", "10.0.0.0/33")]).is_err());
     }
 
     #[test]

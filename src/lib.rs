@@ -17,6 +17,8 @@
 
 /// Password hashing on a bounded blocking pool, JWT issue/verify, the request's `Actor`.
 pub mod auth;
+/// The caller of a request: its `Actor` and its client address.
+pub mod caller;
 /// The command line: `serve`, `migrate`, `export-schema`.
 pub mod cli;
 /// Typed configuration, read once from the environment (and `.env`).
@@ -31,6 +33,8 @@ pub mod entities;
 pub mod error;
 /// The GraphQL schema, its resolvers and the `/graphql` endpoint.
 pub mod graphql;
+/// Rate limits on login and registration, counted in memory or in Redis.
+pub mod limits;
 /// The REST compatibility layer: each documented path runs a named GraphQL operation.
 pub mod rest;
 /// The rules: accounts and profiles. The only module that touches entities.

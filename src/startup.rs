@@ -14,6 +14,7 @@ use axum::{
 use serde_json::json;
 use tokio::net::TcpListener;
 use tower_http::{
+    catch_panic::CatchPanicLayer,
     cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
     set_header::SetResponseHeaderLayer,
@@ -22,9 +23,9 @@ use tower_http::{
 use tracing::Span;
 
 use crate::{
-    config::Config,
+    config::{Config, IpNet},
     db,
-    error::{ErrorCode, UNAVAILABLE},
+    error::{ErrorCode, INTERNAL, UNAVAILABLE},
     graphql::{self, AppSchema},
     rest::{self, Operations, Problem},
     services::Services,
@@ -39,6 +40,7 @@ pub struct AppState {
     pub schema: AppSchema,
     pub services: Services,
     pub operations: Arc<Operations>,
+    pub trusted_proxies: Arc<[IpNet]>,
 }
 
 impl FromRef<AppState> for Services {
@@ -48,11 +50,12 @@ impl FromRef<AppState> for Services {
 }
 
 impl AppState {
-    pub fn new(services: Services) -> Self {
+    pub fn new(services: Services, config: &Config) -> Self {
         Self {
-            schema: graphql::build_schema(services.clone()),
+            schema: graphql::build_schema(services.clone(), config),
             services,
             operations: Arc::new(Operations::new()),
+            trusted_proxies: config.trusted_proxies.clone().into(),
         }
     }
 }
@@ -84,7 +87,7 @@ impl App {
         db::migrate(&db).await.context("cannot apply migrations")?;
 
         let services = Services::new(db, &config);
-        let router = router(AppState::new(services), &config);
+        let router = router(AppState::new(services, &config), &config);
         let address = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(address)
             .await
@@ -115,18 +118,27 @@ impl App {
 /// The whole HTTP surface. A plain function so tests can build it around their own state.
 pub fn router(state: AppState, config: &Config) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
-    Router::new()
+    // API answers carry tokens and personal data: no cache may keep them.
+    let api = Router::new()
         .route(
             "/graphql",
             get(graphql::graphql_get).post(graphql::graphql_post),
         )
         .merge(rest::router(config.max_upload_bytes))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+    Router::new()
+        .merge(api)
+        .route("/uploads/{user_id}/{file}", get(rest::serve_upload))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(CatchPanicLayer::custom(panicked))
         .layer(cors(&config.cors_origins))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -199,6 +211,17 @@ async fn readyz(State(services): State<Services>) -> Response {
         )
             .into_response()
     }
+}
+
+/// A panic is a bug: log it (the message only), answer as any internal error.
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = %message, "request handler panicked");
+    Problem::new(ErrorCode::InternalServerError, INTERNAL).into_response()
 }
 
 async fn not_found() -> Response {

@@ -1,15 +1,7 @@
-use std::convert::Infallible;
-
-use axum::{
-    extract::{FromRef, FromRequestParts},
-    http::{HeaderMap, header::AUTHORIZATION, request::Parts},
-};
+use axum::http::{HeaderMap, header::AUTHORIZATION};
 
 use super::JwtKeys;
-use crate::{
-    error::{AppError, NOT_AUTHENTICATED},
-    services::Services,
-};
+use crate::error::{AppError, NOT_AUTHENTICATED};
 
 /// Who is making the request, as far as the token says. Built once per request by the HTTP
 /// layer (GraphQL and REST alike) and handed to every service call.
@@ -51,19 +43,5 @@ impl Actor {
                 Err(AppError::Unauthenticated(NOT_AUTHENTICATED))
             }
         }
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Actor
-where
-    Services: FromRef<S>,
-{
-    type Rejection = Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self::from_headers(
-            &parts.headers,
-            Services::from_ref(state).jwt(),
-        ))
     }
 }

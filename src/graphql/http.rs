@@ -4,7 +4,8 @@
 //!   415, so a cross-site HTML form cannot reach a mutation;
 //! - GET runs queries only: a mutation sent by GET is 405 and nothing executes;
 //! - the body limit applies (1 MiB of JSON; the upload limit for multipart), over it → 413;
-//! - at most [`MAX_BATCH`] operations in one batch.
+//! - at most [`MAX_BATCH`] operations in one batch, and documents within [`shape`]'s limits
+//!   (aliases, root fields of a mutation), refused before anything executes.
 
 use async_graphql::{
     BatchRequest, ParseRequestError, ServerError,
@@ -18,9 +19,9 @@ use axum::{
     response::{Html, IntoResponse, Response},
 };
 
-use super::MAX_BATCH;
+use super::{MAX_BATCH, shape};
 use crate::{
-    auth::Actor,
+    caller::Caller,
     error::{AppError, ErrorCode},
     rest::has_media_type,
     startup::{AppState, MAX_JSON_BODY},
@@ -29,7 +30,7 @@ use futures_util::TryStreamExt;
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
 /// `GET /graphql`: GraphiQL for a browser, or a query from the query string.
-pub async fn graphql_get(State(state): State<AppState>, actor: Actor, uri: Uri) -> Response {
+pub async fn graphql_get(State(state): State<AppState>, caller: Caller, uri: Uri) -> Response {
     let Some(query) = uri.query().filter(|q| has_query_param(q)) else {
         return graphiql().await.into_response();
     };
@@ -46,6 +47,11 @@ pub async fn graphql_get(State(state): State<AppState>, actor: Actor, uri: Uri) 
     // A document that does not parse is reported by the executor as usual.
     let operation_name = request.operation_name.clone();
     if let Ok(doc) = request.parsed_query()
+        && let Err(reason) = shape::check(doc)
+    {
+        return error(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, &reason);
+    }
+    if let Ok(doc) = request.parsed_query()
         && runs_mutation(doc, operation_name.as_deref())
     {
         let mut response = error(
@@ -58,13 +64,14 @@ pub async fn graphql_get(State(state): State<AppState>, actor: Actor, uri: Uri) 
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    json(&state.schema.execute(request.data(actor)).await)
+    let request = request.data(caller.actor).data(caller.ip);
+    json(&state.schema.execute(request).await)
 }
 
 /// `POST /graphql`: a JSON body (one request or a batch), or a multipart upload.
 pub async fn graphql_post(
     State(state): State<AppState>,
-    actor: Actor,
+    caller: Caller,
     request: axum::extract::Request,
 ) -> Response {
     let headers = request.headers();
@@ -92,7 +99,16 @@ pub async fn graphql_post(
             &format!("A batch may hold at most {MAX_BATCH} operations"),
         );
     }
-    json(&state.schema.execute_batch(batch.data(actor)).await)
+    let mut batch = batch;
+    for request in batch.iter_mut() {
+        if let Ok(doc) = request.parsed_query()
+            && let Err(reason) = shape::check(doc)
+        {
+            return error(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, &reason);
+        }
+    }
+    let batch = batch.data(caller.actor).data(caller.ip);
+    json(&execute_in_turn(&state, batch).await)
 }
 
 async fn read_json(
@@ -168,6 +184,22 @@ fn too_large(message: &str) -> Response {
         ErrorCode::PayloadTooLarge,
         message,
     )
+}
+
+/// Runs a batch's operations one after the other (async-graphql would run them at once), so
+/// that each sees what the previous ones did: a login limit reached by the third operation
+/// holds for the fourth.
+async fn execute_in_turn(state: &AppState, batch: BatchRequest) -> async_graphql::BatchResponse {
+    match batch {
+        BatchRequest::Single(request) => state.schema.execute(request).await.into(),
+        BatchRequest::Batch(requests) => {
+            let mut responses = Vec::with_capacity(requests.len());
+            for request in requests {
+                responses.push(state.schema.execute(request).await);
+            }
+            async_graphql::BatchResponse::Batch(responses)
+        }
+    }
 }
 
 /// The GraphiQL page.

@@ -9,6 +9,7 @@ mod http;
 mod loaders;
 mod mutation;
 mod query;
+mod shape;
 mod types;
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder, dataloader::DataLoader};
@@ -18,7 +19,7 @@ use loaders::ProfileLoader;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 
-use crate::{auth::Actor, services::Services};
+use crate::{auth::Actor, caller::ClientIp, config::Config, services::Services};
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
@@ -37,10 +38,17 @@ fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
 }
 
 /// The schema that serves requests.
-pub fn build_schema(services: Services) -> AppSchema {
+pub fn build_schema(services: Services, config: &Config) -> AppSchema {
     // Without a cache the loader only batches, so one instance can serve every request.
     let profiles = DataLoader::new(ProfileLoader(services.clone()), tokio::spawn);
-    builder().data(services).data(profiles).finish()
+    let mut builder = builder().data(services).data(profiles);
+    if !config.graphql_introspection {
+        builder = builder.disable_introspection();
+    }
+    if !config.graphql_suggestions {
+        builder = builder.disable_suggestions();
+    }
+    builder.finish()
 }
 
 /// The SDL that `schema.graphql` holds (`nta-user-svc export-schema`).
@@ -54,6 +62,13 @@ fn context<'a>(ctx: &async_graphql::Context<'a>) -> (&'a Services, Actor) {
         ctx.data_unchecked::<Services>(),
         ctx.data_opt::<Actor>().copied().unwrap_or(Actor::Anonymous),
     )
+}
+
+/// The client address (for rate limits); unspecified when the request came from elsewhere.
+fn client_ip(ctx: &async_graphql::Context<'_>) -> ClientIp {
+    ctx.data_opt::<ClientIp>()
+        .copied()
+        .unwrap_or(ClientIp(std::net::Ipv4Addr::UNSPECIFIED.into()))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 use async_graphql::{Context, Object, Result, Upload};
 
 use super::{
-    context,
+    client_ip, context,
     guard::RequireUser,
     types::{AuthPayload, LoginInput, Profile, ProfileInput, RegisterInput, UpdateMeInput, User},
 };
@@ -19,14 +19,14 @@ impl MutationRoot {
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<User> {
         let (services, _) = context(ctx);
         let new = NewAccount::parse(&input.email, input.password, input.name.as_deref())?;
-        Ok(User(services.register(new).await?))
+        Ok(User(services.register(client_ip(ctx), new).await?))
     }
 
     /// Exchanges email and password for a bearer token.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
         let (services, _) = context(ctx);
         let credentials = Credentials::parse(&input.email, input.password)?;
-        Ok(services.login(credentials).await?.into())
+        Ok(services.login(client_ip(ctx), credentials).await?.into())
     }
 
     /// Changes the current account's email and/or name.

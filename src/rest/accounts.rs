@@ -14,7 +14,7 @@ use super::{
     body::{Authenticated, JsonBody, has_media_type, reject_unknown_fields},
     forward::forward,
 };
-use crate::{auth::Actor, startup::AppState};
+use crate::{caller::Caller, startup::AppState};
 
 /// `{email, password}`, and `name` on the ticket's `/api/users/register`.
 #[derive(Deserialize)]
@@ -59,7 +59,7 @@ pub struct UpdateAccountBody {
 /// `POST /api/auth/register` and `POST /api/users/register` → 201 `{id, email, created_at}`.
 pub async fn register(
     State(state): State<AppState>,
-    actor: Actor,
+    caller: Caller,
     JsonBody(body): JsonBody<RegisterBody>,
 ) -> Response {
     let input = json!({
@@ -71,7 +71,7 @@ pub async fn register(
     forward(
         &state,
         op,
-        actor,
+        caller,
         json!({ "input": input }),
         StatusCode::CREATED,
     )
@@ -79,7 +79,7 @@ pub async fn register(
 }
 
 /// `POST /api/auth/login`, as JSON or as the OAuth2 password form.
-pub async fn login(State(state): State<AppState>, actor: Actor, request: Request) -> Response {
+pub async fn login(State(state): State<AppState>, caller: Caller, request: Request) -> Response {
     let (email, password) =
         if has_media_type(request.headers(), "application/x-www-form-urlencoded") {
             match Form::<LoginForm>::from_request(request, &state).await {
@@ -97,27 +97,34 @@ pub async fn login(State(state): State<AppState>, actor: Actor, request: Request
         "password": password.unwrap_or_default(),
     });
     let op = &state.operations.login;
-    forward(&state, op, actor, json!({ "input": input }), StatusCode::OK).await
+    forward(
+        &state,
+        op,
+        caller,
+        json!({ "input": input }),
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// `GET /api/users/profile` → the account view `{id, email, name, created_at, updated_at}`.
 pub async fn get_account(
     State(state): State<AppState>,
-    Authenticated(actor): Authenticated,
+    Authenticated(caller): Authenticated,
 ) -> Response {
     let op = &state.operations.account;
-    forward(&state, op, actor, json!({}), StatusCode::OK).await
+    forward(&state, op, caller, json!({}), StatusCode::OK).await
 }
 
 /// `PUT /api/users/profile`: changes `email` and/or `name`.
 pub async fn update_account(
     State(state): State<AppState>,
-    Authenticated(actor): Authenticated,
+    Authenticated(caller): Authenticated,
     JsonBody(body): JsonBody<UpdateAccountBody>,
 ) -> Response {
     if let Err(err) = reject_unknown_fields(&body.other) {
         return err.into_response();
     }
     let op = &state.operations.update_account;
-    forward(&state, op, actor, json!({ "input": body }), StatusCode::OK).await
+    forward(&state, op, caller, json!({ "input": body }), StatusCode::OK).await
 }

@@ -8,7 +8,7 @@
 use axum::{
     Json,
     body::Bytes,
-    extract::{FromRef, FromRequest, FromRequestParts, Request},
+    extract::{FromRequest, FromRequestParts, Request},
     http::request::Parts,
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
@@ -17,9 +17,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::{
-    auth::Actor,
+    caller::Caller,
     error::{AppError, ErrorCode, FieldError},
-    services::Services,
+    startup::AppState,
 };
 
 /// A REST error response: status, `detail`, and the headers its code calls for.
@@ -176,18 +176,18 @@ pub fn reject_unknown_fields(other: &serde_json::Map<String, Value>) -> Result<(
 
 /// The caller of a path that needs a token. Checked before the body is read, so a request
 /// without a valid token is a 401 whatever its body holds.
-pub struct Authenticated(pub Actor);
+pub struct Authenticated(pub Caller);
 
-impl<S: Send + Sync> FromRequestParts<S> for Authenticated
-where
-    Services: FromRef<S>,
-{
+impl FromRequestParts<AppState> for Authenticated {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Ok(actor) = Actor::from_request_parts(parts, state).await;
-        match actor.user_id() {
-            Ok(_) => Ok(Self(actor)),
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Ok(caller) = Caller::from_request_parts(parts, state).await;
+        match caller.actor.user_id() {
+            Ok(_) => Ok(Self(caller)),
             Err(err) => Err(err.into_response()),
         }
     }

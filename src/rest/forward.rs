@@ -10,31 +10,32 @@ use serde_json::Value;
 
 use super::{Problem, operations::Operation};
 use crate::{
-    auth::Actor,
+    caller::Caller,
     error::{ErrorCode, INTERNAL},
     startup::AppState,
 };
 
-/// Executes `op` as `actor` with `variables`; on success answers `status` with `data.result`.
+/// Executes `op` for `caller` with `variables`; on success answers `status` with `data.result`.
 pub async fn forward(
     state: &AppState,
     op: &Operation,
-    actor: Actor,
+    caller: Caller,
     variables: Value,
     status: StatusCode,
 ) -> Response {
     let request = op.request().variables(Variables::from_json(variables));
-    forward_request(state, request, actor, status).await
+    forward_request(state, request, caller, status).await
 }
 
 /// As [`forward`], for a request already built (one carrying an upload).
 pub async fn forward_request(
     state: &AppState,
     request: async_graphql::Request,
-    actor: Actor,
+    caller: Caller,
     status: StatusCode,
 ) -> Response {
-    let mut response = state.schema.execute(request.data(actor)).await;
+    let request = request.data(caller.actor).data(caller.ip);
+    let mut response = state.schema.execute(request).await;
     if let Some(error) = response.errors.first() {
         return problem(error).into_response();
     }

@@ -3,7 +3,7 @@
 //! A handler holds no rule. It reads the request into a typed body (so JSON of the wrong type
 //! is a 422 and unknown fields of an update a 400, as the original answered), runs its fixed
 //! GraphQL operation from [`operations`] against the one schema with the caller's
-//! [`Actor`](crate::auth::Actor), and [`forward`] maps the result: aliases in the operation
+//! [`Caller`](crate::caller::Caller), and [`forward`] maps the result: aliases in the operation
 //! give the snake_case keys, and `extensions.code` gives the HTTP status.
 
 mod accounts;
@@ -20,6 +20,7 @@ use axum::{
 
 pub use body::{Authenticated, JsonBody, Problem, has_media_type};
 pub use operations::Operations;
+pub use profiles::serve_upload;
 
 use crate::startup::AppState;
 
@@ -48,5 +49,4 @@ pub fn router(max_upload_bytes: usize) -> Router<AppState> {
                 .delete(profiles::delete_photo)
                 .layer(DefaultBodyLimit::max(max_upload_bytes + MULTIPART_OVERHEAD)),
         )
-        .route("/uploads/{user_id}/{file}", get(profiles::serve_upload))
 }

@@ -42,7 +42,7 @@ pub struct ProfileBody {
 /// `POST /api/profiles` → 201 ProfileOut; 409 while the caller has a profile.
 pub async fn create_profile(
     State(state): State<AppState>,
-    Authenticated(actor): Authenticated,
+    Authenticated(caller): Authenticated,
     JsonBody(body): JsonBody<ProfileBody>,
 ) -> Response {
     if let Err(err) = reject_unknown_fields(&body.other) {
@@ -52,7 +52,7 @@ pub async fn create_profile(
     forward(
         &state,
         op,
-        actor,
+        caller,
         json!({ "input": body }),
         StatusCode::CREATED,
     )
@@ -62,16 +62,16 @@ pub async fn create_profile(
 /// `GET /api/users/me/profile` → ProfileOut.
 pub async fn my_profile(
     State(state): State<AppState>,
-    Authenticated(actor): Authenticated,
+    Authenticated(caller): Authenticated,
 ) -> Response {
     let op = &state.operations.my_profile;
-    forward(&state, op, actor, json!({}), StatusCode::OK).await
+    forward(&state, op, caller, json!({}), StatusCode::OK).await
 }
 
 /// `GET /api/profiles/{user_id}` → ProfilePublic (no email).
 pub async fn public_profile(
     State(state): State<AppState>,
-    Authenticated(actor): Authenticated,
+    Authenticated(caller): Authenticated,
     Path(user_id): Path<String>,
 ) -> Response {
     let Ok(user_id) = user_id.parse::<i32>() else {
@@ -85,7 +85,7 @@ pub async fn public_profile(
     forward(
         &state,
         op,
-        actor,
+        caller,
         json!({ "userId": user_id }),
         StatusCode::OK,
     )
@@ -95,29 +95,29 @@ pub async fn public_profile(
 /// `PUT /api/profiles/me`: partial update → ProfileOut.
 pub async fn update_profile(
     State(state): State<AppState>,
-    Authenticated(actor): Authenticated,
+    Authenticated(caller): Authenticated,
     JsonBody(body): JsonBody<ProfileBody>,
 ) -> Response {
     if let Err(err) = reject_unknown_fields(&body.other) {
         return err.into_response();
     }
     let op = &state.operations.update_profile;
-    forward(&state, op, actor, json!({ "input": body }), StatusCode::OK).await
+    forward(&state, op, caller, json!({ "input": body }), StatusCode::OK).await
 }
 
 /// `DELETE /api/profiles/me` → 204; the photo file goes too.
 pub async fn delete_profile(
     State(state): State<AppState>,
-    Authenticated(actor): Authenticated,
+    Authenticated(caller): Authenticated,
 ) -> Response {
     let op = &state.operations.delete_profile;
-    forward(&state, op, actor, json!({}), StatusCode::NO_CONTENT).await
+    forward(&state, op, caller, json!({}), StatusCode::NO_CONTENT).await
 }
 
 /// `POST /api/profiles/me/photo`, multipart field `file` → ProfileOut.
 pub async fn upload_photo(
     State(state): State<AppState>,
-    Authenticated(actor): Authenticated,
+    Authenticated(caller): Authenticated,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
     let max = state.services.max_upload_bytes();
@@ -142,16 +142,16 @@ pub async fn upload_photo(
         .request()
         .variables(async_graphql::Variables::from_json(json!({ "file": null })));
     request.set_upload("variables.file", upload);
-    forward_request(&state, request, actor, StatusCode::OK).await
+    forward_request(&state, request, caller, StatusCode::OK).await
 }
 
 /// `DELETE /api/profiles/me/photo` → 204.
 pub async fn delete_photo(
     State(state): State<AppState>,
-    Authenticated(actor): Authenticated,
+    Authenticated(caller): Authenticated,
 ) -> Response {
     let op = &state.operations.delete_photo;
-    forward(&state, op, actor, json!({}), StatusCode::NO_CONTENT).await
+    forward(&state, op, caller, json!({}), StatusCode::NO_CONTENT).await
 }
 
 /// Reads the `file` field, refusing it as soon as it passes `max` bytes.

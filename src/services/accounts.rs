@@ -7,6 +7,7 @@ use tracing::instrument;
 use super::{Services, now, unique_violation_as};
 use crate::{
     auth::Actor,
+    caller::ClientIp,
     db,
     domain::{AccountPatch, Credentials, NewAccount, Patch},
     entities::{profile, user},
@@ -46,7 +47,8 @@ pub struct AccessToken {
 impl Services {
     /// Creates the user and an empty profile (holding `name`, if given) in one transaction.
     #[instrument(skip_all, fields(email = %new.email.as_str()))]
-    pub async fn register(&self, new: NewAccount) -> Result<Account, AppError> {
+    pub async fn register(&self, client: ClientIp, new: NewAccount) -> Result<Account, AppError> {
+        self.limits.registration(client.0).await?;
         let conflict = || AppError::Conflict(EMAIL_TAKEN);
         // Saves a bcrypt run on the common case; the unique index decides under a race.
         if self.find_user_by_email(new.email.as_str()).await?.is_some() {
@@ -82,9 +84,17 @@ impl Services {
     }
 
     /// Checks the credentials and issues a token. Unknown email and wrong password give the
-    /// same error after the same amount of work.
+    /// same error after the same amount of work. Every attempt counts against the client
+    /// address; failures count against the account, which locks at the limit.
     #[instrument(skip_all)]
-    pub async fn login(&self, credentials: Credentials) -> Result<AccessToken, AppError> {
+    pub async fn login(
+        &self,
+        client: ClientIp,
+        credentials: Credentials,
+    ) -> Result<AccessToken, AppError> {
+        self.limits
+            .login_attempt(client.0, &credentials.email)
+            .await?;
         let user = self.find_user_by_email(&credentials.email).await?;
         let matched = match &user {
             Some(user) => {
@@ -94,9 +104,11 @@ impl Services {
             }
             None => self.hasher.verify_dummy(&credentials.password).await?,
         };
-        let user = user
-            .filter(|_| matched)
-            .ok_or(AppError::Unauthenticated(BAD_CREDENTIALS))?;
+        let Some(user) = user.filter(|_| matched) else {
+            self.limits.login_failed(&credentials.email).await;
+            return Err(AppError::Unauthenticated(BAD_CREDENTIALS));
+        };
+        self.limits.login_succeeded(&credentials.email).await;
         let issued = self.jwt.issue(user.id)?;
         tracing::info!(user_id = user.id, "login succeeded");
         Ok(AccessToken {

@@ -21,6 +21,7 @@ use crate::{
     auth::{JwtKeys, PasswordHasher},
     config::Config,
     error::AppError,
+    limits::RateLimiter,
 };
 use photos::PhotoStore;
 
@@ -32,6 +33,7 @@ pub struct Services {
     hasher: PasswordHasher,
     jwt: Arc<JwtKeys>,
     photos: PhotoStore,
+    limits: Arc<RateLimiter>,
     max_upload_bytes: usize,
 }
 
@@ -42,6 +44,7 @@ impl Services {
             hasher: PasswordHasher::new(config.bcrypt_cost),
             jwt: Arc::new(JwtKeys::new(&config.jwt)),
             photos: PhotoStore::new(config.upload_dir.clone()),
+            limits: Arc::new(RateLimiter::new(config)),
             max_upload_bytes: config.max_upload_bytes,
         }
     }

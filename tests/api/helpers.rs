@@ -56,6 +56,10 @@ pub async fn spawn_app_with(backend: Backend, settings: &[(&str, &str)]) -> Test
         ("JWT_SECRET", JWT_SECRET),
         ("BCRYPT_COST", "4"),
         ("UPLOAD_DIR", upload_dir.to_str().unwrap()),
+        // Tests register and log in far more often than a person; the limits' own tests
+        // set them low again.
+        ("LOGIN_PER_IP_PER_MINUTE", "10000"),
+        ("REGISTER_PER_IP_PER_MINUTE", "10000"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -148,6 +152,19 @@ impl TestApp {
         name: &str,
         mime: &str,
     ) -> Response {
+        self.try_upload_rest(token, bytes, name, mime)
+            .await
+            .unwrap()
+    }
+
+    /// The same, keeping a connection error (see [`expect_too_large`]).
+    pub async fn try_upload_rest(
+        &self,
+        token: &str,
+        bytes: Vec<u8>,
+        name: &str,
+        mime: &str,
+    ) -> Result<Response, reqwest::Error> {
         let part = reqwest::multipart::Part::bytes(bytes)
             .file_name(name.to_owned())
             .mime_str(mime)
@@ -159,7 +176,6 @@ impl TestApp {
             .multipart(form)
             .send()
             .await
-            .unwrap()
     }
 
     /// `uploadProfilePhoto` by the GraphQL multipart request spec.
@@ -309,6 +325,22 @@ impl Drop for TestApp {
         }
         if let Some(pg) = self.postgres.take() {
             pg.drop_database();
+        }
+    }
+}
+
+/// For bodies over a limit: the server answers 413 as soon as the limit is passed and stops
+/// reading, so a client still writing may see that answer or a closed connection. Returns
+/// the 413's body when there was one.
+pub async fn expect_too_large(sent: Result<Response, reqwest::Error>) -> Option<Value> {
+    match sent {
+        Ok(response) => {
+            assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+            Some(body(response).await)
+        }
+        Err(e) => {
+            assert!(e.is_request(), "{e}");
+            None
         }
     }
 }
@@ -490,4 +522,25 @@ pub fn png_bomb(width: u32, height: u32) -> Vec<u8> {
     out.extend_from_slice(&chunk);
     out.extend_from_slice(&(!crc).to_be_bytes());
     out
+}
+
+/// As [`on_both_backends!`], with the settings that `super::$settings()` returns.
+#[macro_export]
+macro_rules! on_both_backends_with {
+    ($settings:ident; $($name:ident),* $(,)?) => {$(
+        mod $name {
+            use $crate::helpers::{Backend, spawn_app_with};
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(spawn_app_with(Backend::Sqlite, &super::$settings()).await).await;
+            }
+
+            #[cfg_attr(not(pg_tests), ignore = "set TEST_DATABASE_URL to run on PostgreSQL")]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(spawn_app_with(Backend::Postgres, &super::$settings()).await).await;
+            }
+        }
+    )*};
 }
