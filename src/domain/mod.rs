@@ -35,3 +35,50 @@ impl Checks {
         build().ok_or_else(|| AppError::internal(anyhow::anyhow!("validated input is incomplete")))
     }
 }
+
+/// Fuzzing the validation: any input is either accepted as a valid value or refused with a
+/// message, never a panic; and what is accepted respects the limits.
+#[cfg(test)]
+mod fuzz {
+    use async_graphql::MaybeUndefined;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn field() -> impl Strategy<Value = MaybeUndefined<String>> {
+        prop_oneof![
+            Just(MaybeUndefined::Undefined),
+            Just(MaybeUndefined::Null),
+            ".{0,1200}".prop_map(MaybeUndefined::Value),
+            "\\+[0-9 ]{0,20}".prop_map(MaybeUndefined::Value),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn accounts_validate_without_panicking(email in ".{0,300}", password in ".{0,100}", name in proptest::option::of(".{0,150}")) {
+            if let Ok(account) = NewAccount::parse(&email, password.clone(), name.as_deref()) {
+                prop_assert!(account.email.as_str().chars().count() <= 254);
+                prop_assert!(account.email.as_str().contains('@'));
+                prop_assert!(password.len() <= 72 && password.chars().count() >= 8);
+            }
+            let _ = Credentials::parse(&email, password);
+        }
+
+        #[test]
+        fn profiles_validate_without_panicking(name in field(), phone in field(), bio in field()) {
+            let fields = ProfileFields { name, phone, bio, ..Default::default() };
+            if let Ok(patch) = ProfilePatch::parse(fields) {
+                if let Patch::Set(phone) = patch.phone {
+                    prop_assert!(phone.starts_with('+'));
+                    prop_assert!((8..=16).contains(&phone.len()));
+                }
+                if let Patch::Set(bio) = patch.bio {
+                    prop_assert!(bio.chars().count() <= 1000);
+                }
+            }
+        }
+    }
+}

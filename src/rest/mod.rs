@@ -50,3 +50,110 @@ pub fn router(max_upload_bytes: usize) -> Router<AppState> {
                 .layer(DefaultBodyLimit::max(max_upload_bytes + MULTIPART_OVERHEAD)),
         )
 }
+
+/// Fuzzing the REST body parsing: whatever bytes arrive, extraction answers with one of the
+/// documented statuses and never panics. Bounded (a fixed number of cases), so it runs in CI.
+#[cfg(test)]
+mod fuzz {
+    use axum::{
+        body::Body,
+        extract::{FromRequest, Request},
+        http::StatusCode,
+    };
+    use proptest::prelude::*;
+
+    use super::{JsonBody, accounts, profiles};
+
+    fn request(content_type: &str, bytes: Vec<u8>) -> Request {
+        Request::builder()
+            .method("POST")
+            .uri("/")
+            .header("content-type", content_type)
+            .body(Body::from(bytes))
+            .unwrap()
+    }
+
+    async fn status_of<T: serde::de::DeserializeOwned>(request: Request) -> StatusCode {
+        match JsonBody::<T>::from_request(request, &()).await {
+            Ok(_) => StatusCode::OK,
+            Err(response) => response.status(),
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
+    /// JSON values of any shape, with the field names the bodies know.
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(serde_json::Value::from),
+            ".{0,40}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("email".to_owned()),
+                        Just("password".to_owned()),
+                        Just("name".to_owned()),
+                        Just("phone".to_owned()),
+                        Just("bio".to_owned()),
+                        "[a-z_]{1,10}",
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    const DOCUMENTED: [StatusCode; 5] = [
+        StatusCode::OK,
+        StatusCode::BAD_REQUEST,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::PAYLOAD_TOO_LARGE,
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1500))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512), json in any::<bool>()) {
+            let content_type = if json { "application/json" } else { "text/plain" };
+            let rt = runtime();
+            for status in [
+                rt.block_on(status_of::<accounts::RegisterBody>(request(content_type, bytes.clone()))),
+                rt.block_on(status_of::<accounts::UpdateAccountBody>(request(content_type, bytes.clone()))),
+                rt.block_on(status_of::<profiles::ProfileBody>(request(content_type, bytes))),
+            ] {
+                prop_assert!(DOCUMENTED.contains(&status), "{status}");
+            }
+        }
+
+        #[test]
+        fn arbitrary_json_never_panics(value in json_value()) {
+            let bytes = serde_json::to_vec(&value).unwrap();
+            let rt = runtime();
+            for status in [
+                rt.block_on(status_of::<accounts::RegisterBody>(request("application/json", bytes.clone()))),
+                rt.block_on(status_of::<accounts::LoginBody>(request("application/json", bytes.clone()))),
+                rt.block_on(status_of::<profiles::ProfileBody>(request("application/json", bytes))),
+            ] {
+                prop_assert!(DOCUMENTED.contains(&status), "{status}");
+                // Only objects can be bodies.
+                if !value.is_object() {
+                    prop_assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+                }
+            }
+        }
+    }
+}

@@ -9,4 +9,5 @@ mod accounts;
 mod graphql;
 mod operations;
 mod photos;
+mod process;
 mod profiles;

@@ -1,0 +1,310 @@
+//! Tests of the real binary in its own process: what it logs, and how it stops on a signal.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::helpers::{JWT_SECRET, image_bytes};
+
+/// The release or debug binary that cargo built for these tests, running in a temp folder.
+pub struct ServerProcess {
+    child: Child,
+    pub address: String,
+    log: Arc<Mutex<Vec<String>>>,
+    _dir: TempDir,
+}
+
+impl ServerProcess {
+    pub fn start(settings: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_nta-user-svc"));
+        command
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PORT", "0")
+            .env("JWT_SECRET", JWT_SECRET)
+            .env("BCRYPT_COST", "4")
+            .env("LOG_FORMAT", "json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in settings {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("the server binary starts");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let (log, port_tx) = (log.clone(), port_tx.clone());
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Some(address) = listening_address(&line) {
+                        let _ = port_tx.send(address);
+                    }
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        let address = port_rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("server did not start: {:?}", log.lock().unwrap()));
+        Self {
+            child,
+            address: format!("http://{address}"),
+            log,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal (`TERM`, `INT`, `KILL`) to the server.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to end; its exit code.
+    pub fn wait(&mut self, timeout: Duration) -> Option<i32> {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("server did not stop within {timeout:?}");
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        // Give the reader threads a moment to drain the pipes.
+        std::thread::sleep(Duration::from_millis(100));
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn listening_address(line: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(line).ok()?;
+    (value["fields"]["message"] == "listening")
+        .then(|| value["fields"]["address"].as_str().map(str::to_owned))?
+}
+
+const SECRET_PASSWORD: &str = "Sup3r-Secret-Passw0rd";
+
+/// Exercises every endpoint, with passwords and tokens in every place a request can carry
+/// them, then reads the whole debug-level log: none of them, nor a hash or the JWT secret,
+/// may appear; every request's lines carry its id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_never_hold_secrets() {
+    let server = ServerProcess::start(&[("RUST_LOG", "debug")]);
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value| client.post(server.url(path)).json(&body).send();
+
+    let email = "logged@example.com";
+    assert_eq!(
+        post(
+            "/api/auth/register",
+            json!({"email": email, "password": SECRET_PASSWORD})
+        )
+        .await
+        .unwrap()
+        .status(),
+        StatusCode::CREATED
+    );
+    post(
+        "/api/users/register",
+        json!({"email": "b@example.com", "password": SECRET_PASSWORD, "name": "B"}),
+    )
+    .await
+    .unwrap();
+    let login: Value = post(
+        "/api/auth/login",
+        json!({"email": email, "password": SECRET_PASSWORD}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    client
+        .post(server.url("/api/auth/login"))
+        .form(&[("username", email), ("password", SECRET_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    post(
+        "/api/auth/login",
+        json!({"email": email, "password": "Wrong-Secret-Passw0rd"}),
+    )
+    .await
+    .unwrap();
+    post(
+        "/api/auth/register",
+        json!({"email": "short@example.com", "password": "tiny-pw"}),
+    )
+    .await
+    .unwrap();
+    let graphql = |query: &str, variables: Value| {
+        client
+            .post(server.url("/graphql"))
+            .bearer_auth(&token)
+            .json(&json!({"query": query, "variables": variables}))
+            .send()
+    };
+    graphql(
+        "mutation($i: LoginInput!) { login(input: $i) { accessToken } }",
+        json!({"i": {"email": email, "password": SECRET_PASSWORD}}),
+    )
+    .await
+    .unwrap();
+    graphql("{ me { id profile { id } } myProfile { id } }", json!({}))
+        .await
+        .unwrap();
+    client
+        .get(server.url("/graphql"))
+        .query(&[("query", format!("mutation {{ login(input: {{email: \"{email}\", password: \"{SECRET_PASSWORD}\"}}) {{ accessToken }} }}"))])
+        .send()
+        .await
+        .unwrap();
+    let auth = |request: reqwest::RequestBuilder| request.bearer_auth(&token).send();
+    auth(client.get(server.url("/api/users/profile")))
+        .await
+        .unwrap();
+    auth(
+        client
+            .put(server.url("/api/users/profile"))
+            .json(&json!({"name": "N", "password": SECRET_PASSWORD})),
+    )
+    .await
+    .unwrap();
+    auth(client.get(server.url("/api/users/me/profile")))
+        .await
+        .unwrap();
+    auth(
+        client
+            .put(server.url("/api/profiles/me"))
+            .json(&json!({"bio": "hello"})),
+    )
+    .await
+    .unwrap();
+    auth(client.get(server.url("/api/profiles/1")))
+        .await
+        .unwrap();
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(image_bytes(8, 8, image::ImageFormat::Png))
+            .file_name("a.png"),
+    );
+    auth(
+        client
+            .post(server.url("/api/profiles/me/photo"))
+            .multipart(form),
+    )
+    .await
+    .unwrap();
+    auth(client.delete(server.url("/api/profiles/me/photo")))
+        .await
+        .unwrap();
+    auth(client.delete(server.url("/api/profiles/me")))
+        .await
+        .unwrap();
+    auth(
+        client
+            .post(server.url("/api/profiles"))
+            .json(&json!({"name": "A"})),
+    )
+    .await
+    .unwrap();
+    client
+        .get(server.url("/api/users/profile"))
+        .bearer_auth(format!("{token}tampered"))
+        .send()
+        .await
+        .unwrap();
+
+    let log = server.log();
+    let text = log.join("\n");
+    assert!(log.len() > 20, "{text}");
+    let signature = token.rsplit('.').next().unwrap();
+    for secret in [
+        SECRET_PASSWORD,
+        "Wrong-Secret-Passw0rd",
+        "tiny-pw",
+        token.as_str(),
+        signature,
+        JWT_SECRET,
+        "$2b$",
+    ] {
+        assert!(!text.contains(secret), "the log holds {secret:?}");
+    }
+    // Every line is JSON, and the request lines carry their request id.
+    let responses: Vec<Value> = log
+        .iter()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap_or_else(|_| panic!("not JSON: {line}"))
+        })
+        .filter(|v| v["fields"]["message"] == "response")
+        .collect();
+    assert!(responses.len() >= 18);
+    for line in responses {
+        assert_eq!(
+            line["span"]["request_id"].as_str().map(str::len),
+            Some(36),
+            "{line}"
+        );
+    }
+}
+
+/// SIGTERM while a request is in flight: it completes, new connections are refused, and the
+/// process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_requests_and_exits_cleanly() {
+    let mut server = ServerProcess::start(&[("BCRYPT_COST", "13")]);
+    let client = reqwest::Client::new();
+    // Registration hashes at cost 13: long enough to be in flight when the signal lands.
+    let in_flight = tokio::spawn(
+        client
+            .post(server.url("/api/auth/register"))
+            .json(&json!({"email": "slow@example.com", "password": "StrongPass123"}))
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    server.signal("TERM");
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(server.wait(Duration::from_secs(10)), Some(0));
+    assert!(reqwest::get(server.url("/healthz")).await.is_err());
+    let log = server.log().join("\n");
+    assert!(log.contains("shutdown signal received"), "{log}");
+}
