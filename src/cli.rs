@@ -1,9 +1,10 @@
-//! The command line: `serve` (the default), `migrate up|down|status`, `export-schema`.
+//! The command line: `serve` (the default), `migrate up|down|status`, `export-schema`,
+//! `export-openapi`.
 
 use clap::{Parser, Subcommand};
 use migration::{Migrator, MigratorTrait};
 
-use crate::{config::Config, db, graphql, startup};
+use crate::{config::Config, db, graphql, rest, startup};
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +28,8 @@ pub enum Command {
     },
     /// Print the GraphQL SDL (what `schema.graphql` holds).
     ExportSchema,
+    /// Print the OpenAPI document of the REST paths (what `openapi.json` holds).
+    ExportOpenapi,
 }
 
 #[derive(Subcommand)]
@@ -40,6 +43,15 @@ pub enum MigrateAction {
     },
     /// List migrations and whether each is applied.
     Status,
+}
+
+/// What an export command prints (they need no configuration); `None` for other commands.
+pub fn export(command: &Command) -> Option<String> {
+    match command {
+        Command::ExportSchema => Some(graphql::sdl()),
+        Command::ExportOpenapi => Some(rest::openapi_json()),
+        _ => None,
+    }
 }
 
 /// Runs the chosen command with a loaded configuration.
@@ -62,7 +74,9 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::ExportSchema => print!("{}", graphql::sdl()),
+        Command::ExportSchema | Command::ExportOpenapi => {
+            print!("{}", export(&command).unwrap_or_default());
+        }
     }
     Ok(())
 }

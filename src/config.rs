@@ -30,6 +30,8 @@ pub struct Config {
     pub graphql_introspection: bool,
     /// "Did you mean …?" hints in GraphQL validation errors.
     pub graphql_suggestions: bool,
+    /// A folder with GraphiQL's scripts and styles, for networks without the CDN.
+    pub graphiql_assets_dir: Option<PathBuf>,
 }
 
 /// An address or a network (`10.0.0.0/8`, `::1`), for `TRUSTED_PROXIES`.
@@ -232,6 +234,7 @@ impl Config {
             },
             graphql_introspection: flag(&get, "GRAPHQL_INTROSPECTION", true)?,
             graphql_suggestions: flag(&get, "GRAPHQL_SUGGESTIONS", true)?,
+            graphiql_assets_dir: get("GRAPHIQL_ASSETS_DIR").map(PathBuf::from),
         })
     }
 }

@@ -4,17 +4,17 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use nta_user_svc::{
-    cli::{Cli, Command, run},
+    cli::{self, Cli, Command, run},
     config::Config,
-    graphql, telemetry,
+    telemetry,
 };
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let command = Cli::parse().command.unwrap_or(Command::Serve);
-    // Exporting the schema needs no configuration and must print nothing else.
-    if let Command::ExportSchema = command {
-        print!("{}", graphql::sdl());
+    // Exports need no configuration and must print nothing else.
+    if let Some(text) = cli::export(&command) {
+        print!("{text}");
         return ExitCode::SUCCESS;
     }
     let config = match Config::from_env() {

@@ -21,6 +21,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 use tracing::Span;
+use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
 use crate::{
     config::{Config, IpNet},
@@ -41,6 +42,10 @@ pub struct AppState {
     pub services: Services,
     pub operations: Arc<Operations>,
     pub trusted_proxies: Arc<[IpNet]>,
+    /// The GraphiQL page, rendered once.
+    pub graphiql_page: Arc<str>,
+    /// Where GraphiQL's scripts and styles are served from, if not from the CDN.
+    pub graphiql_assets: Option<Arc<std::path::Path>>,
 }
 
 impl FromRef<AppState> for Services {
@@ -56,6 +61,8 @@ impl AppState {
             services,
             operations: Arc::new(Operations::new()),
             trusted_proxies: config.trusted_proxies.clone().into(),
+            graphiql_page: graphql::graphiql::page(config.graphiql_assets_dir.is_some()).into(),
+            graphiql_assets: config.graphiql_assets_dir.as_deref().map(Arc::from),
         }
     }
 }
@@ -131,7 +138,9 @@ pub fn router(state: AppState, config: &Config) -> Router {
         ));
     Router::new()
         .merge(api)
+        .merge(docs())
         .route("/uploads/{user_id}/{file}", get(rest::serve_upload))
+        .route("/graphiql/{file}", get(graphql::graphiql::asset))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
@@ -174,6 +183,23 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
 }
 
+/// `/openapi.json` and Swagger UI at `/docs`, with its assets served from the binary (no
+/// internet needed) and no external validator badge. The Authorize button runs the OAuth2
+/// password flow against `POST /api/auth/login`.
+fn docs() -> Router<AppState> {
+    let openapi = rest::openapi_json();
+    let swagger = SwaggerUi::new("/docs").config(
+        SwaggerConfig::new(["/openapi.json"])
+            .validator_url("none")
+            .persist_authorization(true)
+            .try_it_out_enabled(true),
+    );
+    Router::from(swagger).route(
+        "/openapi.json",
+        get(move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi) }),
+    )
+}
+
 /// CORS for the configured origins only; with none configured, no CORS headers at all.
 fn cors(origins: &[String]) -> CorsLayer {
     let origins: Vec<HeaderValue> = origins
@@ -195,13 +221,25 @@ fn cors(origins: &[String]) -> CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
-/// Liveness: the process answers.
-async fn healthz() -> Json<serde_json::Value> {
+/// Liveness
+///
+/// 200 while the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "health", operation_id = "healthz",
+    responses((status = 200, description = "Alive", body = crate::rest::Health)))]
+pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Readiness: the database answers too.
-async fn readyz(State(services): State<Services>) -> Response {
+/// Readiness
+///
+/// 200 when the database answers too; 503 otherwise (take the replica out of rotation).
+#[utoipa::path(get, path = "/readyz", tag = "health", operation_id = "readyz",
+    responses(
+        (status = 200, description = "Ready", body = crate::rest::Health, example = json!({"status": "ready"})),
+        (status = 503, description = "The database cannot be reached", body = crate::rest::Health,
+            example = json!({"status": "unavailable", "detail": "Service unavailable"})),
+    ))]
+pub async fn readyz(State(services): State<Services>) -> Response {
     if services.ready().await {
         Json(json!({ "status": "ready" })).into_response()
     } else {

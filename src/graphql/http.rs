@@ -9,7 +9,7 @@
 
 use async_graphql::{
     BatchRequest, ParseRequestError, ServerError,
-    http::{GraphiQLSource, MultipartOptions, parse_query_string, receive_batch_body},
+    http::{MultipartOptions, parse_query_string, receive_batch_body},
     parser::types::{DocumentOperations, ExecutableDocument, OperationType},
 };
 use axum::{
@@ -32,7 +32,7 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 /// `GET /graphql`: GraphiQL for a browser, or a query from the query string.
 pub async fn graphql_get(State(state): State<AppState>, caller: Caller, uri: Uri) -> Response {
     let Some(query) = uri.query().filter(|q| has_query_param(q)) else {
-        return graphiql().await.into_response();
+        return Html(state.graphiql_page.to_string()).into_response();
     };
     let mut request = match parse_query_string(query) {
         Ok(request) => request,
@@ -200,16 +200,6 @@ async fn execute_in_turn(state: &AppState, batch: BatchRequest) -> async_graphql
             async_graphql::BatchResponse::Batch(responses)
         }
     }
-}
-
-/// The GraphiQL page.
-pub async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .title("nta-user-svc GraphiQL")
-            .finish(),
-    )
 }
 
 fn has_query_param(query: &str) -> bool {

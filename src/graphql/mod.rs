@@ -4,6 +4,7 @@
 //! [`Services`](crate::services::Services) from the context, convert their input into
 //! [`domain`](crate::domain) types, call one service and wrap the result in an output type.
 
+pub mod graphiql;
 mod guard;
 mod http;
 mod loaders;

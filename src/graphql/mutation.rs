@@ -13,17 +13,26 @@ use crate::{
 /// Changes. `register` and `login` need no token; the rest act on the caller's own data.
 pub struct MutationRoot;
 
+/// Changes. `register` and `login` need no token; the rest act on the caller's own data.
 #[Object(name = "Mutation")]
 impl MutationRoot {
     /// Creates an account and its (empty) profile.
-    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<User> {
+    async fn register(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new account.")] input: RegisterInput,
+    ) -> Result<User> {
         let (services, _) = context(ctx);
         let new = NewAccount::parse(&input.email, input.password, input.name.as_deref())?;
         Ok(User(services.register(client_ip(ctx), new).await?))
     }
 
     /// Exchanges email and password for a bearer token.
-    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The credentials.")] input: LoginInput,
+    ) -> Result<AuthPayload> {
         let (services, _) = context(ctx);
         let credentials = Credentials::parse(&input.email, input.password)?;
         Ok(services.login(client_ip(ctx), credentials).await?.into())
@@ -31,7 +40,11 @@ impl MutationRoot {
 
     /// Changes the current account's email and/or name.
     #[graphql(guard = "RequireUser")]
-    async fn update_me(&self, ctx: &Context<'_>, input: UpdateMeInput) -> Result<User> {
+    async fn update_me(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The fields to change.")] input: UpdateMeInput,
+    ) -> Result<User> {
         let (services, actor) = context(ctx);
         let patch = AccountPatch::parse(input.email, input.name)?;
         Ok(User(services.update_me(&actor, patch).await?))
@@ -39,7 +52,11 @@ impl MutationRoot {
 
     /// Creates the current account's profile; `CONFLICT` while one exists.
     #[graphql(guard = "RequireUser")]
-    async fn create_profile(&self, ctx: &Context<'_>, input: ProfileInput) -> Result<Profile> {
+    async fn create_profile(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The profile's fields.")] input: ProfileInput,
+    ) -> Result<Profile> {
         let (services, actor) = context(ctx);
         let fields = ProfilePatch::parse(input.into())?;
         Ok(services.create_profile(&actor, fields).await?.into())
@@ -47,7 +64,11 @@ impl MutationRoot {
 
     /// Changes the given fields of the current account's profile.
     #[graphql(guard = "RequireUser")]
-    async fn update_profile(&self, ctx: &Context<'_>, input: ProfileInput) -> Result<Profile> {
+    async fn update_profile(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The fields to change; omitted ones stay.")] input: ProfileInput,
+    ) -> Result<Profile> {
         let (services, actor) = context(ctx);
         let patch = ProfilePatch::parse(input.into())?;
         Ok(services.update_profile(&actor, patch).await?.into())

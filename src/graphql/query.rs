@@ -9,6 +9,7 @@ use super::{
 /// Reads. Every field needs a bearer token.
 pub struct QueryRoot;
 
+/// Reads. Every field needs a bearer token (`Authorization: Bearer <accessToken>`).
 #[Object(name = "Query")]
 impl QueryRoot {
     /// The current account.

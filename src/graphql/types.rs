@@ -17,6 +17,7 @@ use crate::{
 #[derive(Clone, Copy, Debug)]
 pub struct DateTime(pub chrono::DateTime<Utc>);
 
+/// A point in time, in UTC, as an RFC 3339 string (`2025-01-01T00:00:00Z`).
 #[Scalar(
     name = "DateTime",
     specified_by_url = "https://www.rfc-editor.org/rfc/rfc3339"

@@ -9,54 +9,89 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
 
 use super::{
     body::{Authenticated, JsonBody, has_media_type, reject_unknown_fields},
     forward::forward,
+    schemas::{ErrorBody, Token, TypeErrorBody, UserCreated, UserOut, ValidationErrorBody},
 };
 use crate::{caller::Caller, startup::AppState};
 
 /// `{email, password}`, and `name` on the ticket's `/api/users/register`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"email": "user@example.com", "password": "StrongPass123"}))]
 pub struct RegisterBody {
+    /// A valid address, at most 254 characters; stored trimmed and lower-cased.
     #[serde(default)]
+    #[schema(value_type = String, required = true)]
     email: Option<String>,
+    /// At least 8 characters, at most 72 bytes.
     #[serde(default)]
+    #[schema(value_type = String, required = true)]
     password: Option<String>,
+    /// Display name, at most 100 characters (kept on the profile).
     #[serde(default)]
     name: Option<String>,
 }
 
 /// JSON login; `username` is accepted for `email`, as in the OAuth2 form.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"email": "user@example.com", "password": "StrongPass123"}))]
 pub struct LoginBody {
     #[serde(default, alias = "username")]
+    #[schema(value_type = String, required = true)]
     email: Option<String>,
     #[serde(default)]
+    #[schema(value_type = String, required = true)]
     password: Option<String>,
 }
 
 /// The OAuth2 password form (`grant_type`, `scope` and client fields are ignored).
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct LoginForm {
+    /// The account's email.
     #[serde(default)]
+    #[schema(value_type = String, required = true)]
     username: Option<String>,
     #[serde(default)]
+    #[schema(value_type = String, required = true)]
     password: Option<String>,
 }
 
-/// Only `email` and `name` may change; any other key is refused.
-#[derive(Deserialize, Serialize)]
+/// Only `email` and `name` may change; any other key is refused. Absent keys stay as they
+/// are; `"name": null` clears the name.
+#[derive(Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({"email": "alice@example.com", "name": "Alice"}))]
 pub struct UpdateAccountBody {
     #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
+    #[schema(value_type = Option<String>)]
     email: MaybeUndefined<String>,
     #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
+    #[schema(value_type = Option<String>)]
     name: MaybeUndefined<String>,
     #[serde(flatten, skip_serializing)]
+    #[schema(ignore)]
     other: Map<String, Value>,
 }
 
-/// `POST /api/auth/register` and `POST /api/users/register` → 201 `{id, email, created_at}`.
+/// Register a new account
+///
+/// Creates the user and an empty profile in one transaction. The password is hashed with
+/// bcrypt; neither it nor the hash is ever returned.
+#[utoipa::path(
+    post, path = "/api/auth/register", tag = "auth", operation_id = "register",
+    request_body = RegisterBody,
+    responses(
+        (status = 201, description = "Account created", body = UserCreated),
+        (status = 400, description = "Invalid email or weak password", body = ValidationErrorBody),
+        (status = 409, description = "Email taken (in any case)", body = ErrorBody,
+            example = json!({"detail": "Email already registered."})),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "JSON of the wrong type", body = TypeErrorBody),
+        (status = 429, description = "Too many registrations from this address", body = ErrorBody),
+    )
+)]
 pub async fn register(
     State(state): State<AppState>,
     caller: Caller,
@@ -78,7 +113,51 @@ pub async fn register(
     .await
 }
 
-/// `POST /api/auth/login`, as JSON or as the OAuth2 password form.
+/// Register a new account (the ticket's path)
+///
+/// The same as `POST /api/auth/register`; the body may also carry `name`.
+#[utoipa::path(
+    post, path = "/api/users/register", tag = "auth", operation_id = "registerUser",
+    request_body(content = RegisterBody,
+        example = json!({"email": "user@example.com", "password": "StrongPass123", "name": "Alice"})),
+    responses(
+        (status = 201, description = "Account created", body = UserCreated),
+        (status = 400, description = "Invalid email or weak password", body = ValidationErrorBody),
+        (status = 409, description = "Email taken (in any case)", body = ErrorBody,
+            example = json!({"detail": "Email already registered."})),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "JSON of the wrong type", body = TypeErrorBody),
+        (status = 429, description = "Too many registrations from this address", body = ErrorBody),
+    )
+)]
+pub async fn register_alias(
+    state: State<AppState>,
+    caller: Caller,
+    body: JsonBody<RegisterBody>,
+) -> Response {
+    register(state, caller, body).await
+}
+
+/// Log in
+///
+/// Exchanges email and password for a bearer token. Takes JSON, or the OAuth2 password form
+/// (`username`, `password`) that Swagger UI's Authorize button sends. An unknown email and a
+/// wrong password get the same answer. Rate-limited per address and per account.
+#[utoipa::path(
+    post, path = "/api/auth/login", tag = "auth", operation_id = "login",
+    request_body(content(
+        (LoginBody = "application/json"),
+        (LoginForm = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "A bearer token", body = Token),
+        (status = 400, description = "Email or password missing", body = ValidationErrorBody),
+        (status = 401, description = "Wrong credentials", body = ErrorBody,
+            example = json!({"detail": "Incorrect email or password"})),
+        (status = 429, description = "Too many attempts; see `Retry-After`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 pub async fn login(State(state): State<AppState>, caller: Caller, request: Request) -> Response {
     let (email, password) =
         if has_media_type(request.headers(), "application/x-www-form-urlencoded") {
@@ -107,7 +186,17 @@ pub async fn login(State(state): State<AppState>, caller: Caller, request: Reque
     .await
 }
 
-/// `GET /api/users/profile` → the account view `{id, email, name, created_at, updated_at}`.
+/// Read the account
+///
+/// The account view of the ticket: id, email, the profile's name and the timestamps.
+#[utoipa::path(
+    get, path = "/api/users/profile", tag = "users", operation_id = "getAccount",
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "The account", body = UserOut),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+    )
+)]
 pub async fn get_account(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -116,7 +205,22 @@ pub async fn get_account(
     forward(&state, op, caller, json!({}), StatusCode::OK).await
 }
 
-/// `PUT /api/users/profile`: changes `email` and/or `name`.
+/// Update the account
+///
+/// Changes `email` and/or `name`; nothing else may be sent.
+#[utoipa::path(
+    put, path = "/api/users/profile", tag = "users", operation_id = "updateAccount",
+    security(("bearer" = []), ("oauth2" = [])),
+    request_body = UpdateAccountBody,
+    responses(
+        (status = 200, description = "The updated account", body = UserOut),
+        (status = 400, description = "Invalid value or a field that cannot change here", body = ValidationErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 409, description = "Email taken", body = ErrorBody,
+            example = json!({"detail": "Email already registered."})),
+        (status = 422, description = "JSON of the wrong type", body = TypeErrorBody),
+    )
+)]
 pub async fn update_account(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

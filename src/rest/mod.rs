@@ -9,8 +9,10 @@
 mod accounts;
 mod body;
 mod forward;
+mod openapi;
 mod operations;
 mod profiles;
+mod schemas;
 
 use axum::{
     Router,
@@ -19,8 +21,10 @@ use axum::{
 };
 
 pub use body::{Authenticated, JsonBody, Problem, has_media_type};
+pub use openapi::{ApiDoc, json as openapi_json};
 pub use operations::Operations;
 pub use profiles::serve_upload;
+pub use schemas::Health;
 
 use crate::startup::AppState;
 
@@ -30,7 +34,7 @@ const MULTIPART_OVERHEAD: usize = 64 * 1024;
 pub fn router(max_upload_bytes: usize) -> Router<AppState> {
     Router::new()
         .route("/api/auth/register", post(accounts::register))
-        .route("/api/users/register", post(accounts::register))
+        .route("/api/users/register", post(accounts::register_alias))
         .route("/api/auth/login", post(accounts::login))
         .route(
             "/api/users/profile",

@@ -9,37 +9,75 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
 
 use super::{
     Problem,
     body::{Authenticated, JsonBody, reject_unknown_fields, unprocessable},
     forward::{forward, forward_request},
+    schemas::{
+        ErrorBody, PhotoUpload, ProfileOut, ProfilePublic, TypeErrorBody, ValidationErrorBody,
+    },
 };
 use crate::{
     error::{AppError, ErrorCode, FieldError},
     startup::AppState,
 };
 
-/// ProfileCreate / ProfileUpdate: every field optional; absent keeps, `null` clears.
-#[derive(Deserialize, Serialize)]
+/// ProfileCreate / ProfileUpdate: every field optional. On update an absent field stays as it
+/// is and `null` clears it. Unknown fields are refused.
+#[derive(Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({
+    "name": "Alice", "phone": "+100200300", "bio": "Hello, I like hiking.",
+    "hobby": "hiking", "occupation": "Engineer", "location": "San Francisco"
+}))]
 pub struct ProfileBody {
+    /// At most 100 characters.
     #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
+    #[schema(value_type = Option<String>, max_length = 100)]
     name: MaybeUndefined<String>,
+    /// `+` then country code and number, 7 to 15 digits.
     #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
+    #[schema(value_type = Option<String>, pattern = r"^\+[0-9]{7,15}$")]
     phone: MaybeUndefined<String>,
+    /// At most 1000 characters.
     #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
+    #[schema(value_type = Option<String>, max_length = 1000)]
     bio: MaybeUndefined<String>,
+    /// At most 100 characters.
     #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
+    #[schema(value_type = Option<String>, max_length = 100)]
     hobby: MaybeUndefined<String>,
+    /// At most 100 characters.
     #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
+    #[schema(value_type = Option<String>, max_length = 100)]
     occupation: MaybeUndefined<String>,
+    /// At most 100 characters.
     #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
+    #[schema(value_type = Option<String>, max_length = 100)]
     location: MaybeUndefined<String>,
     #[serde(flatten, skip_serializing)]
+    #[schema(ignore)]
     other: Map<String, Value>,
 }
 
-/// `POST /api/profiles` → 201 ProfileOut; 409 while the caller has a profile.
+/// Create my profile
+///
+/// Registration already creates an empty profile, so this is for after a `DELETE`: 409
+/// while one exists.
+#[utoipa::path(
+    post, path = "/api/profiles", tag = "profiles", operation_id = "createProfile",
+    security(("bearer" = []), ("oauth2" = [])),
+    request_body = ProfileBody,
+    responses(
+        (status = 201, description = "The new profile", body = ProfileOut),
+        (status = 400, description = "Invalid field (phone format, length) or unknown field", body = ValidationErrorBody,
+            example = json!({"detail": "Invalid phone format; expected +<country_code><number>", "errors": [{"field": "phone", "message": "Invalid phone format; expected +<country_code><number>"}]})),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 409, description = "A profile exists", body = ErrorBody, example = json!({"detail": "Profile already exists"})),
+        (status = 422, description = "JSON of the wrong type", body = TypeErrorBody),
+    )
+)]
 pub async fn create_profile(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -59,7 +97,18 @@ pub async fn create_profile(
     .await
 }
 
-/// `GET /api/users/me/profile` → ProfileOut.
+/// Read my profile
+///
+/// The full view, with the owner's email.
+#[utoipa::path(
+    get, path = "/api/users/me/profile", tag = "profiles", operation_id = "getMyProfile",
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "The caller's profile", body = ProfileOut),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 404, description = "The caller has no profile", body = ErrorBody, example = json!({"detail": "Profile not found"})),
+    )
+)]
 pub async fn my_profile(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -68,7 +117,20 @@ pub async fn my_profile(
     forward(&state, op, caller, json!({}), StatusCode::OK).await
 }
 
-/// `GET /api/profiles/{user_id}` → ProfilePublic (no email).
+/// Read a user's public profile
+///
+/// Any signed-in user may read it; it never includes the email.
+#[utoipa::path(
+    get, path = "/api/profiles/{user_id}", tag = "profiles", operation_id = "getPublicProfile",
+    security(("bearer" = []), ("oauth2" = [])),
+    params(("user_id" = i32, Path, description = "The owner's account id")),
+    responses(
+        (status = 200, description = "The public profile", body = ProfilePublic),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 404, description = "No profile for that user", body = ErrorBody, example = json!({"detail": "Profile not found"})),
+        (status = 422, description = "`user_id` is not an integer", body = TypeErrorBody),
+    )
+)]
 pub async fn public_profile(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -92,7 +154,21 @@ pub async fn public_profile(
     .await
 }
 
-/// `PUT /api/profiles/me`: partial update → ProfileOut.
+/// Update my profile
+///
+/// A partial update: absent fields stay as they are, `null` clears a field.
+#[utoipa::path(
+    put, path = "/api/profiles/me", tag = "profiles", operation_id = "updateMyProfile",
+    security(("bearer" = []), ("oauth2" = [])),
+    request_body(content = ProfileBody, example = json!({"bio": "Updated bio", "location": "New City"})),
+    responses(
+        (status = 200, description = "The updated profile", body = ProfileOut),
+        (status = 400, description = "Invalid field or unknown field", body = ValidationErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 404, description = "The caller has no profile", body = ErrorBody, example = json!({"detail": "Profile not found"})),
+        (status = 422, description = "JSON of the wrong type", body = TypeErrorBody),
+    )
+)]
 pub async fn update_profile(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -105,7 +181,19 @@ pub async fn update_profile(
     forward(&state, op, caller, json!({ "input": body }), StatusCode::OK).await
 }
 
-/// `DELETE /api/profiles/me` → 204; the photo file goes too.
+/// Delete my profile
+///
+/// Removes the profile and its photo file (a file that cannot be removed is logged, and the
+/// deletion still succeeds).
+#[utoipa::path(
+    delete, path = "/api/profiles/me", tag = "profiles", operation_id = "deleteMyProfile",
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 404, description = "The caller has no profile", body = ErrorBody, example = json!({"detail": "Profile not found"})),
+    )
+)]
 pub async fn delete_profile(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -114,7 +202,25 @@ pub async fn delete_profile(
     forward(&state, op, caller, json!({}), StatusCode::NO_CONTENT).await
 }
 
-/// `POST /api/profiles/me/photo`, multipart field `file` → ProfileOut.
+/// Upload my profile photo
+///
+/// Multipart field `file`: a JPEG, PNG or WebP image, recognised by its content (not its name
+/// or `Content-Type`), at most 4096×4096 pixels and `MAX_UPLOAD_BYTES`. It is re-encoded
+/// without metadata (EXIF, GPS) and replaces the previous photo.
+#[utoipa::path(
+    post, path = "/api/profiles/me/photo", tag = "photos", operation_id = "uploadMyPhoto",
+    security(("bearer" = []), ("oauth2" = [])),
+    request_body(content = inline(PhotoUpload), content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "The profile with its new photo path", body = ProfileOut),
+        (status = 400, description = "Not a JPEG, PNG or WebP image, empty, or too many pixels", body = ValidationErrorBody,
+            example = json!({"detail": "Unsupported file type; upload a JPEG, PNG or WebP image.", "errors": [{"field": "file", "message": "Unsupported file type; upload a JPEG, PNG or WebP image."}]})),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 404, description = "The caller has no profile", body = ErrorBody, example = json!({"detail": "Profile not found"})),
+        (status = 413, description = "Larger than `MAX_UPLOAD_BYTES`", body = ErrorBody,
+            example = json!({"detail": "File too large; the limit is 5242880 bytes."})),
+    )
+)]
 pub async fn upload_photo(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -145,7 +251,18 @@ pub async fn upload_photo(
     forward_request(&state, request, caller, StatusCode::OK).await
 }
 
-/// `DELETE /api/profiles/me/photo` → 204.
+/// Delete my profile photo
+///
+/// Clears the photo and removes its file; 204 also when there was none.
+#[utoipa::path(
+    delete, path = "/api/profiles/me/photo", tag = "photos", operation_id = "deleteMyPhoto",
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 404, description = "The caller has no profile", body = ErrorBody, example = json!({"detail": "Profile not found"})),
+    )
+)]
 pub async fn delete_photo(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -193,8 +310,25 @@ async fn read_file_field(mut multipart: Multipart, max: usize) -> Result<UploadV
     )])))
 }
 
-/// `GET /uploads/{user_id}/{file}`: a stored photo. Names the store would not make are 404
-/// before the disk is touched, so no path can leave `UPLOAD_DIR`.
+/// Download a profile photo
+///
+/// The path is a profile's `profile_photo_path`. Names the store would not make are 404
+/// before the disk is touched, so no path can leave `UPLOAD_DIR`. Files never change (a new
+/// photo gets a new name): served with an `ETag`, long caching and 304 on `If-None-Match`.
+#[utoipa::path(
+    get, path = "/uploads/{user_id}/{file}", tag = "photos", operation_id = "getPhoto",
+    params(
+        ("user_id" = i32, Path, description = "The owner's account id"),
+        ("file" = String, Path, description = "`{uuid}.{jpg|png|webp}`"),
+    ),
+    responses(
+        (status = 200, description = "The image", content(
+            ([u8] = "image/jpeg"), ([u8] = "image/png"), ([u8] = "image/webp"),
+        )),
+        (status = 304, description = "Not modified (`If-None-Match`)"),
+        (status = 404, description = "No such photo", body = ErrorBody),
+    )
+)]
 pub async fn serve_upload(
     State(state): State<AppState>,
     Path((user_id, file)): Path<(String, String)>,

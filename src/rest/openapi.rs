@@ -1,0 +1,109 @@
+//! The OpenAPI 3.1 description of the REST paths (`GET /openapi.json`, Swagger UI at `/docs`,
+//! `nta-user-svc export-openapi`, and the committed `openapi.json`).
+
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{
+        Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme,
+    },
+};
+
+use super::{accounts, profiles, schemas};
+use crate::startup;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "nta-user-svc",
+        description = "User accounts, login (JWT), profiles and profile photos. This is the REST \
+            compatibility layer of the original service; the same operations are available in \
+            GraphQL at `/graphql`.",
+        license(name = "MIT", identifier = "MIT"),
+    ),
+    paths(
+        accounts::register,
+        accounts::register_alias,
+        accounts::login,
+        accounts::get_account,
+        accounts::update_account,
+        profiles::create_profile,
+        profiles::my_profile,
+        profiles::public_profile,
+        profiles::update_profile,
+        profiles::delete_profile,
+        profiles::upload_photo,
+        profiles::delete_photo,
+        profiles::serve_upload,
+        startup::healthz,
+        startup::readyz,
+    ),
+    components(schemas(
+        schemas::FieldErrorBody,
+        schemas::TypeErrorItem,
+        accounts::RegisterBody,
+        accounts::LoginBody,
+        accounts::LoginForm,
+        accounts::UpdateAccountBody,
+        profiles::ProfileBody,
+    )),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "auth", description = "Registration and login"),
+        (name = "users", description = "The account view"),
+        (name = "profiles", description = "Profiles: the caller's own, and others' public view"),
+        (name = "photos", description = "Profile photos"),
+        (name = "health", description = "Liveness and readiness"),
+    ),
+)]
+pub struct ApiDoc;
+
+/// `bearer` for a token pasted by hand; `oauth2` (password flow against the login path) for
+/// Swagger UI's Authorize button. Either is accepted.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("A token from `POST /api/auth/login`"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "oauth2",
+            SecurityScheme::OAuth2(OAuth2::with_description(
+                [Flow::Password(Password::new(
+                    "/api/auth/login",
+                    Scopes::new(),
+                ))],
+                "Email as username, and the password",
+            )),
+        );
+    }
+}
+
+/// The document, as served and committed.
+pub fn json() -> String {
+    let mut json = ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serialises");
+    json.push('\n');
+    json
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn committed_openapi_matches_the_code() {
+        let committed = include_str!("../../openapi.json");
+        assert!(
+            committed == super::json(),
+            "openapi.json is out of date: run `cargo run -- export-openapi > openapi.json`"
+        );
+    }
+}

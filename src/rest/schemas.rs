@@ -1,0 +1,149 @@
+//! The REST responses, as OpenAPI schemas. The bodies themselves come from the GraphQL
+//! operations (see `operations`); these types only describe them, and a test checks that
+//! real responses have exactly these keys.
+
+#![allow(dead_code)]
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The new account (no password, no hash).
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"id": 1, "email": "user@example.com", "created_at": "2025-01-01T00:00:00Z"}))]
+pub struct UserCreated {
+    pub id: i32,
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An access token (OAuth2 token response).
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"access_token": "<JWT_TOKEN_HERE>", "token_type": "bearer", "expires_in": 86400}))]
+pub struct Token {
+    /// Send as `Authorization: Bearer <access_token>`.
+    pub access_token: String,
+    /// Always `bearer`.
+    pub token_type: String,
+    /// Seconds until the token expires.
+    pub expires_in: u64,
+}
+
+/// The account view: the user and the name kept on their profile.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": 42, "email": "alice@example.com", "name": "Alice",
+    "created_at": "2025-01-01T00:00:00Z", "updated_at": "2025-01-02T12:00:00Z"
+}))]
+pub struct UserOut {
+    pub id: i32,
+    pub email: String,
+    pub name: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The caller's own profile, with their email.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": 2, "user_id": 42, "email": "alice@example.com", "name": "Alice",
+    "phone": "+100200300", "bio": "Hello, I like hiking.", "hobby": "hiking",
+    "occupation": "Engineer", "location": "San Francisco",
+    "profile_photo_path": "uploads/42/123e4567-e89b-12d3-a456-426614174000.jpg",
+    "created_at": "2025-01-01T00:00:00Z", "updated_at": "2025-01-02T12:00:00Z"
+}))]
+pub struct ProfileOut {
+    pub id: i32,
+    pub user_id: i32,
+    pub email: String,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub bio: Option<String>,
+    pub hobby: Option<String>,
+    pub occupation: Option<String>,
+    pub location: Option<String>,
+    /// `uploads/{user_id}/{uuid}.{ext}`, served at `GET /{profile_photo_path}`.
+    pub profile_photo_path: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Anyone's profile as other users see it: no email.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": 2, "user_id": 42, "name": "Alice", "phone": "+100200300",
+    "bio": "Hello, I like hiking.", "hobby": "hiking", "occupation": "Engineer",
+    "location": "San Francisco",
+    "profile_photo_path": "uploads/42/123e4567-e89b-12d3-a456-426614174000.jpg",
+    "created_at": "2025-01-01T00:00:00Z", "updated_at": "2025-01-02T12:00:00Z"
+}))]
+pub struct ProfilePublic {
+    pub id: i32,
+    pub user_id: i32,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub bio: Option<String>,
+    pub hobby: Option<String>,
+    pub occupation: Option<String>,
+    pub location: Option<String>,
+    pub profile_photo_path: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An error: `{"detail": "<message>"}`.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"detail": "Not authenticated"}))]
+pub struct ErrorBody {
+    pub detail: String,
+}
+
+/// A validation error: the first message, and every invalid field.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "detail": "Password must be at least 8 characters long.",
+    "errors": [{"field": "password", "message": "Password must be at least 8 characters long."}]
+}))]
+pub struct ValidationErrorBody {
+    pub detail: String,
+    pub errors: Vec<FieldErrorBody>,
+}
+
+/// One invalid field.
+#[derive(Serialize, ToSchema)]
+pub struct FieldErrorBody {
+    pub field: String,
+    pub message: String,
+}
+
+/// JSON of the wrong type for a field (FastAPI's shape).
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"detail": [{"loc": ["body", "email"], "msg": "invalid type: integer `42`, expected a string", "type": "type_error"}]}))]
+pub struct TypeErrorBody {
+    pub detail: Vec<TypeErrorItem>,
+}
+
+/// Where and what: `loc` is `["body", field]` or `["path", parameter]`.
+#[derive(Serialize, ToSchema)]
+pub struct TypeErrorItem {
+    pub loc: Vec<String>,
+    pub msg: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// `/healthz` and `/readyz`.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"status": "ok"}))]
+pub struct Health {
+    /// `ok` (alive), `ready` (database answers) or `unavailable`.
+    pub status: String,
+}
+
+/// A photo upload: one multipart field, `file`.
+#[derive(ToSchema)]
+pub struct PhotoUpload {
+    /// A JPEG, PNG or WebP image, at most `MAX_UPLOAD_BYTES`.
+    #[schema(value_type = String, format = Binary, content_media_type = "application/octet-stream")]
+    pub file: Vec<u8>,
+}

@@ -1,0 +1,230 @@
+//! What clients discover: the OpenAPI document, Swagger UI and GraphiQL.
+
+use std::collections::BTreeSet;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::{
+    helpers::{Backend, PASSWORD, TestApp, body, spawn_app, spawn_app_with},
+    on_both_backends,
+};
+
+on_both_backends!(documented_schemas_match_the_real_responses);
+
+fn properties(doc: &Value, schema: &str) -> BTreeSet<String> {
+    doc["components"]["schemas"][schema]["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no schema {schema}"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+fn keys(value: &Value) -> BTreeSet<String> {
+    value.as_object().unwrap().keys().cloned().collect()
+}
+
+async fn openapi(app: &TestApp) -> Value {
+    body(
+        app.client
+            .get(app.url("/openapi.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_every_rest_path() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let doc = openapi(&app).await;
+    assert_eq!(
+        doc,
+        serde_json::from_str::<Value>(&nta_user_svc::rest::openapi_json()).unwrap()
+    );
+    assert_eq!(doc["openapi"], "3.1.0");
+    let expected = [
+        ("post", "/api/auth/register"),
+        ("post", "/api/users/register"),
+        ("post", "/api/auth/login"),
+        ("get", "/api/users/profile"),
+        ("put", "/api/users/profile"),
+        ("post", "/api/profiles"),
+        ("get", "/api/users/me/profile"),
+        ("get", "/api/profiles/{user_id}"),
+        ("put", "/api/profiles/me"),
+        ("delete", "/api/profiles/me"),
+        ("post", "/api/profiles/me/photo"),
+        ("delete", "/api/profiles/me/photo"),
+        ("get", "/uploads/{user_id}/{file}"),
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+    ];
+    for (method, path) in expected {
+        let op = &doc["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} is not documented");
+        assert!(op["tags"][0].is_string(), "{method} {path} has no tag");
+        assert!(op["summary"].is_string(), "{method} {path} has no summary");
+        let needs_token = path.starts_with("/api/")
+            && !path.starts_with("/api/auth")
+            && path != "/api/users/register";
+        assert_eq!(op["security"].is_array(), needs_token, "{method} {path}");
+        if needs_token {
+            assert!(
+                op["responses"]["401"].is_object(),
+                "{method} {path} documents no 401"
+            );
+        }
+    }
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    assert_eq!(
+        schemes["oauth2"]["flows"]["password"]["tokenUrl"],
+        "/api/auth/login"
+    );
+    let login = &doc["paths"]["/api/auth/login"]["post"]["requestBody"]["content"];
+    assert!(login["application/x-www-form-urlencoded"].is_object());
+    let errors = &doc["paths"]["/api/auth/register"]["post"]["responses"];
+    for status in ["201", "400", "409", "415", "422"] {
+        assert!(errors[status].is_object(), "register documents no {status}");
+    }
+    assert_eq!(
+        errors["409"]["content"]["application/json"]["example"],
+        json!({"detail": "Email already registered."})
+    );
+}
+
+async fn documented_schemas_match_the_real_responses(app: TestApp) {
+    let doc = openapi(&app).await;
+    let created = body(app.register("doc@example.com", PASSWORD).await).await;
+    assert_eq!(keys(&created), properties(&doc, "UserCreated"));
+    let token = body(app.login("doc@example.com", PASSWORD).await).await;
+    assert_eq!(keys(&token), properties(&doc, "Token"));
+    let bearer = token["access_token"].as_str().unwrap();
+    let account = body(app.get_auth("/api/users/profile", bearer).await).await;
+    assert_eq!(keys(&account), properties(&doc, "UserOut"));
+    let mine = body(app.get_auth("/api/users/me/profile", bearer).await).await;
+    assert_eq!(keys(&mine), properties(&doc, "ProfileOut"));
+    let id = created["id"].as_i64().unwrap();
+    let public = body(app.get_auth(&format!("/api/profiles/{id}"), bearer).await).await;
+    assert_eq!(keys(&public), properties(&doc, "ProfilePublic"));
+    let invalid = body(app.register("nope", PASSWORD).await).await;
+    assert_eq!(keys(&invalid), properties(&doc, "ValidationErrorBody"));
+    assert_eq!(
+        keys(&invalid["errors"][0]),
+        properties(&doc, "FieldErrorBody")
+    );
+    let conflict = body(app.register("doc@example.com", PASSWORD).await).await;
+    assert_eq!(keys(&conflict), properties(&doc, "ErrorBody"));
+    let wrong_type = body(
+        app.post_json("/api/auth/register", &json!({"email": 1}))
+            .await,
+    )
+    .await;
+    assert_eq!(keys(&wrong_type), properties(&doc, "TypeErrorBody"));
+    assert_eq!(
+        keys(&wrong_type["detail"][0]),
+        properties(&doc, "TypeErrorItem")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swagger_ui_is_served_from_the_binary() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let page = app.client.get(app.url("/docs/")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger-ui-bundle.js"));
+    assert!(
+        !html.contains("https://"),
+        "the page loads nothing from the internet"
+    );
+    let bundle = app
+        .client
+        .get(app.url("/docs/swagger-ui-bundle.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bundle.status(), StatusCode::OK);
+    assert!(bundle.bytes().await.unwrap().len() > 100_000);
+    let init = app
+        .client
+        .get(app.url("/docs/swagger-initializer.js"))
+        .send()
+        .await
+        .unwrap();
+    let init = init.text().await.unwrap();
+    assert!(init.contains("\"url\": \"/openapi.json\""), "{init}");
+    assert!(init.contains("\"validatorUrl\": \"none\""), "{init}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphiql_loads_its_assets_from_the_cdn_or_a_local_folder() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let page = app
+        .client
+        .get(app.url("/graphql"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("https://unpkg.com/graphiql@4.1.2/graphiql.min.js"));
+    assert_eq!(
+        app.client
+            .get(app.url("/graphiql/graphiql.min.js"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND,
+        "no local assets unless configured"
+    );
+
+    let assets = tempfile::tempdir().unwrap();
+    for (name, _, _) in nta_user_svc::graphql::graphiql::ASSETS {
+        std::fs::write(assets.path().join(name), format!("/* {name} */")).unwrap();
+    }
+    std::fs::write(assets.path().join("secret.txt"), "secret").unwrap();
+    let dir = assets.path().to_str().unwrap();
+    let app = spawn_app_with(Backend::Sqlite, &[("GRAPHIQL_ASSETS_DIR", dir)]).await;
+    let page = app
+        .client
+        .get(app.url("/graphql"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("src=\"/graphiql/graphiql.min.js\""));
+    assert!(!page.contains("unpkg.com"));
+    let script = app
+        .client
+        .get(app.url("/graphiql/graphiql.min.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.headers()["content-type"], "text/javascript");
+    assert_eq!(script.text().await.unwrap(), "/* graphiql.min.js */");
+    let css = app
+        .client
+        .get(app.url("/graphiql/graphiql.min.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(css.headers()["content-type"], "text/css");
+    for other in ["/graphiql/secret.txt", "/graphiql/..%2Fsecret.txt"] {
+        let response = app.client.get(app.url(other)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{other}");
+    }
+}
