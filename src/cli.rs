@@ -30,6 +30,8 @@ pub enum Command {
     ExportSchema,
     /// Print the OpenAPI document of the REST paths (what `openapi.json` holds).
     ExportOpenapi,
+    /// Exit 0 when the server on PORT answers `/readyz` with 200 (for container health checks).
+    CheckHealth,
 }
 
 #[derive(Subcommand)]
@@ -74,9 +76,32 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::CheckHealth => {
+            let port = config.port;
+            tokio::task::spawn_blocking(move || check_health(port)).await??;
+        }
         Command::ExportSchema | Command::ExportOpenapi => {
             print!("{}", export(&command).unwrap_or_default());
         }
     }
+    Ok(())
+}
+
+/// A plain HTTP/1.0 `GET /readyz` on the loopback: no client library, no shell tools needed
+/// in the container image.
+fn check_health(port: u16) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let timeout = std::time::Duration::from_secs(2);
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = std::net::TcpStream::connect_timeout(&address, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.write_all(b"GET /readyz HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head)?;
+    anyhow::ensure!(
+        head.ends_with(b" 200"),
+        "not ready: {}",
+        String::from_utf8_lossy(&head)
+    );
     Ok(())
 }

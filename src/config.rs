@@ -147,6 +147,37 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Every environment variable the service reads (the deployment files are checked against it).
+pub const VARIABLES: [&str; 26] = [
+    "DATABASE_URL",
+    "DATABASE_MAX_CONNECTIONS",
+    "DATABASE_ACQUIRE_TIMEOUT_SECS",
+    "HOST",
+    "PORT",
+    "JWT_SECRET",
+    "JWT_ALGORITHM",
+    "JWT_EXP_HOURS",
+    "BCRYPT_COST",
+    "UPLOAD_DIR",
+    "MAX_UPLOAD_BYTES",
+    "REDIS_URL",
+    "REDIS_KEY_PREFIX",
+    "CORS_ORIGINS",
+    "LOGIN_MAX_FAILURES",
+    "LOGIN_WINDOW_SECS",
+    "LOGIN_PER_IP_PER_MINUTE",
+    "REGISTER_PER_IP_PER_MINUTE",
+    "TRUSTED_PROXIES",
+    "LOG_FORMAT",
+    "GRAPHQL_INTROSPECTION",
+    "GRAPHQL_SUGGESTIONS",
+    "GRAPHIQL_ASSETS_DIR",
+    // Read by the logging set-up and the Rust runtime, not by `Config`.
+    "RUST_LOG",
+    "RUST_BACKTRACE",
+    "TOKIO_WORKER_THREADS",
+];
+
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/nta_user_svc.db?mode=rwc";
 /// HMAC keys shorter than this are refused: they can be brute-forced offline from one token.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -325,6 +356,22 @@ mod tests {
         assert_eq!(c.login_max_failures, 10);
         assert_eq!(c.login_window, Duration::from_secs(900));
         assert_eq!(c.log_format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn variables_lists_exactly_what_the_configuration_reads() {
+        let read = std::sync::Mutex::new(std::collections::BTreeSet::new());
+        Config::from_lookup(|key| {
+            read.lock().unwrap().insert(key.to_owned());
+            None
+        })
+        .unwrap();
+        let listed: std::collections::BTreeSet<String> = VARIABLES
+            .iter()
+            .filter(|v| !["RUST_LOG", "RUST_BACKTRACE", "TOKIO_WORKER_THREADS"].contains(v))
+            .map(|v| v.to_string())
+            .collect();
+        assert_eq!(read.into_inner().unwrap(), listed);
     }
 
     #[test]

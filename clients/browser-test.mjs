@@ -1,0 +1,128 @@
+// Headless Chromium against a running server: Swagger UI renders the operations, Authorize
+// (the OAuth2 password flow) + "Try it out" on GET /api/users/me/profile answers 200, and
+// GraphiQL renders and runs a `me` query. No request may leave the server: a page that
+// needs the internet fails the test. Screenshots go to $SCREENSHOT_DIR.
+//
+//   BASE_URL=http://127.0.0.1:8000 SCREENSHOT_DIR=../target/screenshots node browser-test.mjs
+import { mkdirSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const base = process.env.BASE_URL ?? "http://127.0.0.1:8000";
+const shots = process.env.SCREENSHOT_DIR ?? "../target/screenshots";
+const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+mkdirSync(shots, { recursive: true });
+
+const email = `browser-${Date.now()}@example.com`;
+const password = "StrongPass123";
+
+async function register() {
+  const response = await fetch(`${base}/api/auth/register`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email, password, name: "Browser" }),
+  });
+  if (response.status !== 201) throw new Error(`register: ${response.status} ${await response.text()}`);
+}
+
+async function login() {
+  const response = await fetch(`${base}/api/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email, password }),
+  });
+  return (await response.json()).access_token;
+}
+
+function step(name) {
+  console.log(`- ${name}`);
+}
+
+const browser = await chromium.launch({
+  executablePath,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+let failed = false;
+let page;
+try {
+  await register();
+  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  const outside = [];
+  await context.route("**/*", (route) => {
+    const url = route.request().url();
+    if (url.startsWith(base) || url.startsWith("data:")) return route.continue();
+    outside.push(url);
+    return route.abort();
+  });
+  page = await context.newPage();
+  page.on("pageerror", (error) => console.log(`  page error: ${error.message}`));
+
+  step("Swagger UI renders the operation list");
+  await page.goto(`${base}/docs/`);
+  await page.waitForSelector(".opblock", { timeout: 20000 });
+  const operations = await page.locator(".opblock-summary-path").allInnerTexts();
+  for (const path of ["/api/auth/login", "/api/users/me/profile", "/api/profiles/me/photo"]) {
+    if (!operations.some((text) => text.replace(/\u200b/g, "").includes(path))) {
+      throw new Error(`Swagger UI does not list ${path}: ${operations.join(", ")}`);
+    }
+  }
+  await page.screenshot({ path: `${shots}/docs.png`, fullPage: false });
+
+  step("Authorize with the OAuth2 password flow");
+  await page.click(".auth-wrapper .authorize");
+  // The dialog holds one container per scheme; the OAuth2 one is titled by its name.
+  const oauth = page.locator(".auth-container", { hasText: "oauth2" });
+  await oauth.locator("#oauth_username").fill(email);
+  await oauth.locator("#oauth_password").fill(password);
+  await oauth.locator("button.authorize").click();
+  await oauth.locator("button", { hasText: "Logout" }).waitFor({ timeout: 10000 });
+  await page.screenshot({ path: `${shots}/docs-authorized.png` });
+  await page.click(".dialog-ux .close-modal");
+
+  step("Try it out: GET /api/users/me/profile answers 200");
+  const operation = page.locator("#operations-profiles-getMyProfile");
+  await operation.locator(".opblock-summary").click();
+  const tryOut = operation.locator("button.try-out__btn");
+  if ((await tryOut.count()) > 0 && (await tryOut.innerText()).includes("Try it out")) await tryOut.click();
+  await operation.locator("button.execute").click();
+  const status = operation.locator(".live-responses-table tr.response .response-col_status").first();
+  await status.waitFor({ timeout: 10000 });
+  const code = (await status.innerText()).trim();
+  const responseBody = await operation.locator(".live-responses-table .microlight").first().innerText();
+  await page.screenshot({ path: `${shots}/docs-try-it-out.png`, fullPage: true });
+  if (code !== "200") throw new Error(`Try it out answered ${code}: ${responseBody}`);
+  if (!responseBody.includes(email)) throw new Error(`unexpected profile: ${responseBody}`);
+
+  step("GraphiQL renders and runs a `me` query");
+  const token = await login();
+  await page.goto(`${base}/graphql`);
+  await page.waitForSelector(".graphiql-container", { timeout: 20000 });
+  await page.getByText("Headers", { exact: true }).click();
+  const headers = page.locator(".graphiql-editor-tool .graphiql-editor").last();
+  await headers.click();
+  await page.keyboard.type(`{"Authorization": "Bearer ${token}"}`);
+  await page.click(".graphiql-execute-button");
+  await page.waitForFunction(
+    (expected) => document.querySelector(".result-window")?.textContent?.includes(expected),
+    email,
+    { timeout: 10000 },
+  );
+  await page.screenshot({ path: `${shots}/graphiql.png` });
+
+  if (outside.length > 0) throw new Error(`pages tried to reach the internet: ${outside.join(", ")}`);
+  console.log("browser test passed");
+} catch (error) {
+  failed = true;
+  console.error(`browser test failed: ${error.stack ?? error}`);
+  await page?.screenshot({ path: `${shots}/failure.png`, fullPage: true }).catch(() => {});
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
