@@ -32,6 +32,12 @@ pub enum Command {
     ExportOpenapi,
     /// Exit 0 when the server on PORT answers `/readyz` with 200 (for container health checks).
     CheckHealth,
+    /// Time bcrypt at BCRYPT_COST on this machine (to choose a cost; used by the benchmark).
+    BcryptTiming {
+        /// How many verifications to average over.
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -80,6 +86,11 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let port = config.port;
             tokio::task::spawn_blocking(move || check_health(port)).await??;
         }
+        Command::BcryptTiming { rounds } => {
+            let cost = config.bcrypt_cost;
+            let ms = tokio::task::spawn_blocking(move || bcrypt_timing(cost, rounds)).await??;
+            println!("{{\"cost\": {cost}, \"verify_ms\": {ms:.2}}}");
+        }
         Command::ExportSchema | Command::ExportOpenapi => {
             print!("{}", export(&command).unwrap_or_default());
         }
@@ -104,4 +115,14 @@ fn check_health(port: u16) -> anyhow::Result<()> {
         String::from_utf8_lossy(&head)
     );
     Ok(())
+}
+
+/// Mean milliseconds of one bcrypt verification at `cost`.
+fn bcrypt_timing(cost: u32, rounds: u32) -> anyhow::Result<f64> {
+    let hash = bcrypt::hash("benchmark-password", cost)?;
+    let started = std::time::Instant::now();
+    for _ in 0..rounds.max(1) {
+        bcrypt::verify("benchmark-password", &hash)?;
+    }
+    Ok(started.elapsed().as_secs_f64() * 1000.0 / f64::from(rounds.max(1)))
 }

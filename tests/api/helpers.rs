@@ -359,14 +359,14 @@ pub async fn expect_error(response: Response, status: StatusCode, detail: &str) 
 }
 
 /// A database of its own on the PostgreSQL server named by `TEST_DATABASE_URL`.
-struct PostgresDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
+pub struct PostgresDatabase {
+    pub admin_url: String,
+    pub name: String,
+    pub url: String,
 }
 
 impl PostgresDatabase {
-    async fn create() -> Self {
+    pub async fn create() -> Self {
         let admin_url = std::env::var("TEST_DATABASE_URL")
             .expect("TEST_DATABASE_URL must be set for the PostgreSQL tests");
         let name = format!("nta_test_{}", uuid::Uuid::new_v4().simple());
@@ -389,7 +389,7 @@ impl PostgresDatabase {
 
     /// Dropped from a thread of its own: `Drop` cannot await, and the test's runtime may be
     /// single-threaded.
-    fn drop_database(self) {
+    pub fn drop_database(self) {
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -13,3 +13,4 @@ mod operations;
 mod photos;
 mod process;
 mod profiles;
+mod resilience;

@@ -18,15 +18,23 @@ pub struct ServerProcess {
     child: Child,
     pub address: String,
     log: Arc<Mutex<Vec<String>>>,
-    _dir: TempDir,
+    _dir: Option<TempDir>,
 }
 
 impl ServerProcess {
+    /// Starts the server in a fresh temporary folder (its SQLite database lives there).
     pub fn start(settings: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let mut server = Self::start_in(dir.path(), settings);
+        server._dir = Some(dir);
+        server
+    }
+
+    /// Starts the server in `dir`, which outlives it (to restart on the same database).
+    pub fn start_in(dir: &std::path::Path, settings: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_nta-user-svc"));
         command
-            .current_dir(dir.path())
+            .current_dir(dir)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("PORT", "0")
@@ -62,7 +70,7 @@ impl ServerProcess {
             child,
             address: format!("http://{address}"),
             log,
-            _dir: dir,
+            _dir: None,
         }
     }
 
