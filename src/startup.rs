@@ -46,7 +46,13 @@ pub struct AppState {
     pub graphiql_page: Arc<str>,
     /// Where GraphiQL's scripts and styles are served from, if not from the CDN.
     pub graphiql_assets: Option<Arc<std::path::Path>>,
+    /// Uploads read and processed at once; the others wait before their bodies are read, so
+    /// memory stays bounded however many arrive together.
+    pub upload_slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// How many uploads are read and processed at the same time.
+pub const UPLOAD_SLOTS: usize = 4;
 
 impl FromRef<AppState> for Services {
     fn from_ref(state: &AppState) -> Self {
@@ -63,6 +69,7 @@ impl AppState {
             trusted_proxies: config.trusted_proxies.clone().into(),
             graphiql_page: graphql::graphiql::page(config.graphiql_assets_dir.is_some()).into(),
             graphiql_assets: config.graphiql_assets_dir.as_deref().map(Arc::from),
+            upload_slots: Arc::new(tokio::sync::Semaphore::new(UPLOAD_SLOTS)),
         }
     }
 }

@@ -75,9 +75,12 @@ pub async fn graphql_post(
     request: axum::extract::Request,
 ) -> Response {
     let headers = request.headers();
+    let mut slot = None;
     let batch = if has_media_type(headers, "application/json") {
         read_json(request, &state).await
     } else if has_media_type(headers, "multipart/form-data") {
+        // Held until the response is built, like the REST upload path.
+        slot = state.upload_slots.clone().acquire_owned().await.ok();
         read_multipart(request, state.services.max_upload_bytes()).await
     } else {
         return error(
@@ -108,7 +111,9 @@ pub async fn graphql_post(
         }
     }
     let batch = batch.data(caller.actor).data(caller.ip);
-    json(&execute_in_turn(&state, batch).await)
+    let response = json(&execute_in_turn(&state, batch).await);
+    drop(slot);
+    response
 }
 
 async fn read_json(

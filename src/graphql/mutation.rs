@@ -95,7 +95,7 @@ impl MutationRoot {
             AppError::Validation(vec![FieldError::new("file", "The file is missing.")])
         })?;
         Ok(services
-            .set_photo(&actor, upload.content.to_vec())
+            .set_photo(&actor, upload.content.into())
             .await?
             .into())
     }

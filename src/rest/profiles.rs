@@ -227,6 +227,10 @@ pub async fn upload_photo(
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
     let max = state.services.max_upload_bytes();
+    let Ok(_slot) = state.upload_slots.clone().acquire_owned().await else {
+        return Problem::new(ErrorCode::ServiceUnavailable, crate::error::UNAVAILABLE)
+            .into_response();
+    };
     let file = match multipart {
         Ok(multipart) => read_file_field(multipart, max).await,
         Err(_) => Err(Problem::new(

@@ -62,9 +62,19 @@ impl Services {
     /// The caller's own profile.
     pub async fn my_profile(&self, actor: &Actor) -> Result<ProfileView, AppError> {
         let user_id = actor.user_id()?;
-        let user = self.caller(&self.db, user_id).await?;
-        let profile = find_profile(&self.db, user_id).await?;
-        Ok(ProfileView::new(profile, user.email))
+        // One query on the common path; telling 401 from 404 needs a second only when the
+        // profile is missing.
+        let found = by_user(user_id)
+            .find_also_related(user::Entity)
+            .one(&self.db)
+            .await?;
+        match found {
+            Some((profile, Some(user))) => Ok(ProfileView::new(profile, user.email)),
+            _ => {
+                self.caller(&self.db, user_id).await?;
+                Err(AppError::NotFound(PROFILE_NOT_FOUND))
+            }
+        }
     }
 
     /// Anyone's profile, for a signed-in caller (the public view drops the email).
