@@ -81,7 +81,7 @@ pub async fn graphql_post(
     } else if has_media_type(headers, "multipart/form-data") {
         // Held until the response is built, like the REST upload path.
         slot = state.upload_slots.clone().acquire_owned().await.ok();
-        read_multipart(request, state.services.max_upload_bytes()).await
+        read_multipart(request, &state.services).await
     } else {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -147,8 +147,9 @@ async fn read_json(
 /// enforced while the body streams in.
 async fn read_multipart(
     request: axum::extract::Request,
-    max_upload: usize,
+    services: &crate::services::Services,
 ) -> Result<BatchRequest, Response> {
+    let max_upload = services.max_upload_bytes();
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -164,9 +165,7 @@ async fn read_multipart(
     receive_batch_body(content_type, reader, options)
         .await
         .map_err(|e| match e {
-            ParseRequestError::PayloadTooLarge => {
-                too_large(&format!("File too large; the limit is {max_upload} bytes."))
-            }
+            ParseRequestError::PayloadTooLarge => too_large(&services.upload_too_large().message()),
             ParseRequestError::Io(io) if is_length_limit(&io) => {
                 too_large("Request body too large")
             }

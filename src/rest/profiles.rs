@@ -21,6 +21,7 @@ use super::{
 };
 use crate::{
     error::{AppError, ErrorCode, FieldError},
+    services::Services,
     startup::AppState,
 };
 
@@ -226,13 +227,12 @@ pub async fn upload_photo(
     Authenticated(caller): Authenticated,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
-    let max = state.services.max_upload_bytes();
     let Ok(_slot) = state.upload_slots.clone().acquire_owned().await else {
         return Problem::new(ErrorCode::ServiceUnavailable, crate::error::UNAVAILABLE)
             .into_response();
     };
     let file = match multipart {
-        Ok(multipart) => read_file_field(multipart, max).await,
+        Ok(multipart) => read_file_field(multipart, &state.services).await,
         Err(_) => Err(Problem::new(
             ErrorCode::BadUserInput,
             "Send the photo as multipart/form-data with a field named `file`",
@@ -276,12 +276,12 @@ pub async fn delete_photo(
 }
 
 /// Reads the `file` field, refusing it as soon as it passes `max` bytes.
-async fn read_file_field(mut multipart: Multipart, max: usize) -> Result<UploadValue, Problem> {
-    let too_large = || {
-        Problem::from(AppError::PayloadTooLarge(format!(
-            "File too large; the limit is {max} bytes."
-        )))
-    };
+async fn read_file_field(
+    mut multipart: Multipart,
+    services: &Services,
+) -> Result<UploadValue, Problem> {
+    let max = services.max_upload_bytes();
+    let too_large = || Problem::from(services.upload_too_large());
     let broken = |e: MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             too_large()
