@@ -11,13 +11,22 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr,
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
-    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+    sqlx::{
+        self,
+        sqlite::{SqliteConnection, SqliteJournalMode, SqliteSynchronous},
+    },
 };
 
 use crate::config::DatabaseConfig;
 
 /// How long a SQLite writer waits for the lock before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A pooled PostgreSQL connection idle for this long is pinged before use. SQLx already
+/// pings every connection as it goes back to the pool, so one used moments ago is known to
+/// be alive; pinging it again on checkout (SQLx's default) would add a round trip to every
+/// query.
+const PG_PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// Opens the pool (creating the SQLite file and its folder when needed).
 pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbErr> {
@@ -34,8 +43,15 @@ pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbEr
             std::fs::create_dir_all(dir)
                 .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", dir.display())))?;
         }
+        // A SQLite connection is a file handle in this process: it cannot be dropped by a
+        // server or a firewall, so it needs no ping on checkout (each one is a round trip to
+        // the connection's worker thread).
         options
             .max_connections(config.max_connections.unwrap_or(8))
+            .test_before_acquire(false)
+            .map_sqlx_sqlite_pool_opts(|pool| {
+                pool.after_connect(|conn, _| Box::pin(stable_query_plans(conn)))
+            })
             .map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
@@ -43,9 +59,41 @@ pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbEr
                     .foreign_keys(true)
             });
     } else {
-        options.max_connections(config.max_connections.unwrap_or(10));
+        options
+            .max_connections(config.max_connections.unwrap_or(10))
+            .test_before_acquire_if_idle_for(PG_PING_IF_IDLE_FOR);
     }
     Database::connect(options).await
+}
+
+/// Turns on SQLite's query planner stability guarantee for a new connection.
+///
+/// Without it SQLite marks a cached statement stale whenever a parameter that could change
+/// its plan is bound again, and `LIMIT ?` is such a parameter. sea-orm's `.one()` adds
+/// `LIMIT ?`, and SQLx binds every parameter on each run, so every `.one()` compiled its SQL
+/// afresh: a fifth of the server's CPU on the profile read path. Our queries are key lookups
+/// whose plans never depend on the values, so one plan per statement is what we want anyway.
+async fn stable_query_plans(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    let mut handle = conn.lock_handle().await?;
+    let db = handle.as_raw_handle().as_ptr();
+    let (on, mut was) = (1, 0);
+    // SAFETY: `db` is the live handle of the connection locked above, held for the call;
+    // SQLITE_DBCONFIG_ENABLE_QPSG takes an int and an int* (documented at sqlite.org/c3ref).
+    let rc = unsafe {
+        libsqlite3_sys::sqlite3_db_config(
+            db,
+            libsqlite3_sys::SQLITE_DBCONFIG_ENABLE_QPSG,
+            on,
+            &mut was as *mut i32,
+        )
+    };
+    if rc == libsqlite3_sys::SQLITE_OK {
+        Ok(())
+    } else {
+        Err(sqlx::Error::Configuration(
+            format!("cannot enable SQLITE_DBCONFIG_ENABLE_QPSG (code {rc})").into(),
+        ))
+    }
 }
 
 /// Applies every pending migration.
@@ -78,6 +126,34 @@ fn sqlite_file(url: &str) -> Option<&Path> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Secret;
+
+    /// Every pooled SQLite connection runs with the query planner stability guarantee, so
+    /// a cached `… LIMIT ?` statement is not compiled again on each use.
+    #[tokio::test]
+    async fn sqlite_connections_keep_their_query_plans() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = DatabaseConfig {
+            url: Secret::new(format!("sqlite://{}/t.db?mode=rwc", dir.path().display())),
+            max_connections: Some(2),
+            acquire_timeout: Duration::from_secs(5),
+        };
+        let db = connect(&config).await.unwrap();
+        let mut conn = db.get_sqlite_connection_pool().acquire().await.unwrap();
+        let mut handle = conn.lock_handle().await.unwrap();
+        let mut enabled = -1;
+        // SAFETY: as in `stable_query_plans`; -1 leaves the setting as it is and reads it.
+        let rc = unsafe {
+            libsqlite3_sys::sqlite3_db_config(
+                handle.as_raw_handle().as_ptr(),
+                libsqlite3_sys::SQLITE_DBCONFIG_ENABLE_QPSG,
+                -1,
+                &mut enabled as *mut i32,
+            )
+        };
+        assert_eq!(rc, libsqlite3_sys::SQLITE_OK);
+        assert_eq!(enabled, 1);
+    }
 
     #[test]
     fn sqlite_file_is_read_from_the_url() {

@@ -11,6 +11,7 @@ use nta_user_svc::{
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    tune_allocator();
     let command = Cli::parse().command.unwrap_or(Command::Serve);
     // Exports need no configuration and must print nothing else.
     if let Some(text) = cli::export(&command) {
@@ -33,3 +34,21 @@ async fn main() -> ExitCode {
         }
     }
 }
+
+/// Hands buffers of 128 KiB and more straight back to the kernel when they are freed.
+///
+/// glibc serves such buffers from `mmap` at first, but raises that threshold each time one
+/// is freed, after which they come from its per-thread arenas and stay in the process. Our
+/// big buffers come in bursts (request bodies read ahead by hyper, decoded photos), so the
+/// adaptive threshold left peak RSS at about 60 MB after an upload burst instead of 35 MB.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn tune_allocator() {
+    const MMAP_THRESHOLD: i32 = 128 * 1024;
+    // SAFETY: mallopt takes no pointers and is thread-safe; it only sets a malloc parameter.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_allocator() {}
