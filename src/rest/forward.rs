@@ -46,9 +46,10 @@ pub async fn forward_request(
         async_graphql::Value::Object(mut data) => data.shift_remove("result"),
         _ => None,
     };
-    match result.map(|value| value.into_json()) {
-        Some(Ok(body)) => (status, Json(body)).into_response(),
-        _ => {
+    match result {
+        // The GraphQL value serialises as the same JSON, with no copy into serde_json's tree.
+        Some(body) => (status, Json(body)).into_response(),
+        None => {
             tracing::error!("REST operation returned no `result`");
             Problem::new(ErrorCode::InternalServerError, INTERNAL).into_response()
         }
