@@ -5,8 +5,9 @@
 //! and then writes cannot wait for the lock and fails at once with `database is locked`,
 //! whatever the busy timeout says. Taking the write lock up front makes writers queue instead.
 
-use std::{path::Path, time::Duration};
+use std::{ffi::c_int, path::Path, ptr::NonNull, time::Duration};
 
+use libsqlite3_sys::sqlite3;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr,
@@ -75,24 +76,33 @@ pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbEr
 /// whose plans never depend on the values, so one plan per statement is what we want anyway.
 async fn stable_query_plans(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
     let mut handle = conn.lock_handle().await?;
-    let db = handle.as_raw_handle().as_ptr();
-    let (on, mut was) = (1, 0);
-    // SAFETY: `db` is the live handle of the connection locked above, held for the call;
-    // SQLITE_DBCONFIG_ENABLE_QPSG takes an int and an int* (documented at sqlite.org/c3ref).
+    query_plan_stability(handle.as_raw_handle(), 1)
+        .map(drop)
+        .map_err(|rc| {
+            sqlx::Error::Configuration(
+                format!("cannot enable SQLITE_DBCONFIG_ENABLE_QPSG (code {rc})").into(),
+            )
+        })
+}
+
+/// Sets `SQLITE_DBCONFIG_ENABLE_QPSG` to `value` (1 on, 0 off, -1 unchanged) and returns
+/// the setting now in force, or SQLite's error code.
+fn query_plan_stability(db: NonNull<sqlite3>, value: c_int) -> Result<c_int, c_int> {
+    let mut now: c_int = -1;
+    // SAFETY: `db` is a live connection handle, locked by the caller for the call; this
+    // option takes an int and an int* (sqlite.org/c3ref/c_dbconfig_defensive.html).
     let rc = unsafe {
         libsqlite3_sys::sqlite3_db_config(
-            db,
+            db.as_ptr(),
             libsqlite3_sys::SQLITE_DBCONFIG_ENABLE_QPSG,
-            on,
-            &mut was as *mut i32,
+            value,
+            &mut now as *mut c_int,
         )
     };
     if rc == libsqlite3_sys::SQLITE_OK {
-        Ok(())
+        Ok(now)
     } else {
-        Err(sqlx::Error::Configuration(
-            format!("cannot enable SQLITE_DBCONFIG_ENABLE_QPSG (code {rc})").into(),
-        ))
+        Err(rc)
     }
 }
 
@@ -141,18 +151,7 @@ mod tests {
         let db = connect(&config).await.unwrap();
         let mut conn = db.get_sqlite_connection_pool().acquire().await.unwrap();
         let mut handle = conn.lock_handle().await.unwrap();
-        let mut enabled = -1;
-        // SAFETY: as in `stable_query_plans`; -1 leaves the setting as it is and reads it.
-        let rc = unsafe {
-            libsqlite3_sys::sqlite3_db_config(
-                handle.as_raw_handle().as_ptr(),
-                libsqlite3_sys::SQLITE_DBCONFIG_ENABLE_QPSG,
-                -1,
-                &mut enabled as *mut i32,
-            )
-        };
-        assert_eq!(rc, libsqlite3_sys::SQLITE_OK);
-        assert_eq!(enabled, 1);
+        assert_eq!(query_plan_stability(handle.as_raw_handle(), -1), Ok(1));
     }
 
     #[test]
