@@ -49,6 +49,8 @@ pub struct AppState {
     /// Uploads read and processed at once; the others wait before their bodies are read, so
     /// memory stays bounded however many arrive together.
     pub upload_slots: Arc<tokio::sync::Semaphore>,
+    /// Parsed GraphQL documents by their text, for clients that repeat their queries.
+    pub documents: Arc<graphql::DocumentCache>,
 }
 
 /// How many uploads are read and processed at the same time.
@@ -70,6 +72,7 @@ impl AppState {
             graphiql_page: graphql::graphiql::page(config.graphiql_assets_dir.is_some()).into(),
             graphiql_assets: config.graphiql_assets_dir.as_deref().map(Arc::from),
             upload_slots: Arc::new(tokio::sync::Semaphore::new(UPLOAD_SLOTS)),
+            documents: Arc::default(),
         }
     }
 }
@@ -154,6 +157,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(axum::middleware::map_response(close_after_too_large))
         .layer(CatchPanicLayer::custom(panicked))
         .layer(cors(&config.cors_origins))
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -267,6 +271,18 @@ fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
         .unwrap_or_default();
     tracing::error!(panic = %message, "request handler panicked");
     Problem::new(ErrorCode::InternalServerError, INTERNAL).into_response()
+}
+
+/// A 413 leaves the rest of the body unread, so the server closes the connection after it.
+/// Saying so in the response keeps a client from sending its next request down a connection
+/// that is about to close.
+async fn close_after_too_large(mut response: Response) -> Response {
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 async fn not_found() -> Response {

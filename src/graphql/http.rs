@@ -44,6 +44,7 @@ pub async fn graphql_get(State(state): State<AppState>, caller: Caller, uri: Uri
             );
         }
     };
+    state.documents.prepare(&mut request);
     // A document that does not parse is reported by the executor as usual.
     let operation_name = request.operation_name.clone();
     if let Ok(doc) = request.parsed_query()
@@ -104,6 +105,7 @@ pub async fn graphql_post(
     }
     let mut batch = batch;
     for request in batch.iter_mut() {
+        state.documents.prepare(request);
         if let Ok(doc) = request.parsed_query()
             && let Err(reason) = shape::check(doc)
         {

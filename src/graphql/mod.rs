@@ -4,6 +4,7 @@
 //! [`Services`](crate::services::Services) from the context, convert their input into
 //! [`domain`](crate::domain) types, call one service and wrap the result in an output type.
 
+mod documents;
 pub mod graphiql;
 mod guard;
 mod http;
@@ -15,6 +16,7 @@ mod types;
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder, dataloader::DataLoader};
 
+pub use documents::DocumentCache;
 pub use http::{graphql_get, graphql_post};
 use loaders::ProfileLoader;
 pub use mutation::MutationRoot;

@@ -336,6 +336,8 @@ pub async fn expect_too_large(sent: Result<Response, reqwest::Error>) -> Option<
     match sent {
         Ok(response) => {
             assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+            // The rest of the body is never read, so the connection must not be reused.
+            assert_eq!(response.headers()["connection"], "close");
             Some(body(response).await)
         }
         Err(e) => {

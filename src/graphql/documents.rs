@@ -1,0 +1,99 @@
+//! Parsed GraphQL documents, kept by their text.
+//!
+//! Clients send the same few queries again and again (they are constants in client code), and
+//! parsing one costs more than copying its parsed form. The cache is small and bounded: it
+//! holds at most [`CAPACITY`] documents of at most [`MAX_QUERY_BYTES`] each, and when it is
+//! full it is emptied and refills with the queries in use. A flood of distinct queries only
+//! costs the parse it would have cost anyway.
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, PoisonError},
+};
+
+use async_graphql::{Request, parser::types::ExecutableDocument};
+
+const CAPACITY: usize = 64;
+const MAX_QUERY_BYTES: usize = 2048;
+
+#[derive(Default)]
+pub struct DocumentCache {
+    documents: Mutex<HashMap<String, ExecutableDocument>>,
+}
+
+impl DocumentCache {
+    /// Gives `request` its parsed document from the cache, or parses it and keeps the result.
+    /// A document that does not parse is left for the executor to report.
+    pub fn prepare(&self, request: &mut Request) {
+        if request.query.len() > MAX_QUERY_BYTES {
+            return;
+        }
+        if let Some(document) = self.lock().get(&request.query) {
+            request.set_parsed_query(document.clone());
+            return;
+        }
+        let Ok(document) = request.parsed_query() else {
+            return;
+        };
+        let document = document.clone();
+        let mut documents = self.lock();
+        if documents.len() >= CAPACITY {
+            documents.clear();
+        }
+        documents.insert(request.query.clone(), document);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ExecutableDocument>> {
+        // The map is valid whatever a panicking holder was doing: entries are inserted whole.
+        self.documents
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_query_is_served_from_the_cache() {
+        let cache = DocumentCache::default();
+        cache.prepare(&mut Request::new("{ me { id } }"));
+        assert_eq!(cache.len(), 1);
+        // Proof that the cache answers: a text that does not parse gets the document kept
+        // for it.
+        let kept = async_graphql::parser::parse_query("{ me { email } }").unwrap();
+        cache.lock().insert("cached".into(), kept.clone());
+        let mut request = Request::new("cached");
+        cache.prepare(&mut request);
+        assert_eq!(
+            format!("{:?}", request.parsed_query().unwrap()),
+            format!("{kept:?}")
+        );
+    }
+
+    #[test]
+    fn bad_and_oversized_queries_are_not_kept() {
+        let cache = DocumentCache::default();
+        let mut broken = Request::new("{ me { id }");
+        cache.prepare(&mut broken);
+        assert!(broken.parsed_query().is_err());
+        let mut huge = Request::new(format!("{{ me {{ id }} }} #{}", "x".repeat(4096)));
+        cache.prepare(&mut huge);
+        assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn the_cache_never_grows_past_its_capacity() {
+        let cache = DocumentCache::default();
+        for i in 0..CAPACITY * 3 {
+            cache.prepare(&mut Request::new(format!("{{ a{i}: me {{ id }} }}")));
+            assert!(cache.len() <= CAPACITY);
+        }
+    }
+}
