@@ -4,14 +4,18 @@
 //! parsing one costs more than copying its parsed form. The cache is small and bounded: it
 //! holds at most [`CAPACITY`] documents of at most [`MAX_QUERY_BYTES`] each, and when it is
 //! full it is emptied and refills with the queries in use. A flood of distinct queries only
-//! costs the parse it would have cost anyway.
+//! costs the parse it would have cost anyway. Only queries are kept: a mutation may carry a
+//! password in its text, and none is worth keeping.
 
 use std::{
     collections::HashMap,
     sync::{Mutex, PoisonError},
 };
 
-use async_graphql::{Request, parser::types::ExecutableDocument};
+use async_graphql::{
+    Request,
+    parser::types::{DocumentOperations, ExecutableDocument, OperationType},
+};
 
 const CAPACITY: usize = 64;
 const MAX_QUERY_BYTES: usize = 2048;
@@ -35,6 +39,9 @@ impl DocumentCache {
         let Ok(document) = request.parsed_query() else {
             return;
         };
+        if !queries_only(document) {
+            return;
+        }
         let document = document.clone();
         let mut documents = self.lock();
         if documents.len() >= CAPACITY {
@@ -53,6 +60,14 @@ impl DocumentCache {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.lock().len()
+    }
+}
+
+fn queries_only(document: &ExecutableDocument) -> bool {
+    let is_query = |ty: OperationType| ty == OperationType::Query;
+    match &document.operations {
+        DocumentOperations::Single(op) => is_query(op.node.ty),
+        DocumentOperations::Multiple(ops) => ops.values().all(|op| is_query(op.node.ty)),
     }
 }
 
@@ -75,6 +90,21 @@ mod tests {
             format!("{:?}", request.parsed_query().unwrap()),
             format!("{kept:?}")
         );
+    }
+
+    #[test]
+    fn mutations_are_not_kept() {
+        let cache = DocumentCache::default();
+        let login =
+            r#"mutation { login(input: {email: "a@b.co", password: "secret"}) { accessToken } }"#;
+        let mut request = Request::new(login);
+        cache.prepare(&mut request);
+        assert!(request.parsed_query().is_ok());
+        assert_eq!(cache.len(), 0);
+        cache.prepare(&mut Request::new(
+            "query A { me { id } } mutation B { logout }",
+        ));
+        assert_eq!(cache.len(), 0);
     }
 
     #[test]
