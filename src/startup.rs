@@ -47,8 +47,8 @@ pub struct AppState {
     /// Where GraphiQL's scripts and styles are served from, if not from the CDN.
     pub graphiql_assets: Option<Arc<std::path::Path>>,
     /// Uploads read and processed at once; the others wait before their bodies are read, so
-    /// memory stays bounded however many arrive together.
-    pub upload_slots: Arc<tokio::sync::Semaphore>,
+    /// memory stays bounded however many arrive together. Taken with [`AppState::upload_slot`].
+    upload_slots: Arc<tokio::sync::Semaphore>,
     /// Parsed GraphQL documents by their text, for clients that repeat their queries.
     pub documents: Arc<graphql::DocumentCache>,
 }
@@ -74,6 +74,15 @@ impl AppState {
             upload_slots: Arc::new(tokio::sync::Semaphore::new(UPLOAD_SLOTS)),
             documents: Arc::default(),
         }
+    }
+
+    /// Waits for one of the [`UPLOAD_SLOTS`]. Both upload paths (REST and GraphQL multipart)
+    /// take one before reading the body and hold it until the response is built.
+    pub async fn upload_slot(&self) -> tokio::sync::OwnedSemaphorePermit {
+        Arc::clone(&self.upload_slots)
+            .acquire_owned()
+            .await
+            .expect("the upload semaphore is never closed")
     }
 }
 

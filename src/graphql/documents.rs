@@ -39,7 +39,7 @@ impl DocumentCache {
         let Ok(document) = request.parsed_query() else {
             return;
         };
-        if !queries_only(document) {
+        if runs_mutation(document, None) {
             return;
         }
         let document = document.clone();
@@ -63,17 +63,37 @@ impl DocumentCache {
     }
 }
 
-fn queries_only(document: &ExecutableDocument) -> bool {
-    let is_query = |ty: OperationType| ty == OperationType::Query;
-    match &document.operations {
-        DocumentOperations::Single(op) => is_query(op.node.ty),
-        DocumentOperations::Multiple(ops) => ops.values().all(|op| is_query(op.node.ty)),
+/// Would executing this document run a mutation? When the operation to run cannot be told
+/// (several, none named), any mutation in the document counts.
+pub(super) fn runs_mutation(doc: &ExecutableDocument, operation_name: Option<&str>) -> bool {
+    let is_mutation = |ty: OperationType| ty == OperationType::Mutation;
+    match (&doc.operations, operation_name) {
+        (DocumentOperations::Single(op), _) => is_mutation(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops
+            .iter()
+            .find(|(n, _)| n.as_str() == name)
+            .is_some_and(|(_, op)| is_mutation(op.node.ty)),
+        (DocumentOperations::Multiple(ops), None) => ops.values().any(|op| is_mutation(op.node.ty)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn doc(source: &str) -> ExecutableDocument {
+        async_graphql::parser::parse_query(source).unwrap()
+    }
+
+    #[test]
+    fn mutations_are_recognised_whichever_operation_runs() {
+        assert!(runs_mutation(&doc("mutation { login }"), None));
+        assert!(!runs_mutation(&doc("{ me { id } }"), None));
+        let both = doc("query A { me { id } } mutation B { x }");
+        assert!(!runs_mutation(&both, Some("A")));
+        assert!(runs_mutation(&both, Some("B")));
+        assert!(runs_mutation(&both, None));
+    }
 
     #[test]
     fn a_repeated_query_is_served_from_the_cache() {

@@ -10,7 +10,6 @@
 use async_graphql::{
     BatchRequest, ParseRequestError, ServerError,
     http::{MultipartOptions, parse_query_string, receive_batch_body},
-    parser::types::{DocumentOperations, ExecutableDocument, OperationType},
 };
 use axum::{
     body::Bytes,
@@ -19,7 +18,7 @@ use axum::{
     response::{Html, IntoResponse, Response},
 };
 
-use super::{MAX_BATCH, shape};
+use super::{MAX_BATCH, documents::runs_mutation, shape};
 use crate::{
     caller::Caller,
     error::{AppError, ErrorCode},
@@ -81,7 +80,7 @@ pub async fn graphql_post(
         read_json(request, &state).await
     } else if has_media_type(headers, "multipart/form-data") {
         // Held until the response is built, like the REST upload path.
-        slot = state.upload_slots.clone().acquire_owned().await.ok();
+        slot = Some(state.upload_slot().await);
         read_multipart(request, &state.services).await
     } else {
         return error(
@@ -214,20 +213,6 @@ fn has_query_param(query: &str) -> bool {
         .any(|pair| pair.split('=').next() == Some("query"))
 }
 
-/// Would executing this document run a mutation? When the operation to run cannot be told
-/// (several, none named), any mutation in the document counts.
-fn runs_mutation(doc: &ExecutableDocument, operation_name: Option<&str>) -> bool {
-    let is_mutation = |ty: OperationType| ty == OperationType::Mutation;
-    match (&doc.operations, operation_name) {
-        (DocumentOperations::Single(op), _) => is_mutation(op.node.ty),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops
-            .iter()
-            .find(|(n, _)| n.as_str() == name)
-            .is_some_and(|(_, op)| is_mutation(op.node.ty)),
-        (DocumentOperations::Multiple(ops), None) => ops.values().any(|op| is_mutation(op.node.ty)),
-    }
-}
-
 fn json(body: &impl serde::Serialize) -> Response {
     match serde_json::to_vec(body) {
         Ok(bytes) => (
@@ -260,20 +245,6 @@ fn error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn doc(source: &str) -> ExecutableDocument {
-        async_graphql::parser::parse_query(source).unwrap()
-    }
-
-    #[test]
-    fn mutations_are_recognised_whichever_operation_runs() {
-        assert!(runs_mutation(&doc("mutation { login }"), None));
-        assert!(!runs_mutation(&doc("{ me { id } }"), None));
-        let both = doc("query A { me { id } } mutation B { x }");
-        assert!(!runs_mutation(&both, Some("A")));
-        assert!(runs_mutation(&both, Some("B")));
-        assert!(runs_mutation(&both, None));
-    }
 
     #[test]
     fn only_a_query_parameter_named_query_counts() {

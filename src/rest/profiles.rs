@@ -227,10 +227,7 @@ pub async fn upload_photo(
     Authenticated(caller): Authenticated,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
-    let Ok(_slot) = state.upload_slots.clone().acquire_owned().await else {
-        return Problem::new(ErrorCode::ServiceUnavailable, crate::error::UNAVAILABLE)
-            .into_response();
-    };
+    let _slot = state.upload_slot().await;
     let file = match multipart {
         Ok(multipart) => read_file_field(multipart, &state.services).await,
         Err(_) => Err(Problem::new(
