@@ -11,7 +11,7 @@ use axum::{
 use crate::{
     auth::Actor,
     config::{IpNet, canonical},
-    startup::AppState,
+    state::AppState,
 };
 
 /// The client's address, as far as it can be trusted.

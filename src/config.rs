@@ -30,8 +30,27 @@ pub struct Config {
     pub graphql_introspection: bool,
     /// "Did you mean …?" hints in GraphQL validation errors.
     pub graphql_suggestions: bool,
-    /// A folder with GraphiQL's scripts and styles, for networks without the CDN.
-    pub graphiql_assets_dir: Option<PathBuf>,
+    /// Timeouts and limits of the HTTP connections themselves.
+    pub http: HttpLimits,
+    /// Most rate-limit counters of client addresses kept in memory (the least recently used
+    /// go first when it is full; account counters and locks are never dropped early).
+    pub rate_limit_max_keys: usize,
+    /// How often photo files that no profile references are looked for and removed.
+    pub photo_sweep_interval: Duration,
+}
+
+/// What a slow, silent or numerous client may hold of the server.
+#[derive(Clone, Debug)]
+pub struct HttpLimits {
+    /// A request's headers must arrive within this; an idle keep-alive connection is closed
+    /// after it too.
+    pub header_read_timeout: Duration,
+    /// Longest pause between two pieces of a request body.
+    pub body_idle_timeout: Duration,
+    /// Longest time a whole request body may take.
+    pub body_timeout: Duration,
+    /// Most open connections; at the limit the longest-idle connection is closed to make room.
+    pub max_connections: usize,
 }
 
 /// An address or a network (`10.0.0.0/8`, `::1`), for `TRUSTED_PROXIES`.
@@ -148,7 +167,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Every environment variable the service reads (the deployment files are checked against it).
-pub const VARIABLES: [&str; 26] = [
+pub const VARIABLES: [&str; 31] = [
     "DATABASE_URL",
     "DATABASE_MAX_CONNECTIONS",
     "DATABASE_ACQUIRE_TIMEOUT_SECS",
@@ -171,7 +190,12 @@ pub const VARIABLES: [&str; 26] = [
     "LOG_FORMAT",
     "GRAPHQL_INTROSPECTION",
     "GRAPHQL_SUGGESTIONS",
-    "GRAPHIQL_ASSETS_DIR",
+    "HEADER_READ_TIMEOUT_SECS",
+    "BODY_IDLE_TIMEOUT_SECS",
+    "BODY_TIMEOUT_SECS",
+    "MAX_CONNECTIONS",
+    "RATE_LIMIT_MAX_KEYS",
+    "PHOTO_SWEEP_INTERVAL_SECS",
     // Read by the logging set-up and the Rust runtime, not by `Config`.
     "RUST_LOG",
     "RUST_BACKTRACE",
@@ -265,7 +289,14 @@ impl Config {
             },
             graphql_introspection: flag(&get, "GRAPHQL_INTROSPECTION", true)?,
             graphql_suggestions: flag(&get, "GRAPHQL_SUGGESTIONS", true)?,
-            graphiql_assets_dir: get("GRAPHIQL_ASSETS_DIR").map(PathBuf::from),
+            http: HttpLimits {
+                header_read_timeout: seconds(&get, "HEADER_READ_TIMEOUT_SECS", 10)?,
+                body_idle_timeout: seconds(&get, "BODY_IDLE_TIMEOUT_SECS", 10)?,
+                body_timeout: seconds(&get, "BODY_TIMEOUT_SECS", 60)?,
+                max_connections: positive(&get, "MAX_CONNECTIONS", 1024)?,
+            },
+            rate_limit_max_keys: positive(&get, "RATE_LIMIT_MAX_KEYS", 100_000)?,
+            photo_sweep_interval: seconds(&get, "PHOTO_SWEEP_INTERVAL_SECS", 3600)?,
         })
     }
 }
@@ -276,6 +307,28 @@ fn number<T: FromStr>(
     default: T,
 ) -> Result<T, ConfigError> {
     get(key).map_or(Ok(default), |v| parse_value(key, &v))
+}
+
+/// A whole number of seconds, at least one.
+fn seconds(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    default: u64,
+) -> Result<Duration, ConfigError> {
+    positive(get, key, default).map(Duration::from_secs)
+}
+
+/// A number of at least one.
+fn positive<T: FromStr + PartialOrd + From<u8>>(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    default: T,
+) -> Result<T, ConfigError> {
+    let value = number(get, key, default)?;
+    if value < T::from(1) {
+        return Err(ConfigError(format!("{key} must be at least 1")));
+    }
+    Ok(value)
 }
 
 fn flag(

@@ -153,7 +153,7 @@ impl AppError {
     }
 
     /// Writes the hidden cause of a server-side failure to the log (with the request's span).
-    fn log(&self) {
+    pub(crate) fn log(&self) {
         match self {
             Self::Internal(cause) => {
                 tracing::error!(error = format!("{cause:#}"), "internal error")

@@ -33,13 +33,19 @@ pub mod entities;
 pub mod error;
 /// The GraphQL schema, its resolvers and the `/graphql` endpoint.
 pub mod graphql;
+/// HTTP pieces both transports share: the JSON error body, media types.
+pub mod http;
 /// Rate limits on login and registration, counted in memory or in Redis.
 pub mod limits;
 /// The REST compatibility layer: each documented path runs a named GraphQL operation.
 pub mod rest;
+/// Accepting connections: header, idle and body timeouts, the connection bound.
+pub mod server;
 /// The rules: accounts and profiles. The only module that touches entities.
 pub mod services;
-/// The application: state, router, listener and graceful shutdown.
+/// The application: router, listener and graceful shutdown.
 pub mod startup;
+/// What every handler can reach: schema, services, REST operations, the upload gate.
+pub mod state;
 /// Logging: pretty or JSON lines, each carrying the request id.
 pub mod telemetry;

@@ -6,7 +6,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use axum::{
     Json, Router,
-    extract::{DefaultBodyLimit, FromRef, State},
+    extract::{DefaultBodyLimit, State},
     http::{HeaderName, HeaderValue, Request, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
@@ -24,72 +24,28 @@ use tracing::Span;
 use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
 use crate::{
-    config::{Config, IpNet},
+    config::{Config, HttpLimits},
     db,
     error::{ErrorCode, INTERNAL, UNAVAILABLE},
-    graphql::{self, AppSchema},
-    rest::{self, Operations, Problem},
+    graphql,
+    http::Problem,
+    rest, server,
     services::Services,
+    state::{AppState, MAX_JSON_BODY},
 };
 
-/// Largest JSON body accepted on any route (uploads have their own limit).
-pub const MAX_JSON_BODY: usize = 1024 * 1024;
-
-/// What every handler can reach. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub schema: AppSchema,
-    pub services: Services,
-    pub operations: Arc<Operations>,
-    pub trusted_proxies: Arc<[IpNet]>,
-    /// The GraphiQL page, rendered once.
-    pub graphiql_page: Arc<str>,
-    /// Where GraphiQL's scripts and styles are served from, if not from the CDN.
-    pub graphiql_assets: Option<Arc<std::path::Path>>,
-    /// Uploads read and processed at once; the others wait before their bodies are read, so
-    /// memory stays bounded however many arrive together. Taken with [`AppState::upload_slot`].
-    upload_slots: Arc<tokio::sync::Semaphore>,
-    /// Parsed GraphQL documents by their text, for clients that repeat their queries.
-    pub documents: Arc<graphql::DocumentCache>,
-}
-
-/// How many uploads are read and processed at the same time.
-pub const UPLOAD_SLOTS: usize = 4;
-
-impl FromRef<AppState> for Services {
-    fn from_ref(state: &AppState) -> Self {
-        state.services.clone()
-    }
-}
-
-impl AppState {
-    pub fn new(services: Services, config: &Config) -> Self {
-        Self {
-            schema: graphql::build_schema(services.clone(), config),
-            services,
-            operations: Arc::new(Operations::new()),
-            trusted_proxies: config.trusted_proxies.clone().into(),
-            graphiql_page: graphql::graphiql::page(config.graphiql_assets_dir.is_some()).into(),
-            graphiql_assets: config.graphiql_assets_dir.as_deref().map(Arc::from),
-            upload_slots: Arc::new(tokio::sync::Semaphore::new(UPLOAD_SLOTS)),
-            documents: Arc::default(),
-        }
-    }
-
-    /// Waits for one of the [`UPLOAD_SLOTS`]. Both upload paths (REST and GraphQL multipart)
-    /// take one before reading the body and hold it until the response is built.
-    pub async fn upload_slot(&self) -> tokio::sync::OwnedSemaphorePermit {
-        Arc::clone(&self.upload_slots)
-            .acquire_owned()
-            .await
-            .expect("the upload semaphore is never closed")
-    }
-}
+/// Every response's policy: the HTML pages (`/docs`, GraphiQL) load scripts, styles and
+/// images from this origin only, run no inline script, talk only to this origin, and no other
+/// site may frame them. Inline styles are allowed: both UIs set `style` attributes.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+    style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; \
+    connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// A bound, ready-to-serve application.
 pub struct App {
     listener: TcpListener,
     router: Router,
+    limits: HttpLimits,
 }
 
 impl App {
@@ -113,12 +69,17 @@ impl App {
         db::migrate(&db).await.context("cannot apply migrations")?;
 
         let services = Services::new(db, &config);
+        tokio::spawn(sweep_photos(services.clone(), config.photo_sweep_interval));
         let router = router(AppState::new(services, &config), &config);
         let address = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(address)
             .await
             .with_context(|| format!("cannot listen on {address}"))?;
-        Ok(Self { listener, router })
+        Ok(Self {
+            listener,
+            router,
+            limits: config.http,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -130,14 +91,7 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        tracing::info!(address = %self.listener.local_addr()?, "listening");
-        axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
+        server::serve(self.listener, self.router, &self.limits, shutdown).await
     }
 }
 
@@ -165,13 +119,29 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        .layer(axum::middleware::from_fn(crate::http::json_errors))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
-        .layer(axum::middleware::map_response(close_after_too_large))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(config.http.clone()),
+            server::guard_body,
+        ))
         .layer(CatchPanicLayer::custom(panicked))
         .layer(cors(&config.cors_origins))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
         ))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(
@@ -201,6 +171,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
                 .on_failure(()),
         )
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .layer(axum::middleware::from_fn(server::sanitize_request_id))
 }
 
 /// `/openapi.json` and Swagger UI at `/docs`, with its assets served from the binary (no
@@ -211,7 +182,9 @@ fn docs() -> Router<AppState> {
     let swagger = SwaggerUi::new("/docs").config(
         SwaggerConfig::new(["/openapi.json"])
             .validator_url("none")
-            .persist_authorization(true)
+            // The token stays in the page's memory, not in localStorage where any script
+            // of the origin could read it later.
+            .persist_authorization(false)
             .try_it_out_enabled(true),
     );
     Router::from(swagger).route(
@@ -282,18 +255,6 @@ fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     Problem::new(ErrorCode::InternalServerError, INTERNAL).into_response()
 }
 
-/// A 413 leaves the rest of the body unread, so the server closes the connection after it.
-/// Saying so in the response keeps a client from sending its next request down a connection
-/// that is about to close.
-async fn close_after_too_large(mut response: Response) -> Response {
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    response
-}
-
 async fn not_found() -> Response {
     Problem::new(ErrorCode::NotFound, "Not Found").into_response()
 }
@@ -304,6 +265,21 @@ async fn method_not_allowed() -> Response {
         Json(json!({ "detail": "Method Not Allowed" })),
     )
         .into_response()
+}
+
+/// Files younger than this are left alone: an upload writes its file before its row.
+const PHOTO_SWEEP_GRACE: Duration = Duration::from_secs(600);
+
+/// Removes unreferenced photo files (a crash between file and row, a failed removal): once
+/// at start, then every `PHOTO_SWEEP_INTERVAL_SECS`.
+async fn sweep_photos(services: Services, interval: Duration) {
+    let mut every = tokio::time::interval(interval);
+    loop {
+        every.tick().await;
+        if let Err(err) = services.sweep_photos(PHOTO_SWEEP_GRACE).await {
+            err.log();
+        }
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -1,35 +1,45 @@
 use std::fmt;
 
+use unicode_normalization::UnicodeNormalization;
 use validator::ValidateEmail;
 
 /// Longest address SMTP can carry (RFC 5321 path limit less the angle brackets).
 pub const MAX_EMAIL_CHARS: usize = 254;
 
-/// An email address: trimmed, lower-cased, of valid format and length.
+/// An email address in its one canonical spelling, of valid format and length.
+///
+/// One mailbox, one account: the address is trimmed, put in Unicode NFC, the local part
+/// lower-cased, and the domain converted to its ASCII (IDNA) form, so `bücher.example` and
+/// `xn--bcher-kva.example`, or NFC and NFD spellings, are the same address. Control,
+/// whitespace and invisible characters (a zero-width space, say) are refused rather than
+/// dropped: they only ever serve to make two addresses that look the same.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Email(String);
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let email = raw.trim().to_lowercase();
-        if email.is_empty() {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
             return Err("Email is required.".into());
         }
+        if trimmed.chars().count() > MAX_EMAIL_CHARS {
+            return Err(too_long());
+        }
+        let email = canonical(trimmed).ok_or_else(invalid)?;
         if email.chars().count() > MAX_EMAIL_CHARS {
-            return Err(format!(
-                "Email must be at most {MAX_EMAIL_CHARS} characters."
-            ));
+            return Err(too_long());
         }
         if !email.validate_email() {
-            return Err("Invalid email format.".into());
+            return Err(invalid());
         }
         Ok(Self(email))
     }
 
-    /// The same normalisation, without judging the format: used to look an address up at
-    /// login, where a malformed one simply matches no account.
+    /// The same canonical spelling, without judging the format: used to look an address up
+    /// at login, where a malformed one simply matches no account.
     pub fn normalize(raw: &str) -> String {
-        raw.trim().to_lowercase()
+        let trimmed = raw.trim();
+        canonical(trimmed).unwrap_or_else(|| trimmed.to_lowercase())
     }
 
     pub fn as_str(&self) -> &str {
@@ -39,6 +49,42 @@ impl Email {
     pub fn into_inner(self) -> String {
         self.0
     }
+}
+
+/// `local@domain` with the local part in NFC and lower case and the domain in IDNA ASCII;
+/// `None` when a character is not allowed or the domain is not a valid IDNA name.
+fn canonical(trimmed: &str) -> Option<String> {
+    if trimmed.chars().any(is_hidden) {
+        return None;
+    }
+    let (local, domain) = trimmed.rsplit_once('@')?;
+    let local: String = local.nfc().collect::<String>().to_lowercase();
+    let domain = idna::domain_to_ascii(domain).ok()?;
+    if local.is_empty() || domain.is_empty() {
+        return None;
+    }
+    Some(format!("{local}@{domain}"))
+}
+
+/// Characters that have no place in an address: controls, whitespace, and those a reader
+/// cannot see (format characters, joiners, direction marks, variation selectors, fillers).
+fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || c.is_whitespace()
+        || matches!(c,
+            '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+            | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}'
+            | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
+}
+
+fn invalid() -> String {
+    "Invalid email format.".into()
+}
+
+fn too_long() -> String {
+    format!("Email must be at most {MAX_EMAIL_CHARS} characters.")
 }
 
 impl fmt::Debug for Email {
@@ -72,5 +118,40 @@ mod tests {
         }
         let long = format!("{}@example.com", "a".repeat(250));
         assert!(Email::parse(&long).unwrap_err().contains("at most 254"));
+    }
+
+    #[test]
+    fn invisible_and_control_characters_are_refused() {
+        for bad in [
+            "alice@example.com\u{200B}",
+            "ali\u{200B}ce@example.com",
+            "alice\u{00AD}@example.com",
+            "alice@exa\u{200D}mple.com",
+            "ali\u{0007}ce@example.com",
+            "alice\u{202E}@example.com",
+            "ali\u{00A0}ce@example.com",
+            "alice\u{FEFF}@example.com",
+        ] {
+            assert_eq!(
+                Email::parse(bad).unwrap_err(),
+                "Invalid email format.",
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_mailbox_has_one_spelling() {
+        let nfc = Email::parse("user@jos\u{00E9}.example").unwrap();
+        let nfd = Email::parse("user@jose\u{0301}.example").unwrap();
+        assert_eq!(nfc, nfd);
+        assert_eq!(nfc.as_str(), "user@xn--jos-dma.example");
+        let unicode = Email::parse("user@B\u{00FC}cher.example").unwrap();
+        let ascii = Email::parse("USER@xn--bcher-kva.example").unwrap();
+        assert_eq!(unicode, ascii);
+        assert_eq!(ascii.as_str(), "user@xn--bcher-kva.example");
+        // Login finds the account whichever spelling is typed.
+        assert_eq!(Email::normalize("user@bücher.example"), ascii.as_str());
+        assert_eq!(Email::normalize("USER@JOSE\u{0301}.example"), nfc.as_str());
     }
 }

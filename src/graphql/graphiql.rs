@@ -1,129 +1,96 @@
-//! The GraphiQL page at `GET /graphql`.
+//! The GraphiQL page at `GET /graphql`, with everything it loads served from the binary.
 //!
-//! By default the page loads React and GraphiQL from a public CDN (pinned versions). An
-//! air-gapped deployment sets `GRAPHIQL_ASSETS_DIR` to a folder holding the four files below
-//! (from the npm packages `react@18.3.1`, `react-dom@18.3.1` and `graphiql@4.1.2`); the page
-//! then loads them from `/graphiql/{file}`, served from that folder.
-
-use std::path::PathBuf;
+//! The scripts and styles are the npm packages `react@18.3.1`, `react-dom@18.3.1` and
+//! `graphiql@4.1.2`, committed under `assets/graphiql/` (their licences beside them) and
+//! embedded at build time, so the page works on a network that reaches nothing else and loads
+//! no code from a third party. The page's own start-up script is a file too, so the page's
+//! Content-Security-Policy needs no inline script.
 
 use axum::{
-    extract::{Path, State},
+    extract::Path,
     http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
 
-use crate::{error::ErrorCode, rest::Problem, startup::AppState};
+use crate::{error::ErrorCode, http::Problem};
 
-/// The files the page needs: local name, CDN address, content type.
-pub const ASSETS: [(&str, &str, &str); 4] = [
+/// The files the page loads from `/graphiql/{file}`: name, content type, bytes.
+pub const ASSETS: [(&str, &str, &[u8]); 5] = [
     (
         "react.production.min.js",
-        "https://unpkg.com/react@18.3.1/umd/react.production.min.js",
         "text/javascript",
+        include_bytes!("../../assets/graphiql/react.production.min.js"),
     ),
     (
         "react-dom.production.min.js",
-        "https://unpkg.com/react-dom@18.3.1/umd/react-dom.production.min.js",
         "text/javascript",
+        include_bytes!("../../assets/graphiql/react-dom.production.min.js"),
     ),
     (
         "graphiql.min.js",
-        "https://unpkg.com/graphiql@4.1.2/graphiql.min.js",
         "text/javascript",
+        include_bytes!("../../assets/graphiql/graphiql.min.js"),
     ),
     (
         "graphiql.min.css",
-        "https://unpkg.com/graphiql@4.1.2/graphiql.min.css",
         "text/css",
+        include_bytes!("../../assets/graphiql/graphiql.min.css"),
     ),
+    ("start.js", "text/javascript", START.as_bytes()),
 ];
 
-const DEFAULT_QUERY: &str = "# Log in with the `login` mutation, then put the token in the
-# Headers tab: {\"Authorization\": \"Bearer <accessToken>\"}
+/// Mounts GraphiQL on the page, pointed at this server's `/graphql`.
+const START: &str = r#"const fetcher = GraphiQL.createFetcher({
+  url: new URL('/graphql', window.location.origin).toString(),
+});
+const defaultQuery = `# Log in with the \`login\` mutation, then put the token in the
+# Headers tab: {"Authorization": "Bearer <accessToken>"}
 query Me {
   me { id email name profile { bio profilePhotoPath } }
 }
-";
+`;
+ReactDOM.createRoot(document.getElementById('graphiql')).render(
+  React.createElement(GraphiQL, { fetcher, defaultQuery, defaultEditorToolsVisibility: true }),
+);
+"#;
 
-/// The page, with asset addresses local (`/graphiql/…`) or on the CDN.
-pub fn page(local_assets: bool) -> String {
-    let src = |name: &str| {
-        let (local, cdn, _) = ASSETS
-            .iter()
-            .find(|(n, _, _)| *n == name)
-            .expect("known asset");
-        if local_assets {
-            format!("/graphiql/{local}")
-        } else {
-            (*cdn).to_owned()
-        }
-    };
-    let cross_origin = if local_assets { "" } else { " crossorigin" };
-    format!(
-        r#"<!DOCTYPE html>
+/// The page. "Loading…" shows until the scripts run; `noscript` says why it may stay.
+pub const PAGE: &str = r#"<!DOCTYPE html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
   <meta name="robots" content="noindex">
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>nta-user-svc GraphiQL</title>
-  <style>body {{ margin: 0; height: 100vh; overflow: hidden; }} #graphiql {{ height: 100vh; }}</style>
-  <link rel="stylesheet" href="{css}"{cross_origin}>
-  <script src="{react}"{cross_origin}></script>
-  <script src="{react_dom}"{cross_origin}></script>
-  <script src="{graphiql}"{cross_origin}></script>
+  <link rel="stylesheet" href="/graphiql/graphiql.min.css">
+  <script src="/graphiql/react.production.min.js" defer></script>
+  <script src="/graphiql/react-dom.production.min.js" defer></script>
+  <script src="/graphiql/graphiql.min.js" defer></script>
+  <script src="/graphiql/start.js" defer></script>
 </head>
-<body>
-  <div id="graphiql">Loading…</div>
-  <script>
-    const fetcher = GraphiQL.createFetcher({{ url: new URL('/graphql', window.location.origin).toString() }});
-    ReactDOM.createRoot(document.getElementById('graphiql')).render(
-      React.createElement(GraphiQL, {{
-        fetcher,
-        defaultQuery: {default_query},
-        defaultEditorToolsVisibility: true,
-      }})
-    );
-  </script>
+<body style="margin: 0; height: 100vh; overflow: hidden">
+  <div id="graphiql" style="height: 100vh">Loading…</div>
+  <noscript>GraphiQL needs JavaScript. The API itself is at POST /graphql.</noscript>
 </body>
 </html>
-"#,
-        css = src("graphiql.min.css"),
-        react = src("react.production.min.js"),
-        react_dom = src("react-dom.production.min.js"),
-        graphiql = src("graphiql.min.js"),
-        default_query = serde_json::Value::from(DEFAULT_QUERY),
-    )
-}
+"#;
 
-/// `GET /graphiql/{file}`: one of the four assets from `GRAPHIQL_ASSETS_DIR`.
-pub async fn asset(State(state): State<AppState>, Path(file): Path<String>) -> Response {
-    let not_found = || Problem::new(ErrorCode::NotFound, "Not Found").into_response();
-    let (Some(dir), Some((name, _, content_type))) = (
-        state.graphiql_assets.as_deref(),
-        ASSETS.iter().find(|(name, _, _)| *name == file),
-    ) else {
-        return not_found();
+/// `GET /graphiql/{file}`: one of [`ASSETS`], from the binary.
+pub async fn asset(Path(file): Path<String>) -> Response {
+    let Some((_, content_type, bytes)) = ASSETS.iter().find(|(name, _, _)| *name == file) else {
+        return Problem::new(ErrorCode::NotFound, "Not Found").into_response();
     };
-    let path: PathBuf = dir.join(name);
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => (
-            [
-                (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-                (
-                    header::CACHE_CONTROL,
-                    HeaderValue::from_static("public, max-age=86400"),
-                ),
-            ],
-            bytes,
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "GraphiQL asset missing");
-            not_found()
-        }
-    }
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=86400"),
+            ),
+        ],
+        *bytes,
+    )
+        .into_response()
 }
 
 #[cfg(test)]
@@ -131,11 +98,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_page_points_at_the_cdn_or_at_local_copies() {
-        let cdn = page(false);
-        assert!(cdn.contains("https://unpkg.com/graphiql@4.1.2/graphiql.min.js"));
-        let local = page(true);
-        assert!(local.contains("src=\"/graphiql/graphiql.min.js\""));
-        assert!(!local.contains("unpkg"));
+    fn the_page_loads_only_its_own_files() {
+        for (name, _, bytes) in ASSETS {
+            assert!(PAGE.contains(&format!("\"/graphiql/{name}\"")) || name.ends_with(".css"));
+            assert!(bytes.len() > 100, "{name}");
+        }
+        assert!(PAGE.contains("href=\"/graphiql/graphiql.min.css\""));
+        assert!(!PAGE.contains("https://"));
+        assert!(!PAGE.contains("<script>"), "no inline script");
     }
 }

@@ -21,9 +21,10 @@ use axum::{
 use super::{MAX_BATCH, documents::runs_mutation, shape};
 use crate::{
     caller::Caller,
-    error::{AppError, ErrorCode},
-    rest::has_media_type,
-    startup::{AppState, MAX_JSON_BODY},
+    error::{AppError, ErrorCode, NOT_AUTHENTICATED},
+    http::has_media_type,
+    services::photos,
+    state::{AppState, MAX_JSON_BODY},
 };
 use futures_util::TryStreamExt;
 use tokio_util::compat::TokioAsyncReadCompatExt;
@@ -31,7 +32,7 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 /// `GET /graphql`: GraphiQL for a browser, or a query from the query string.
 pub async fn graphql_get(State(state): State<AppState>, caller: Caller, uri: Uri) -> Response {
     let Some(query) = uri.query().filter(|q| has_query_param(q)) else {
-        return Html(state.graphiql_page.to_string()).into_response();
+        return Html(super::graphiql::PAGE).into_response();
     };
     let mut request = match parse_query_string(query) {
         Ok(request) => request,
@@ -79,9 +80,28 @@ pub async fn graphql_post(
     let batch = if has_media_type(headers, "application/json") {
         read_json(request, &state).await
     } else if has_media_type(headers, "multipart/form-data") {
+        // Multipart exists for uploads, which need an account: checked before the body is
+        // read or an upload slot taken, so anonymous clients cannot occupy the slots.
+        if caller.actor.user_id().is_err() {
+            let mut response = error(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthenticated,
+                NOT_AUTHENTICATED,
+            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return response;
+        }
+        let (parts, body) = request.into_parts();
+        let Ok((permit, body)) = state.uploads.slot(body).await else {
+            // The body timed out; the server answers 408.
+            return StatusCode::REQUEST_TIMEOUT.into_response();
+        };
         // Held until the response is built, like the REST upload path.
-        slot = Some(state.upload_slot().await);
-        read_multipart(request, &state.services).await
+        slot = Some(permit);
+        let request = axum::extract::Request::from_parts(parts, body);
+        read_multipart(request, state.uploads.max_bytes).await
     } else {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -134,23 +154,27 @@ async fn read_json(
             ));
         }
     };
-    serde_json::from_slice(&body).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadUserInput,
-            &format!("Invalid GraphQL request: {e}"),
+    let invalid = |message: &str| error(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, message);
+    let value: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| invalid(&format!("Invalid JSON: {e}")))?;
+    // serde's own message here would name our types (`untagged enum BatchRequest`).
+    serde_json::from_value(value).map_err(|_| {
+        invalid(
+            "Invalid GraphQL request: send an object with a `query` string (and optional \
+             `variables` object and `operationName` string), or a list of such objects",
         )
     })
 }
 
-/// The GraphQL multipart request spec: `operations`, `map`, then the files. The file is
-/// limited to `max_upload` bytes and the whole body to that plus the JSON limit, both
-/// enforced while the body streams in.
+/// The GraphQL multipart request spec: `operations`, `map`, then the files. Each file is
+/// limited to `max_upload` bytes (the same limit as the REST path: on the file, not on the
+/// framing around it) and the whole body to that plus the JSON limit, both enforced while
+/// the body streams in. A multipart request must carry a file: multipart is what an HTML
+/// form can send cross-site without a preflight, so it may not run other operations.
 async fn read_multipart(
     request: axum::extract::Request,
-    services: &crate::services::Services,
+    max_upload: usize,
 ) -> Result<BatchRequest, Response> {
-    let max_upload = services.max_upload_bytes();
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -160,13 +184,15 @@ async fn read_multipart(
     let body = http_body_util::Limited::new(request.into_body(), limit);
     let stream = http_body_util::BodyDataStream::new(body).map_err(std::io::Error::other);
     let reader = tokio_util::io::StreamReader::new(stream).compat();
-    let options = MultipartOptions::default()
-        .max_file_size(max_upload)
-        .max_num_files(1);
-    receive_batch_body(content_type, reader, options)
+    // No `max_num_files`: async-graphql would then cap the whole stream, framing included, at
+    // the file limit. The body limit above bounds the total instead.
+    let options = MultipartOptions::default().max_file_size(max_upload);
+    let batch = receive_batch_body(content_type, reader, options)
         .await
         .map_err(|e| match e {
-            ParseRequestError::PayloadTooLarge => too_large(&services.upload_too_large().message()),
+            ParseRequestError::PayloadTooLarge => {
+                too_large(&photos::too_large(max_upload).message())
+            }
             ParseRequestError::Io(io) if is_length_limit(&io) => {
                 too_large("Request body too large")
             }
@@ -175,7 +201,16 @@ async fn read_multipart(
                 ErrorCode::BadUserInput,
                 &other.to_string(),
             ),
-        })
+        })?;
+    let files: usize = batch.iter().map(|request| request.uploads.len()).sum();
+    if files == 0 {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadUserInput,
+            "A multipart request must carry a file; send other operations as JSON",
+        ));
+    }
+    Ok(batch)
 }
 
 fn is_length_limit(err: &std::io::Error) -> bool {

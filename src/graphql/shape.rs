@@ -33,7 +33,7 @@ pub fn check(doc: &ExecutableDocument) -> Result<(), String> {
     }
     for (_, op) in doc.operations.iter() {
         if op.node.ty == OperationType::Mutation {
-            let fields = count_fields(&op.node.selection_set.node, &doc.fragments, 0);
+            let fields = RootFields::new(&doc.fragments).count(&op.node.selection_set.node);
             if fields > MAX_MUTATION_FIELDS {
                 return Err(format!(
                     "A mutation may have at most {MAX_MUTATION_FIELDS} root fields"
@@ -79,30 +79,56 @@ fn count_aliases(set: &SelectionSet) -> usize {
         .sum()
 }
 
-/// Fields at this level, looking through fragments (to a bounded depth: cycles are invalid
-/// and refused by validation later, but must not loop here).
-fn count_fields(
-    set: &SelectionSet,
-    fragments: &HashMap<Name, Positioned<FragmentDefinition>>,
-    depth: usize,
-) -> usize {
-    if depth > 8 {
-        return 0;
+/// Counts the fields at one level, looking through inline fragments and fragment spreads
+/// however deeply they nest. Each fragment is counted once and remembered, so a document that
+/// spreads fragments into each other many times costs no more than its size; a fragment that
+/// spreads itself (invalid, refused by validation later) counts as empty here.
+struct RootFields<'a> {
+    fragments: &'a HashMap<Name, Positioned<FragmentDefinition>>,
+    counted: HashMap<&'a Name, usize>,
+    in_progress: Vec<&'a Name>,
+}
+
+impl<'a> RootFields<'a> {
+    fn new(fragments: &'a HashMap<Name, Positioned<FragmentDefinition>>) -> Self {
+        Self {
+            fragments,
+            counted: HashMap::new(),
+            in_progress: Vec::new(),
+        }
     }
-    set.items
-        .iter()
-        .map(|item| match &item.node {
-            Selection::Field(_) => 1,
-            Selection::InlineFragment(fragment) => {
-                count_fields(&fragment.node.selection_set.node, fragments, depth + 1)
-            }
-            Selection::FragmentSpread(spread) => fragments
-                .get(&spread.node.fragment_name.node)
-                .map_or(0, |f| {
-                    count_fields(&f.node.selection_set.node, fragments, depth + 1)
-                }),
-        })
-        .sum()
+
+    fn count(&mut self, set: &'a SelectionSet) -> usize {
+        let mut total = 0usize;
+        for item in &set.items {
+            let fields = match &item.node {
+                Selection::Field(_) => 1,
+                Selection::InlineFragment(fragment) => {
+                    self.count(&fragment.node.selection_set.node)
+                }
+                Selection::FragmentSpread(spread) => self.fragment(&spread.node.fragment_name.node),
+            };
+            total = total.saturating_add(fields);
+        }
+        total
+    }
+
+    fn fragment(&mut self, name: &'a Name) -> usize {
+        if let Some(&known) = self.counted.get(name) {
+            return known;
+        }
+        let Some(definition) = self.fragments.get(name) else {
+            return 0;
+        };
+        if self.in_progress.contains(&name) {
+            return 0;
+        }
+        self.in_progress.push(name);
+        let fields = self.count(&definition.node.selection_set.node);
+        self.in_progress.pop();
+        self.counted.insert(name, fields);
+        fields
+    }
 }
 
 #[cfg(test)]
@@ -142,5 +168,38 @@ mod tests {
         );
         assert!(check(&doc(&source)).unwrap_err().contains("root fields"));
         assert!(check(&doc("mutation { deleteProfile deleteProfilePhoto }")).is_ok());
+    }
+
+    #[test]
+    fn root_fields_hidden_in_deeply_nested_fragments_still_count() {
+        // 25 logins, the last behind a chain of twelve fragments.
+        let logins: String = (0..25)
+            .map(|i| format!("l{i}: login(input: $i) {{ tokenType }} "))
+            .collect();
+        let mut source = "mutation($i: LoginInput!) { ...F0 }".to_owned();
+        for level in 0..12 {
+            source.push_str(&format!(
+                " fragment F{level} on Mutation {{ ...F{} }}",
+                level + 1
+            ));
+        }
+        source.push_str(&format!(" fragment F12 on Mutation {{ {logins} }}"));
+        assert!(check(&doc(&source)).unwrap_err().contains("root fields"));
+    }
+
+    #[test]
+    fn fragments_spread_many_times_are_counted_quickly() {
+        // Each fragment spreads the next twice: 2^30 paths, 30 fragments.
+        let mut source = "mutation { ...F0 }".to_owned();
+        for level in 0..30 {
+            source.push_str(&format!(
+                " fragment F{level} on Mutation {{ ...F{next} ...F{next} }}",
+                next = level + 1
+            ));
+        }
+        source.push_str(" fragment F30 on Mutation { deleteProfile }");
+        let started = std::time::Instant::now();
+        assert!(check(&doc(&source)).is_err());
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
 }

@@ -2,9 +2,13 @@
 //!
 //! - Per client address, every login attempt counts (`LOGIN_PER_IP_PER_MINUTE`), and every
 //!   registration (`REGISTER_PER_IP_PER_MINUTE`), in fixed one-minute windows.
-//! - Per account, failed logins count (`LOGIN_MAX_FAILURES` per `LOGIN_WINDOW_SECS`). Reaching
-//!   the limit locks the account for one window; each further lock within a day doubles that,
-//!   up to a day. While locked, even the right password is answered 429.
+//! - Per account, at most `LOGIN_MAX_FAILURES` passwords are checked per `LOGIN_WINDOW_SECS`,
+//!   however the attempts arrive. Each attempt *reserves* its check before the (slow) hash
+//!   runs, so a thousand parallel guesses cannot all pass a check made before any of them
+//!   failed; a success gives the reservations back. The attempt holding the last reservation
+//!   locks the account when it fails: one window, doubled for each further lock within a
+//!   day, up to a day. While locked, even the right password is answered 429.
+//! - Per-address counters are kept per /64 for IPv6: one subscriber owns a whole /64.
 //!
 //! The limits are checked in the service layer, so REST, GraphQL, every alias in a document
 //! and every operation in a batch count alike, and they share one set of counters.
@@ -31,11 +35,11 @@ pub struct RateLimiter {
 impl RateLimiter {
     pub fn new(config: &Config) -> Self {
         let store = match &config.redis_url {
-            Some(url) => CounterStore::redis(url.expose(), &config.redis_key_prefix).unwrap_or_else(|e| {
+            Some(url) => CounterStore::redis(url.expose(), &config.redis_key_prefix, config.rate_limit_max_keys).unwrap_or_else(|e| {
                 tracing::error!(error = %e, "REDIS_URL is not usable: counting rate limits in this process");
-                CounterStore::memory()
+                CounterStore::memory(config.rate_limit_max_keys)
             }),
-            None => CounterStore::memory(),
+            None => CounterStore::memory(config.rate_limit_max_keys),
         };
         Self {
             store,
@@ -46,26 +50,37 @@ impl RateLimiter {
         }
     }
 
-    /// Counts a login attempt; refuses it when the address is over its limit or the account
-    /// is locked.
-    pub async fn login_attempt(&self, client: IpAddr, email: &str) -> Result<(), AppError> {
-        let (count, reset) = self.store.incr(&format!("login:ip:{client}"), MINUTE).await;
+    /// Counts a login attempt and reserves one password check for it; refuses it when the
+    /// address is over its limit, the account is locked, or the account's checks for this
+    /// window are all taken (by failures or by attempts still running).
+    pub async fn login_attempt(
+        &self,
+        client: IpAddr,
+        email: &str,
+    ) -> Result<Reservation, AppError> {
+        let (count, reset) = self
+            .store
+            .incr_address(&address_key("login", client), MINUTE)
+            .await;
         if count > self.login_per_ip {
             return Err(limited(reset));
         }
-        match self.store.ttl(&lock_key(email)).await {
-            Some(left) => Err(limited(left)),
-            None => Ok(()),
+        if let Some(left) = self.store.ttl(&lock_key(email)).await {
+            return Err(limited(left));
         }
-    }
-
-    /// Records a failed login; the failure that reaches the limit locks the account.
-    pub async fn login_failed(&self, email: &str) {
-        let (failures, _) = self
+        let (number, reset) = self
             .store
             .incr(&failures_key(email), self.login_window)
             .await;
-        if failures == self.login_max_failures {
+        if number > self.login_max_failures {
+            return Err(limited(reset));
+        }
+        Ok(Reservation { number })
+    }
+
+    /// Records a failed check; the one that held the last reservation locks the account.
+    pub async fn login_failed(&self, email: &str, reservation: Reservation) {
+        if reservation.number == self.login_max_failures {
             let (lockouts, _) = self
                 .store
                 .incr(&format!("login:lockouts:{email}"), DAY)
@@ -81,8 +96,9 @@ impl RateLimiter {
         }
     }
 
-    /// A successful login clears the account's failures (not its lock history).
-    pub async fn login_succeeded(&self, email: &str) {
+    /// A successful login clears the account's failures and reservations (not its lock
+    /// history).
+    pub async fn login_succeeded(&self, email: &str, _reservation: Reservation) {
         self.store.delete(&failures_key(email)).await;
     }
 
@@ -90,12 +106,30 @@ impl RateLimiter {
     pub async fn registration(&self, client: IpAddr) -> Result<(), AppError> {
         let (count, reset) = self
             .store
-            .incr(&format!("register:ip:{client}"), MINUTE)
+            .incr_address(&address_key("register", client), MINUTE)
             .await;
         if count > self.register_per_ip {
             return Err(limited(reset));
         }
         Ok(())
+    }
+}
+
+/// A password check an attempt may make: the `number`-th of its account's window.
+#[derive(Debug)]
+#[must_use = "report the outcome with login_failed or login_succeeded"]
+pub struct Reservation {
+    number: u64,
+}
+
+/// The counter key of a client address: the address itself for IPv4, its /64 for IPv6.
+fn address_key(purpose: &str, client: IpAddr) -> String {
+    match crate::config::canonical(client) {
+        IpAddr::V6(v6) => {
+            let network = u128::from(v6) & !(u128::MAX >> 64);
+            format!("{purpose}:ip:{}/64", std::net::Ipv6Addr::from(network))
+        }
+        v4 => format!("{purpose}:ip:{v4}"),
     }
 }
 
@@ -129,7 +163,7 @@ mod tests {
         RateLimiter::new(&Config::from_lookup(|k| map.get(k).cloned()).unwrap())
     }
 
-    fn retry_after(result: Result<(), AppError>) -> u64 {
+    fn retry_after<T>(result: Result<T, AppError>) -> u64 {
         match result {
             Err(AppError::RateLimited { retry_after_secs }) => retry_after_secs,
             other => panic!("expected 429, got {:?}", other.err().map(|e| e.code())),
@@ -138,20 +172,25 @@ mod tests {
 
     const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
+    async fn fail(l: &RateLimiter, email: &str) {
+        let reservation = l.login_attempt(IP, email).await.unwrap();
+        l.login_failed(email, reservation).await;
+    }
+
     #[tokio::test]
     async fn failures_lock_the_account_for_a_growing_time() {
         let l = limiter(&[("LOGIN_MAX_FAILURES", "3"), ("LOGIN_WINDOW_SECS", "100")]);
         for _ in 0..3 {
-            l.login_attempt(IP, "a@x").await.unwrap();
-            l.login_failed("a@x").await;
+            fail(&l, "a@x").await;
         }
         assert_eq!(retry_after(l.login_attempt(IP, "a@x").await), 100);
         // Another account is not affected.
-        l.login_attempt(IP, "b@x").await.unwrap();
+        let other = l.login_attempt(IP, "b@x").await.unwrap();
+        l.login_succeeded("b@x", other).await;
         // A second lock lasts twice as long.
         l.store.delete(&lock_key("a@x")).await;
         for _ in 0..3 {
-            l.login_failed("a@x").await;
+            fail(&l, "a@x").await;
         }
         assert_eq!(retry_after(l.login_attempt(IP, "a@x").await), 200);
     }
@@ -159,12 +198,44 @@ mod tests {
     #[tokio::test]
     async fn success_clears_the_failures() {
         let l = limiter(&[("LOGIN_MAX_FAILURES", "3")]);
-        l.login_failed("a@x").await;
-        l.login_failed("a@x").await;
-        l.login_succeeded("a@x").await;
-        l.login_failed("a@x").await;
-        l.login_failed("a@x").await;
-        l.login_attempt(IP, "a@x").await.unwrap();
+        fail(&l, "a@x").await;
+        fail(&l, "a@x").await;
+        let right = l.login_attempt(IP, "a@x").await.unwrap();
+        l.login_succeeded("a@x", right).await;
+        fail(&l, "a@x").await;
+        fail(&l, "a@x").await;
+        let _ = l.login_attempt(IP, "a@x").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn checks_are_reserved_before_they_run() {
+        // Forty attempts arrive before any has finished its check: only three may run.
+        let l = limiter(&[("LOGIN_MAX_FAILURES", "3")]);
+        let mut granted = Vec::new();
+        let mut refused = 0;
+        for _ in 0..40 {
+            match l.login_attempt(IP, "a@x").await {
+                Ok(reservation) => granted.push(reservation),
+                Err(_) => refused += 1,
+            }
+        }
+        assert_eq!((granted.len(), refused), (3, 37));
+        for reservation in granted {
+            l.login_failed("a@x", reservation).await;
+        }
+        assert!(l.store.ttl(&lock_key("a@x")).await.is_some(), "locked");
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_key("login", a), address_key("login", b));
+        assert_ne!(address_key("login", a), address_key("login", c));
+        assert_eq!(address_key("login", IP), "login:ip:127.0.0.1");
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert_eq!(address_key("login", mapped), "login:ip:10.1.2.3");
     }
 
     #[tokio::test]
@@ -174,11 +245,11 @@ mod tests {
             ("REGISTER_PER_IP_PER_MINUTE", "2"),
         ]);
         for i in 0..5 {
-            l.login_attempt(IP, &format!("{i}@x")).await.unwrap();
+            let _ = l.login_attempt(IP, &format!("{i}@x")).await.unwrap();
         }
         assert!(retry_after(l.login_attempt(IP, "z@x").await) <= 60);
         let other: IpAddr = "10.0.0.1".parse().unwrap();
-        l.login_attempt(other, "z@x").await.unwrap();
+        let _ = l.login_attempt(other, "z@x").await.unwrap();
         l.registration(IP).await.unwrap();
         l.registration(IP).await.unwrap();
         assert!(l.registration(IP).await.is_err());

@@ -20,8 +20,6 @@ use redis::{AsyncCommands, aio::ConnectionManager};
 const REDIS_PAUSE: Duration = Duration::from_secs(2);
 /// Redis calls that take longer than this count as failed.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
-/// Memory counters kept at most; past it, expired ones are dropped, then all (fail open).
-const MAX_MEMORY_KEYS: usize = 100_000;
 
 pub struct CounterStore {
     memory: MemoryCounters,
@@ -29,22 +27,24 @@ pub struct CounterStore {
 }
 
 impl CounterStore {
-    pub fn memory() -> Self {
+    /// Counters in this process, keeping at most `max_addresses` address counters.
+    pub fn memory(max_addresses: usize) -> Self {
         Self {
-            memory: MemoryCounters::default(),
+            memory: MemoryCounters::new(max_addresses),
             redis: None,
         }
     }
 
-    /// Counters in Redis at `url` (connected on first use), keys under `prefix`.
-    pub fn redis(url: &str, prefix: &str) -> Result<Self, redis::RedisError> {
+    /// Counters in Redis at `url` (connected on first use), keys under `prefix`; in memory
+    /// (as [`CounterStore::memory`]) while Redis does not answer.
+    pub fn redis(url: &str, prefix: &str, max_addresses: usize) -> Result<Self, redis::RedisError> {
         let client = redis::Client::open(url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT))
             .set_number_of_retries(1);
         Ok(Self {
-            memory: MemoryCounters::default(),
+            memory: MemoryCounters::new(max_addresses),
             redis: Some(RedisCounters {
                 manager: ConnectionManager::new_lazy_with_config(client, config)?,
                 prefix: prefix.to_owned(),
@@ -55,8 +55,8 @@ impl CounterStore {
         })
     }
 
-    /// Adds one to `key` (which expires `ttl` after its first count); returns the new count
-    /// and the time left before it resets.
+    /// Adds one to an account's `key` (which expires `ttl` after its first count); returns
+    /// the new count and the time left before it resets. Kept until it expires.
     pub async fn incr(&self, key: &str, ttl: Duration) -> (u64, Duration) {
         if let Some(redis) = self.available_redis() {
             match redis.incr(key, ttl).await {
@@ -64,7 +64,19 @@ impl CounterStore {
                 Err(e) => redis.failed(&e),
             }
         }
-        self.memory.incr(key, ttl)
+        self.memory.incr(Table::Accounts, key, ttl)
+    }
+
+    /// As [`CounterStore::incr`], for a client address's counter: in memory, the least
+    /// recently used of these go first when the table is full.
+    pub async fn incr_address(&self, key: &str, ttl: Duration) -> (u64, Duration) {
+        if let Some(redis) = self.available_redis() {
+            match redis.incr(key, ttl).await {
+                Ok(result) => return result,
+                Err(e) => redis.failed(&e),
+            }
+        }
+        self.memory.incr(Table::Addresses, key, ttl)
     }
 
     /// Time left on `key`, if it is set.
@@ -189,55 +201,142 @@ async fn timeout<T>(call: impl Future<Output = redis::RedisResult<T>>) -> redis:
         })
 }
 
-/// Counters of this process only.
-#[derive(Default)]
-struct MemoryCounters {
-    entries: Mutex<HashMap<String, (u64, Instant)>>,
+/// Which memory table a counter lives in.
+#[derive(Clone, Copy)]
+enum Table {
+    /// Per client address: bounded; when full, the least recently used go first. Forgetting
+    /// one only gives an address a fresh minute.
+    Addresses,
+    /// Per account (failures, locks, lock history): never dropped before they expire. Each
+    /// new key costs the caller a password check, which bounds how fast they can grow.
+    Accounts,
 }
 
+/// Counters of this process only.
+struct MemoryCounters {
+    addresses: Mutex<Entries>,
+    accounts: Mutex<Entries>,
+    max_addresses: usize,
+}
+
+/// Counters by key: count, expiry, and when each was last touched.
+#[derive(Default)]
+struct Entries {
+    map: HashMap<String, Entry>,
+    clock: u64,
+    /// The size at which expired entries are next swept out.
+    sweep_at: usize,
+}
+
+struct Entry {
+    count: u64,
+    expires: Instant,
+    used: u64,
+}
+
+/// The share of the address table freed at once when it is full, so eviction is rare.
+const EVICT_SHARE: usize = 10;
+/// Size below which the tables are never swept.
+const MIN_SWEEP: usize = 1024;
+
 impl MemoryCounters {
-    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, (u64, Instant)>, Instant) -> T) -> T {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+    fn new(max_addresses: usize) -> Self {
+        Self {
+            addresses: Mutex::default(),
+            accounts: Mutex::default(),
+            max_addresses: max_addresses.max(1),
+        }
+    }
+
+    fn with<T>(&self, table: Table, f: impl FnOnce(&mut Entries, Instant) -> T) -> T {
+        let entries = match table {
+            Table::Addresses => &self.addresses,
+            Table::Accounts => &self.accounts,
+        };
+        let mut entries = entries.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        if entries.len() >= MAX_MEMORY_KEYS {
-            entries.retain(|_, (_, expires)| *expires > now);
-            if entries.len() >= MAX_MEMORY_KEYS {
-                tracing::warn!("rate-limit counters full: starting over");
-                entries.clear();
-            }
+        entries.clock += 1;
+        if entries.map.len() >= entries.sweep_at.max(MIN_SWEEP) {
+            entries.map.retain(|_, entry| entry.expires > now);
+            entries.sweep_at = entries.map.len() * 2;
+        }
+        if let Table::Addresses = table
+            && entries.map.len() >= self.max_addresses
+        {
+            entries.evict_least_recent(self.max_addresses / EVICT_SHARE + 1);
         }
         f(&mut entries, now)
     }
 
-    fn incr(&self, key: &str, ttl: Duration) -> (u64, Duration) {
-        self.with(|entries, now| {
-            let entry = entries.entry(key.to_owned()).or_insert((0, now + ttl));
-            if entry.1 <= now {
-                *entry = (0, now + ttl);
+    fn incr(&self, table: Table, key: &str, ttl: Duration) -> (u64, Duration) {
+        self.with(table, |entries, now| {
+            let used = entries.clock;
+            let entry = entries.map.entry(key.to_owned()).or_insert(Entry {
+                count: 0,
+                expires: now + ttl,
+                used,
+            });
+            if entry.expires <= now {
+                *entry = Entry {
+                    count: 0,
+                    expires: now + ttl,
+                    used,
+                };
             }
-            entry.0 += 1;
-            (entry.0, entry.1 - now)
+            entry.count += 1;
+            entry.used = used;
+            (entry.count, entry.expires - now)
         })
     }
 
     fn ttl(&self, key: &str) -> Option<Duration> {
-        self.with(|entries, now| {
+        self.with(Table::Accounts, |entries, now| {
             entries
+                .map
                 .get(key)
-                .filter(|(_, expires)| *expires > now)
-                .map(|(_, expires)| *expires - now)
+                .filter(|entry| entry.expires > now)
+                .map(|entry| entry.expires - now)
         })
     }
 
     fn set(&self, key: &str, ttl: Duration) {
-        self.with(|entries, now| {
-            entries.insert(key.to_owned(), (1, now + ttl));
+        self.with(Table::Accounts, |entries, now| {
+            let used = entries.clock;
+            entries.map.insert(
+                key.to_owned(),
+                Entry {
+                    count: 1,
+                    expires: now + ttl,
+                    used,
+                },
+            );
         });
     }
 
     fn delete(&self, key: &str) {
-        self.with(|entries, _| {
-            entries.remove(key);
+        self.with(Table::Accounts, |entries, _| {
+            entries.map.remove(key);
+        });
+    }
+}
+
+impl Entries {
+    /// Drops the `count` entries touched least recently.
+    fn evict_least_recent(&mut self, count: usize) {
+        let mut used: Vec<u64> = self.map.values().map(|entry| entry.used).collect();
+        let count = count.min(used.len());
+        if count == 0 {
+            return;
+        }
+        let (_, &mut cutoff, _) = used.select_nth_unstable(count - 1);
+        let mut left = count;
+        self.map.retain(|_, entry| {
+            if left > 0 && entry.used <= cutoff {
+                left -= 1;
+                false
+            } else {
+                true
+            }
         });
     }
 }
@@ -248,7 +347,7 @@ mod tests {
 
     #[tokio::test]
     async fn memory_counters_count_and_expire() {
-        let store = CounterStore::memory();
+        let store = CounterStore::memory(100);
         let ttl = Duration::from_millis(50);
         assert_eq!(store.incr("k", ttl).await.0, 1);
         assert_eq!(store.incr("k", ttl).await.0, 2);
@@ -265,7 +364,7 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_redis_falls_back_to_memory_quickly() {
         // Nothing listens on port 1.
-        let store = CounterStore::redis("redis://127.0.0.1:1", "test:").unwrap();
+        let store = CounterStore::redis("redis://127.0.0.1:1", "test:", 100).unwrap();
         let started = Instant::now();
         assert_eq!(store.incr("k", Duration::from_secs(5)).await.0, 1);
         assert_eq!(store.incr("k", Duration::from_secs(5)).await.0, 2);
@@ -274,5 +373,28 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    #[tokio::test]
+    async fn a_full_address_table_never_forgets_an_account() {
+        let store = CounterStore::memory(1000);
+        let hour = Duration::from_secs(3600);
+        store.set("login:lock:a@x", hour).await;
+        store.incr("login:failures:b@x", hour).await;
+        // A busy address, used all along, and a flood of new ones.
+        for i in 0..100_500u32 {
+            store.incr_address(&format!("login:ip:{i}"), hour).await;
+            if i % 100 == 0 {
+                store.incr_address("login:ip:busy", hour).await;
+            }
+        }
+        assert!(
+            store.ttl("login:lock:a@x").await.is_some(),
+            "lock forgotten"
+        );
+        assert_eq!(store.incr("login:failures:b@x", hour).await.0, 2);
+        assert!(store.incr_address("login:ip:busy", hour).await.0 > 1000);
+        let size = store.memory.addresses.lock().unwrap().map.len();
+        assert!(size <= 1000, "{size}");
     }
 }

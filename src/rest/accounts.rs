@@ -12,11 +12,16 @@ use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use super::{
-    body::{Authenticated, JsonBody, has_media_type, reject_unknown_fields},
+    body::{Authenticated, JsonBody, reject_unknown_fields, unprocessable},
     forward::forward,
     schemas::{ErrorBody, Token, TypeErrorBody, UserCreated, UserOut, ValidationErrorBody},
 };
-use crate::{caller::Caller, startup::AppState};
+use crate::{
+    caller::Caller,
+    error::ErrorCode,
+    http::{Problem, has_media_type},
+    state::AppState,
+};
 
 /// `{email, password}`, and `name` on the ticket's `/api/users/register`.
 #[derive(Deserialize, ToSchema)]
@@ -163,7 +168,17 @@ pub async fn login(State(state): State<AppState>, caller: Caller, request: Reque
         if has_media_type(request.headers(), "application/x-www-form-urlencoded") {
             match Form::<LoginForm>::from_request(request, &state).await {
                 Ok(Form(form)) => (form.username, form.password),
-                Err(rejection) => return rejection.into_response(),
+                Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    return Problem::new(ErrorCode::PayloadTooLarge, "Request body too large")
+                        .into_response();
+                }
+                // The library's message names serde's view of the form; say it plainly.
+                Err(_) => {
+                    return unprocessable(
+                        &["body".into()],
+                        "Input should be a form with one `username` and one `password`",
+                    );
+                }
             }
         } else {
             match JsonBody::<LoginBody>::from_request(request, &state).await {

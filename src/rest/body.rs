@@ -9,8 +9,8 @@ use axum::{
     Json,
     body::Bytes,
     extract::{FromRequest, FromRequestParts, Request},
+    http::StatusCode,
     http::request::Parts,
-    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::de::DeserializeOwned;
@@ -19,68 +19,9 @@ use serde_json::{Value, json};
 use crate::{
     caller::Caller,
     error::{AppError, ErrorCode, FieldError},
-    startup::AppState,
+    http::{Problem, has_media_type},
+    state::AppState,
 };
-
-/// A REST error response: status, `detail`, and the headers its code calls for.
-pub struct Problem {
-    code: ErrorCode,
-    body: Value,
-    retry_after: Option<u64>,
-}
-
-impl Problem {
-    pub fn new(code: ErrorCode, detail: &str) -> Self {
-        Self {
-            code,
-            body: json!({ "detail": detail }),
-            retry_after: None,
-        }
-    }
-
-    pub fn with_errors(mut self, errors: Value) -> Self {
-        self.body["errors"] = errors;
-        self
-    }
-
-    pub fn with_retry_after(mut self, secs: u64) -> Self {
-        self.retry_after = Some(secs);
-        self
-    }
-}
-
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
-        let mut response = (self.code.status(), Json(self.body)).into_response();
-        let headers = response.headers_mut();
-        if self.code == ErrorCode::Unauthenticated {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        if let Some(secs) = self.retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        response
-    }
-}
-
-impl From<AppError> for Problem {
-    fn from(err: AppError) -> Self {
-        let problem = Problem::new(err.code(), &err.message());
-        match err {
-            AppError::Validation(errors) => problem.with_errors(json!(errors)),
-            AppError::RateLimited { retry_after_secs } => {
-                problem.with_retry_after(retry_after_secs)
-            }
-            _ => problem,
-        }
-    }
-}
-
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        Problem::from(self).into_response()
-    }
-}
 
 /// A JSON request body of type `T`, refused the way the original service refused it.
 pub struct JsonBody<T>(pub T);
@@ -110,7 +51,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         })?;
         if !value.is_object() {
             // serde would read a struct from an array too; the contract wants an object.
-            return Err(unprocessable(&[], "Input should be a JSON object"));
+            return Err(unprocessable(
+                &["body".into()],
+                "Input should be a JSON object",
+            ));
         }
         serde_path_to_error::deserialize(value)
             .map(JsonBody)
@@ -118,48 +62,27 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-impl Problem {
-    /// The same body under another status (415 has no code of its own).
-    fn into_status(self, status: StatusCode) -> Response {
-        let mut response = self.into_response();
-        *response.status_mut() = status;
-        response
-    }
-}
-
 /// 422 in FastAPI's shape: `{"detail": [{"loc": ["body", …], "msg": …, "type": …}]}`.
 /// The offending value is not echoed: it may be a password.
 fn type_error(err: &serde_path_to_error::Error<serde_json::Error>) -> Response {
-    let path: Vec<Value> = err
-        .path()
-        .iter()
-        .filter_map(|segment| match segment {
+    let path: Vec<Value> = std::iter::once(Value::from("body"))
+        .chain(err.path().iter().filter_map(|segment| match segment {
             serde_path_to_error::Segment::Map { key } => Some(Value::from(key.as_str())),
             serde_path_to_error::Segment::Seq { index } => Some(Value::from(*index)),
             _ => None,
-        })
+        }))
         .collect();
     let msg = err.inner().to_string();
     unprocessable(&path, msg.split(" at line ").next().unwrap_or_default())
 }
 
-pub fn unprocessable(path: &[Value], msg: &str) -> Response {
-    let mut loc = vec![Value::from("body")];
-    loc.extend_from_slice(path);
+/// A 422 for the value at `loc` (`["body", "email"]`, `["path", "user_id"]`).
+pub fn unprocessable(loc: &[Value], msg: &str) -> Response {
     (
         StatusCode::UNPROCESSABLE_ENTITY,
         Json(json!({ "detail": [{ "loc": loc, "msg": msg, "type": "type_error" }] })),
     )
         .into_response()
-}
-
-/// Does the request's `Content-Type` name this media type (parameters aside)?
-pub fn has_media_type(headers: &HeaderMap, media_type: &str) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case(media_type))
 }
 
 /// Rejects the fields of an update body that the operation does not know.

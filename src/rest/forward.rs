@@ -8,11 +8,12 @@ use axum::{
 };
 use serde_json::Value;
 
-use super::{Problem, operations::Operation};
+use super::operations::Operation;
 use crate::{
     caller::Caller,
     error::{ErrorCode, INTERNAL},
-    startup::AppState,
+    http::Problem,
+    state::AppState,
 };
 
 /// Executes `op` for `caller` with `variables`; on success answers `status` with `data.result`.

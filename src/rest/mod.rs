@@ -20,13 +20,13 @@ use axum::{
     routing::{get, post},
 };
 
-pub use body::{Authenticated, JsonBody, Problem, has_media_type};
+pub use body::{Authenticated, JsonBody};
 pub use openapi::{ApiDoc, json as openapi_json};
 pub use operations::Operations;
 pub use profiles::serve_upload;
 pub use schemas::Health;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Room for the multipart framing around a photo of `MAX_UPLOAD_BYTES`.
 const MULTIPART_OVERHEAD: usize = 64 * 1024;

@@ -3,7 +3,10 @@
 use async_graphql::{MaybeUndefined, UploadValue};
 use axum::{
     body::Body,
-    extract::{Multipart, Path, State, multipart::MultipartError},
+    extract::{
+        FromRequest, Multipart, Path, Request, State, multipart::MultipartError,
+        rejection::PathRejection,
+    },
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -12,7 +15,6 @@ use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use super::{
-    Problem,
     body::{Authenticated, JsonBody, reject_unknown_fields, unprocessable},
     forward::{forward, forward_request},
     schemas::{
@@ -21,8 +23,9 @@ use super::{
 };
 use crate::{
     error::{AppError, ErrorCode, FieldError},
-    services::Services,
-    startup::AppState,
+    http::Problem,
+    services::photos,
+    state::AppState,
 };
 
 /// ProfileCreate / ProfileUpdate: every field optional. On update an absent field stays as it
@@ -135,9 +138,9 @@ pub async fn my_profile(
 pub async fn public_profile(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(user_id): Path<String>,
+    user_id: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let Ok(user_id) = user_id.parse::<i32>() else {
+    let Some(Ok(user_id)) = user_id.ok().map(|Path(id)| id.parse::<i32>()) else {
         return unprocessable(
             &["path".into(), "user_id".into()],
             "Input should be a valid integer",
@@ -225,19 +228,20 @@ pub async fn delete_profile(
 pub async fn upload_photo(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+    request: Request,
 ) -> Response {
-    let _slot = state.upload_slot().await;
-    let file = match multipart {
-        Ok(multipart) => read_file_field(multipart, &state.services).await,
-        Err(_) => Err(Problem::new(
-            ErrorCode::BadUserInput,
+    // The token is checked (by `Authenticated`) before the body is read or a slot taken.
+    let (parts, body) = request.into_parts();
+    let Ok((_slot, body)) = state.uploads.slot(body).await else {
+        // The body timed out; the server answers 408.
+        return StatusCode::REQUEST_TIMEOUT.into_response();
+    };
+    let request = Request::from_parts(parts, body);
+    let file = match Multipart::from_request(request, &state).await {
+        Ok(multipart) => read_file_field(multipart, state.uploads.max_bytes).await,
+        Err(_) => Err(malformed(
             "Send the photo as multipart/form-data with a field named `file`",
-        )
-        .with_errors(json!([FieldError::new(
-            "file",
-            "A multipart file field is required."
-        )]))),
+        )),
     };
     let upload = match file {
         Ok(upload) => upload,
@@ -272,18 +276,22 @@ pub async fn delete_photo(
     forward(&state, op, caller, json!({}), StatusCode::NO_CONTENT).await
 }
 
+/// A 400 for a body that is not the multipart form expected.
+fn malformed(detail: &str) -> Problem {
+    Problem::new(ErrorCode::BadUserInput, detail).with_errors(json!([FieldError::new(
+        "file",
+        "A multipart file field is required."
+    )]))
+}
+
 /// Reads the `file` field, refusing it as soon as it passes `max` bytes.
-async fn read_file_field(
-    mut multipart: Multipart,
-    services: &Services,
-) -> Result<UploadValue, Problem> {
-    let max = services.max_upload_bytes();
-    let too_large = || Problem::from(services.upload_too_large());
+async fn read_file_field(mut multipart: Multipart, max: usize) -> Result<UploadValue, Problem> {
+    let too_large = || Problem::from(photos::too_large(max));
     let broken = |e: MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             too_large()
         } else {
-            Problem::new(ErrorCode::BadUserInput, "Malformed multipart body")
+            malformed("Malformed multipart body")
         }
     };
     while let Some(mut field) = multipart.next_field().await.map_err(broken)? {
@@ -314,7 +322,8 @@ async fn read_file_field(
 /// Download a profile photo
 ///
 /// The path is a profile's `profile_photo_path`. Names the store would not make are 404
-/// before the disk is touched, so no path can leave `UPLOAD_DIR`. Files never change (a new
+/// before the disk is touched, so no path can leave `UPLOAD_DIR`, and so is a file that no
+/// profile references (left by a crash, or not yet removed). Files never change (a new
 /// photo gets a new name): served with an `ETag`, long caching and 304 on `If-None-Match`.
 #[utoipa::path(
     get, path = "/uploads/{user_id}/{file}", tag = "photos", operation_id = "getPhoto",
@@ -332,12 +341,16 @@ async fn read_file_field(
 )]
 pub async fn serve_upload(
     State(state): State<AppState>,
-    Path((user_id, file)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
 ) -> Response {
-    let not_found = || Problem::new(ErrorCode::NotFound, "Not Found").into_response();
-    let Some((path, kind)) = state.services.photos().locate(&user_id, &file) else {
-        return not_found();
+    // A path that is not even UTF-8 names no photo.
+    let Ok(Path((user_id, file))) = path else {
+        return Problem::new(ErrorCode::NotFound, "Not Found").into_response();
+    };
+    let (kind, bytes) = match state.services.photo(&user_id, &file).await {
+        Ok(photo) => photo,
+        Err(err) => return err.into_response(),
     };
     // A stored file never changes (a new photo gets a new name), so its name is its ETag.
     let etag = format!("\"{file}\"");
@@ -350,11 +363,6 @@ pub async fn serve_upload(
             v.split(',')
                 .any(|tag| tag.trim() == etag || tag.trim() == "*")
         });
-    let bytes = match tokio::fs::read(&path).await {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return not_found(),
-        Err(e) => return AppError::internal(e).into_response(),
-    };
     if matches {
         return (
             StatusCode::NOT_MODIFIED,

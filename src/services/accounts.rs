@@ -85,14 +85,16 @@ impl Services {
 
     /// Checks the credentials and issues a token. Unknown email and wrong password give the
     /// same error after the same amount of work. Every attempt counts against the client
-    /// address; failures count against the account, which locks at the limit.
+    /// address; the password check is reserved against the account's limit before it runs,
+    /// so parallel attempts cannot check more passwords than the limit allows.
     #[instrument(skip_all)]
     pub async fn login(
         &self,
         client: ClientIp,
         credentials: Credentials,
     ) -> Result<AccessToken, AppError> {
-        self.limits
+        let reservation = self
+            .limits
             .login_attempt(client.0, &credentials.email)
             .await?;
         let user = self.find_user_by_email(&credentials.email).await?;
@@ -105,10 +107,14 @@ impl Services {
             None => self.hasher.verify_dummy(&credentials.password).await?,
         };
         let Some(user) = user.filter(|_| matched) else {
-            self.limits.login_failed(&credentials.email).await;
+            self.limits
+                .login_failed(&credentials.email, reservation)
+                .await;
             return Err(AppError::Unauthenticated(BAD_CREDENTIALS));
         };
-        self.limits.login_succeeded(&credentials.email).await;
+        self.limits
+            .login_succeeded(&credentials.email, reservation)
+            .await;
         let issued = self.jwt.issue(user.id)?;
         tracing::info!(user_id = user.id, "login succeeded");
         Ok(AccessToken {

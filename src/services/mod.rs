@@ -49,14 +49,6 @@ impl Services {
         }
     }
 
-    pub fn photos(&self) -> &PhotoStore {
-        &self.photos
-    }
-
-    pub fn max_upload_bytes(&self) -> usize {
-        self.max_upload_bytes
-    }
-
     pub fn jwt(&self) -> &JwtKeys {
         &self.jwt
     }

@@ -10,6 +10,7 @@ use std::{
     io::Cursor,
     path::{Path, PathBuf},
     sync::Arc,
+    time::Duration,
 };
 
 use image::{
@@ -23,8 +24,10 @@ use crate::error::{AppError, FieldError};
 
 /// Widest and tallest image accepted; larger ones are refused from their header alone.
 pub const MAX_SIDE: u32 = 4096;
-/// Most memory one decode may allocate.
-const MAX_DECODE_BYTES: u64 = 96 * 1024 * 1024;
+/// Most memory the decoded pixels of one image may take, counted in the bytes per pixel of
+/// its own colour type: a 16-bit RGBA image needs 8 bytes a pixel, so 4096×4096 of it (128
+/// MiB, from a file of a few KB) is refused, while 8-bit RGBA at that size (64 MiB) passes.
+pub const MAX_DECODE_BYTES: u64 = 96 * 1024 * 1024;
 /// The URL prefix of stored photos (`GET /uploads/...`), whatever `UPLOAD_DIR` is.
 pub const PUBLIC_PREFIX: &str = "uploads";
 
@@ -68,6 +71,11 @@ impl ImageKind {
     }
 }
 
+/// The 413 for a file over `max_bytes` (`MAX_UPLOAD_BYTES`), on either upload path.
+pub fn too_large(max_bytes: usize) -> AppError {
+    AppError::PayloadTooLarge(format!("File too large; the limit is {max_bytes} bytes."))
+}
+
 fn invalid(message: &str) -> AppError {
     AppError::Validation(vec![FieldError::new("file", message)])
 }
@@ -103,6 +111,15 @@ pub fn process(bytes: &[u8]) -> Result<(ImageKind, Vec<u8>), AppError> {
         _ => invalid("The file is not a valid image."),
     };
     let mut decoder = reader.into_decoder().map_err(refused)?;
+    if decoder.total_bytes() > MAX_DECODE_BYTES {
+        return Err(invalid(&format!(
+            "The image is too large; its pixels may take at most {} MiB.",
+            MAX_DECODE_BYTES / (1024 * 1024)
+        )));
+    }
+    if !is_complete(kind, bytes) {
+        return Err(invalid("The image is truncated."));
+    }
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let mut image = DynamicImage::from_decoder(decoder).map_err(refused)?;
     image.apply_orientation(orientation);
@@ -121,6 +138,31 @@ pub fn process(bytes: &[u8]) -> Result<(ImageKind, Vec<u8>), AppError> {
     };
     encoded.map_err(AppError::internal)?;
     Ok((kind, out.into_inner()))
+}
+
+/// Does the file hold its format's end? Decoders fill a cut-off image with grey and call it
+/// fine, so a few hundred bytes could otherwise cost a full-size decode and a full-size file.
+fn is_complete(kind: ImageKind, bytes: &[u8]) -> bool {
+    match kind {
+        // An end-of-image marker after the (first) start of scan.
+        ImageKind::Jpeg => {
+            let marker = |m: [u8; 2]| bytes.windows(2).position(|w| w == m);
+            let last_eoi = bytes.windows(2).rposition(|w| w == [0xFF, 0xD9]);
+            matches!((marker([0xFF, 0xDA]), last_eoi), (Some(sos), Some(eoi)) if eoi > sos)
+        }
+        // The IEND chunk.
+        ImageKind::Png => bytes.windows(4).rev().take(64).any(|w| w == b"IEND"),
+        // The RIFF header's length, all there.
+        ImageKind::WebP => bytes.get(4..8).is_some_and(|size| {
+            let size = u32::from_le_bytes([size[0], size[1], size[2], size[3]]) as usize;
+            bytes.len() >= size.saturating_add(8)
+        }),
+    }
+}
+
+/// The public path of a stored file: `uploads/{user_id}/{file}`.
+pub fn public_path(user_id: i32, file: &str) -> String {
+    format!("{PUBLIC_PREFIX}/{user_id}/{file}")
 }
 
 /// Where photos live on disk: `UPLOAD_DIR/{user_id}/{uuid}.{ext}`.
@@ -169,7 +211,56 @@ impl PhotoStore {
             remove_file(&temporary).await;
             return Err(AppError::internal(e));
         }
-        Ok(format!("{PUBLIC_PREFIX}/{user_id}/{file}"))
+        Ok(public_path(user_id, &file))
+    }
+
+    /// The files of each user folder last changed more than `grace` ago (temporary ones
+    /// included), for the sweep.
+    pub async fn stored(&self, grace: Duration) -> Result<Vec<(i32, Vec<String>)>, AppError> {
+        let root = Arc::clone(&self.root);
+        tokio::task::spawn_blocking(move || {
+            let mut found = Vec::new();
+            let users = match std::fs::read_dir(root.as_path()) {
+                Ok(users) => users,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+                Err(e) => return Err(AppError::internal(e)),
+            };
+            for user in users.flatten() {
+                let Some(user_id) = user
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<i32>().ok())
+                else {
+                    continue;
+                };
+                let Ok(files) = std::fs::read_dir(user.path()) else {
+                    continue;
+                };
+                let old: Vec<String> = files
+                    .flatten()
+                    .filter(|f| {
+                        f.metadata()
+                            .and_then(|m| m.modified())
+                            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > grace))
+                    })
+                    .filter_map(|f| f.file_name().into_string().ok())
+                    .collect();
+                if !old.is_empty() {
+                    found.push((user_id, old));
+                }
+            }
+            Ok(found)
+        })
+        .await
+        .map_err(AppError::internal)?
+    }
+
+    /// Removes a file [`PhotoStore::stored`] listed (a photo or a temporary file).
+    pub async fn remove_stored(&self, user_id: i32, file: &str) {
+        if file.contains(['/', '\\']) || file.starts_with("..") {
+            return;
+        }
+        remove_file(&self.root.join(user_id.to_string()).join(file)).await;
     }
 
     /// Removes the file behind a public path; a failure is logged, not returned.
@@ -243,6 +334,62 @@ mod tests {
         let mut broken = png(4, 4);
         broken.truncate(40);
         assert!(process(&broken).is_err());
+    }
+
+    fn noise(width: u32, height: u32) -> DynamicImage {
+        let mut seed = 0x2545_f491_u32;
+        DynamicImage::ImageRgb8(RgbImage::from_fn(width, height, |_, _| {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            image::Rgb([seed as u8, (seed >> 8) as u8, (seed >> 16) as u8])
+        }))
+    }
+
+    fn encoded(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut out = Vec::new();
+        image.write_to(&mut Cursor::new(&mut out), format).unwrap();
+        out
+    }
+
+    #[test]
+    fn truncated_images_are_refused() {
+        let image = noise(64, 64);
+        for format in [ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::WebP] {
+            let whole = encoded(&image, format);
+            assert!(process(&whole).is_ok(), "{format:?}");
+            let cut = &whole[..whole.len() * 2 / 3];
+            let err = process(cut).unwrap_err();
+            assert_eq!(err.message(), "The image is truncated.", "{format:?}");
+        }
+    }
+
+    #[test]
+    fn a_jpeg_cut_after_its_header_costs_nothing() {
+        // The header of a 4096×4096 JPEG and a little scan data: decoders would fill the
+        // rest with grey at full size.
+        let big = encoded(&noise(4096, 16), ImageFormat::Jpeg);
+        let mut header = big[..600].to_vec();
+        // Patch the frame's height (SOF0: FF C0, length, precision, height, width).
+        let sof = header.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        header[sof + 5..sof + 7].copy_from_slice(&4096u16.to_be_bytes());
+        let started = std::time::Instant::now();
+        assert!(process(&header).is_err());
+        assert!(started.elapsed() < std::time::Duration::from_millis(100));
+    }
+
+    #[test]
+    fn decoded_size_counts_the_bytes_of_each_pixel() {
+        // 4096×4096 RGBA at 16 bits a channel: within the side limit, a small file, but
+        // 128 MiB of pixels as decoded.
+        let wide = DynamicImage::ImageRgba16(image::ImageBuffer::new(4096, 4096));
+        let file = encoded(&wide, ImageFormat::Png);
+        assert!(file.len() < 1024 * 1024, "{}", file.len());
+        let err = process(&file).unwrap_err();
+        assert!(err.message().contains("too large"), "{}", err.message());
+        // 8 bits a channel is fine.
+        let narrow = DynamicImage::ImageRgba8(image::ImageBuffer::new(2048, 2048));
+        assert!(process(&encoded(&narrow, ImageFormat::Png)).is_ok());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::{
     domain::ProfilePatch,
     entities::{profile, user},
     error::{AppError, NOT_AUTHENTICATED},
+    services::photos::{self, ImageKind},
 };
 
 pub const PROFILE_NOT_FOUND: &str = "Profile not found";
@@ -209,7 +210,7 @@ impl Services {
     pub async fn set_photo(&self, actor: &Actor, bytes: Vec<u8>) -> Result<ProfileView, AppError> {
         let user_id = actor.user_id()?;
         if bytes.len() > self.max_upload_bytes {
-            return Err(self.upload_too_large());
+            return Err(super::photos::too_large(self.max_upload_bytes));
         }
         // Fail early, before the image work, when there is nothing to attach it to.
         self.my_profile(actor).await?;
@@ -240,14 +241,6 @@ impl Services {
         Ok(())
     }
 
-    /// The 413 for an upload over `MAX_UPLOAD_BYTES`.
-    pub fn upload_too_large(&self) -> AppError {
-        AppError::PayloadTooLarge(format!(
-            "File too large; the limit is {} bytes.",
-            self.max_upload_bytes
-        ))
-    }
-
     /// Sets the photo path in one write transaction, returning the new view and the path it
     /// replaced. The row is locked (or, on SQLite, the database), so two uploads at once each
     /// see the other's file as the one to remove: none is left behind.
@@ -272,6 +265,47 @@ impl Services {
         Ok((ProfileView::new(profile, user.email), old))
     }
 
+    /// A stored photo for `GET /uploads/{user_id}/{file}`: its type and bytes, if the names
+    /// are ones the store makes and the user's profile references that file. A file without
+    /// a row (a crash between writing it and committing, a removal that failed) is never
+    /// served; the sweep removes it.
+    pub async fn photo(&self, user_id: &str, file: &str) -> Result<(ImageKind, Vec<u8>), AppError> {
+        let not_found = || AppError::NotFound("Not Found");
+        let Some((path, kind)) = self.photos.locate(user_id, file) else {
+            return Err(not_found());
+        };
+        let owner: i32 = user_id.parse().map_err(|_| not_found())?;
+        let referenced = photo_path_of(&self.db, owner).await?;
+        if referenced.as_deref() != Some(photos::public_path(owner, file).as_str()) {
+            return Err(not_found());
+        }
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => Ok((kind, bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(not_found()),
+            Err(e) => Err(AppError::internal(e)),
+        }
+    }
+
+    /// Removes photo files that no profile references, older than `grace` (younger ones may
+    /// belong to an upload whose row is not committed yet), and temporary files a crash left.
+    /// Returns how many files it removed.
+    pub async fn sweep_photos(&self, grace: std::time::Duration) -> Result<usize, AppError> {
+        let mut removed = 0;
+        for (user_id, files) in self.photos.stored(grace).await? {
+            let referenced = photo_path_of(&self.db, user_id).await?;
+            for file in files {
+                if referenced.as_deref() != Some(photos::public_path(user_id, &file).as_str()) {
+                    self.photos.remove_stored(user_id, &file).await;
+                    removed += 1;
+                }
+            }
+        }
+        if removed > 0 {
+            tracing::info!(removed, "removed photo files that no profile references");
+        }
+        Ok(removed)
+    }
+
     /// The caller's user row; 401 when the token outlived its user.
     async fn caller(
         &self,
@@ -287,6 +321,20 @@ impl Services {
 
 fn by_user(user_id: i32) -> Select<profile::Entity> {
     profile::Entity::find().filter(profile::Column::UserId.eq(user_id))
+}
+
+/// The photo path the user's profile references, if any.
+async fn photo_path_of(
+    db: &impl ConnectionTrait,
+    user_id: i32,
+) -> Result<Option<String>, AppError> {
+    Ok(by_user(user_id)
+        .select_only()
+        .column(profile::Column::ProfilePhotoPath)
+        .into_tuple::<Option<String>>()
+        .one(db)
+        .await?
+        .flatten())
 }
 
 async fn find_profile(db: &impl ConnectionTrait, user_id: i32) -> Result<profile::Model, AppError> {

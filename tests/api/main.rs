@@ -9,6 +9,7 @@ mod accounts;
 mod compose;
 mod docs;
 mod graphql;
+mod hardening;
 mod operations;
 mod photos;
 mod process;

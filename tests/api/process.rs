@@ -11,7 +11,10 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::helpers::{JWT_SECRET, image_bytes};
+use crate::{
+    hardening::png_16_bit,
+    helpers::{JWT_SECRET, image_bytes},
+};
 
 /// The release or debug binary that cargo built for these tests, running in a temp folder.
 pub struct ServerProcess {
@@ -32,7 +35,36 @@ impl ServerProcess {
 
     /// Starts the server in `dir`, which outlives it (to restart on the same database).
     pub fn start_in(dir: &std::path::Path, settings: &[(&str, &str)]) -> Self {
+        Self::launch(dir, settings, None)
+    }
+
+    /// Starts the server with at most `open_files` file descriptors (`ulimit -n`).
+    pub fn start_with_open_files(open_files: u64, settings: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Self::launch(dir.path(), settings, Some(open_files));
+        server._dir = Some(dir);
+        server
+    }
+
+    fn launch(dir: &std::path::Path, settings: &[(&str, &str)], open_files: Option<u64>) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_nta-user-svc"));
+        if let Some(limit) = open_files {
+            use std::os::unix::process::CommandExt as _;
+            // SAFETY: setrlimit is async-signal-safe and touches only the child's limits.
+            unsafe {
+                command.pre_exec(move || {
+                    let rlimit = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         command
             .current_dir(dir)
             .env_clear()
@@ -315,4 +347,134 @@ async fn sigterm_finishes_in_flight_requests_and_exits_cleanly() {
     assert!(reqwest::get(server.url("/healthz")).await.is_err());
     let log = server.log().join("\n");
     assert!(log.contains("shutdown signal received"), "{log}");
+}
+
+/// Registers and logs in on a server process; the bearer token.
+async fn token_on(server: &ServerProcess, email: &str) -> String {
+    let client = reqwest::Client::new();
+    let credentials = json!({"email": email, "password": "StrongPass123"});
+    let registered = client
+        .post(server.url("/api/auth/register"))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    let login: Value = client
+        .post(server.url("/api/auth/login"))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    login["access_token"].as_str().unwrap().to_owned()
+}
+
+/// The process's peak resident memory (`VmHWM`), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024
+}
+
+/// Eight 16-bit 4096×4096 PNGs at once (130 KB each, 128 MiB each decoded): all refused, and
+/// the process's peak memory stays far below what one decode would take.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_16_bit_bombs_keep_memory_bounded() {
+    let server = ServerProcess::start(&[]);
+    let token = token_on(&server, "bombs@example.com").await;
+    let bomb = png_16_bit();
+    let uploads = (0..8).map(|_| {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bomb.clone()).file_name("deep.png"),
+        );
+        reqwest::Client::new()
+            .post(server.url("/api/profiles/me/photo"))
+            .bearer_auth(&token)
+            .multipart(form)
+            .send()
+    });
+    for response in futures_util::future::join_all(uploads).await {
+        assert_eq!(response.unwrap().status(), StatusCode::BAD_REQUEST);
+    }
+    let peak = peak_rss(server.pid());
+    assert!(
+        peak < 100 * 1024 * 1024,
+        "peak RSS {} MB",
+        peak / (1024 * 1024)
+    );
+}
+
+/// With 256 file descriptors, 400 idle connections cannot lock new clients out: the server
+/// closes the longest-idle ones to make room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_cannot_use_up_the_file_descriptors() {
+    let server = ServerProcess::start_with_open_files(256, &[]);
+    let address = server.address.trim_start_matches("http://").to_owned();
+    let mut idle = Vec::new();
+    for _ in 0..400 {
+        match tokio::net::TcpStream::connect(&address).await {
+            Ok(stream) => idle.push(stream),
+            Err(e) => panic!("connect: {e}"),
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..5 {
+        let response = reqwest::Client::new()
+            .get(server.url("/healthz"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .expect("a new client is served");
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+}
+
+/// A failure on a path that only REST serves (reading a stored photo) is logged with its
+/// cause and request id; the client sees only the generic message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_errors_on_rest_only_paths_are_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start_in(dir.path(), &[]);
+    let token = token_on(&server, "broken@example.com").await;
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(image_bytes(8, 8, image::ImageFormat::Png))
+            .file_name("a.png"),
+    );
+    let uploaded: Value = reqwest::Client::new()
+        .post(server.url("/api/profiles/me/photo"))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let path = uploaded["profile_photo_path"].as_str().unwrap();
+    // The file becomes something that cannot be read as one.
+    let file = dir.path().join(path);
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    let response = reqwest::Client::new()
+        .get(server.url(&format!("/{path}")))
+        .header("x-request-id", "broken-photo-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, json!({"detail": "Internal server error"}));
+    let log = server.log();
+    let logged = log.iter().any(|line| {
+        line.contains("internal error")
+            && line.contains("broken-photo-1")
+            && line.contains("directory")
+    });
+    assert!(logged, "{}", log.join("\n"));
 }

@@ -1,0 +1,401 @@
+//! The HTTP server under the router: accepting connections, and what no client may hold of it.
+//!
+//! `axum::serve` sets no timeout and no bound at all: a socket that sends nothing, headers
+//! one byte at a time, or a body that never ends is held forever, and enough of them use up
+//! the process's file descriptors. Here:
+//!
+//! - a request's headers must arrive within `HEADER_READ_TIMEOUT_SECS`; hyper's timer also
+//!   runs while a keep-alive connection waits for its next request, so idle connections close
+//!   after the same time;
+//! - a request body may pause at most `BODY_IDLE_TIMEOUT_SECS` between two pieces and take at
+//!   most `BODY_TIMEOUT_SECS` in all ([`guard_body`]), else the request is answered 408 and the
+//!   connection closed;
+//! - at most `MAX_CONNECTIONS` connections are open; at the limit a new client still gets in,
+//!   and the connection idle the longest (no request in flight) is closed to make room. Only
+//!   when every connection is busy is the newcomer turned away.
+//!
+//! HTTP/1.1 only: HTTP/2 is for the load balancer in front to speak with browsers.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    },
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Router,
+    body::{Body, Bytes},
+    extract::{ConnectInfo, Request},
+    http::{HeaderValue, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::{net::TcpListener, sync::Notify};
+use tokio_util::task::TaskTracker;
+
+use crate::{config::HttpLimits, error::ErrorCode, http::Problem};
+
+/// File descriptors kept free for the database, log files and photos.
+const RESERVED_FDS: usize = 64;
+/// How long in-flight requests may take to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets open requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: &HttpLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let max_connections = limits.max_connections.min(fd_budget());
+    let connections = Arc::new(Connections::default());
+    let tasks = TaskTracker::new();
+    let stopping = Arc::new(Notify::new());
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    tracing::info!(address = %listener.local_addr()?, max_connections, "listening");
+
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors or similar: shed, wait a little, go on.
+                    tracing::warn!(error = %e, "accept failed");
+                    connections.shed_idle();
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        if connections.len() >= max_connections && !connections.shed_idle() {
+            tracing::warn!(
+                max_connections,
+                "every connection is busy: turning a client away"
+            );
+            drop(stream);
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let connection = connections.open();
+        let service = hyper::service::service_fn({
+            let router = router.clone();
+            let connection = Arc::clone(&connection);
+            move |mut request: hyper::Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                let busy = connection.busy();
+                let router = router.clone();
+                async move {
+                    let response = tower::ServiceExt::oneshot(router, request.map(Body::new)).await;
+                    drop(busy);
+                    response
+                }
+            }
+        });
+        let conn = http.serve_connection(TokioIo::new(stream), service);
+        let stopping = Arc::clone(&stopping);
+        let connections = Arc::clone(&connections);
+        tasks.spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                // Shed to make room: nothing is in flight on it.
+                () = connection.shed.notified() => {}
+                () = stopping.notified() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await;
+                }
+            }
+            connections.close(connection.id);
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: finishing in-flight requests");
+    tasks.close();
+    stopping.notify_waiters();
+    // A connection spawned just now may not wait on `stopping` yet: keep telling.
+    while tokio::time::timeout(Duration::from_millis(100), tasks.wait())
+        .await
+        .is_err()
+    {
+        stopping.notify_waiters();
+    }
+    Ok(())
+}
+
+/// The soft limit on open files, less what the rest of the process needs.
+fn fd_budget() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass and touches nothing else.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    if !ok || limit.rlim_cur == libc::RLIM_INFINITY {
+        return usize::MAX;
+    }
+    usize::try_from(limit.rlim_cur)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(RESERVED_FDS)
+        .max(1)
+}
+
+/// The open connections, and which of them are idle.
+#[derive(Default)]
+struct Connections {
+    open: Mutex<HashMap<u64, Arc<Connection>>>,
+    next_id: AtomicU64,
+    epoch: std::sync::OnceLock<Instant>,
+}
+
+struct Connection {
+    id: u64,
+    in_flight: AtomicUsize,
+    /// Milliseconds since the epoch at which the connection last finished a request.
+    idle_since: AtomicU64,
+    shed: Notify,
+    connections: std::sync::Weak<Connections>,
+}
+
+impl Connections {
+    fn now_ms(&self) -> u64 {
+        self.epoch.get_or_init(Instant::now).elapsed().as_millis() as u64
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Connection>>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn open(self: &Arc<Self>) -> Arc<Connection> {
+        let connection = Arc::new(Connection {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            in_flight: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(self.now_ms()),
+            shed: Notify::new(),
+            connections: Arc::downgrade(self),
+        });
+        self.lock().insert(connection.id, Arc::clone(&connection));
+        connection
+    }
+
+    fn close(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    /// Closes the connection idle the longest; false when every connection is busy.
+    fn shed_idle(&self) -> bool {
+        let mut open = self.lock();
+        let victim = open
+            .values()
+            .filter(|c| c.in_flight.load(Ordering::Acquire) == 0)
+            .min_by_key(|c| c.idle_since.load(Ordering::Relaxed))
+            .map(|c| c.id);
+        match victim.and_then(|id| open.remove(&id)) {
+            Some(connection) => {
+                connection.shed.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Connection {
+    /// Marks a request in flight until the guard is dropped.
+    fn busy(self: &Arc<Self>) -> Busy {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        Busy(Arc::clone(self))
+    }
+}
+
+struct Busy(Arc<Connection>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if let Some(connections) = self.0.connections.upgrade() {
+            self.0
+                .idle_since
+                .store(connections.now_ms(), Ordering::Relaxed);
+        }
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Middleware: times the request body out (see the module docs), and closes the connection
+/// after a response sent before the body was read to its end. Such a connection still holds
+/// the rest of the body, so saying `Connection: close` keeps the client from sending its next
+/// request down a connection that is about to close.
+pub async fn guard_body(
+    axum::extract::State(limits): axum::extract::State<Arc<HttpLimits>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let watch = Arc::new(BodyWatch::default());
+    let body = TimedBody::new(body, &limits, Arc::clone(&watch));
+    let mut response = next.run(Request::from_parts(parts, Body::new(body))).await;
+    if watch.timed_out.load(Ordering::Acquire) {
+        response = Problem::new(
+            ErrorCode::BadUserInput,
+            "The request body arrived too slowly",
+        )
+        .into_response();
+        *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
+    }
+    let finished = watch.finished.load(Ordering::Acquire);
+    if !finished || response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+#[derive(Default)]
+struct BodyWatch {
+    finished: AtomicBool,
+    timed_out: AtomicBool,
+}
+
+/// A request body that fails when it pauses too long or takes too long.
+struct TimedBody {
+    inner: Body,
+    idle_timeout: Duration,
+    idle: Pin<Box<tokio::time::Sleep>>,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    watch: Arc<BodyWatch>,
+}
+
+impl TimedBody {
+    fn new(inner: Body, limits: &HttpLimits, watch: Arc<BodyWatch>) -> Self {
+        if hyper::body::Body::is_end_stream(&inner) {
+            watch.finished.store(true, Ordering::Release);
+        }
+        Self {
+            inner,
+            idle_timeout: limits.body_idle_timeout,
+            idle: Box::pin(tokio::time::sleep(limits.body_idle_timeout)),
+            deadline: Box::pin(tokio::time::sleep(limits.body_timeout)),
+            watch,
+        }
+    }
+}
+
+impl hyper::body::Body for TimedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                if frame.is_none() || hyper::body::Body::is_end_stream(&this.inner) {
+                    this.watch.finished.store(true, Ordering::Release);
+                }
+                let next = tokio::time::Instant::now() + this.idle_timeout;
+                this.idle.as_mut().reset(next);
+                Poll::Ready(frame)
+            }
+            Poll::Pending => {
+                if this.idle.as_mut().poll(cx).is_ready()
+                    || this.deadline.as_mut().poll(cx).is_ready()
+                {
+                    this.watch.timed_out.store(true, Ordering::Release);
+                    return Poll::Ready(Some(Err(axum::Error::new(BodyTimeout))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[derive(Debug)]
+struct BodyTimeout;
+
+impl std::fmt::Display for BodyTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the request body arrived too slowly")
+    }
+}
+
+impl std::error::Error for BodyTimeout {}
+
+/// Middleware: a client's `X-Request-Id` is kept only when it is short and plain (letters,
+/// digits, `-`, `_`, `.`, `:`); otherwise a new one is made. The id is written into every log
+/// line, where spaces or `=` could forge fields.
+pub async fn sanitize_request_id(mut request: Request, next: Next) -> Response {
+    let header = header::HeaderName::from_static("x-request-id");
+    if request
+        .headers()
+        .get(&header)
+        .is_some_and(|id| !is_plain_id(id.as_bytes()))
+    {
+        request.headers_mut().remove(&header);
+    }
+    next.run(request).await
+}
+
+/// Longest request id accepted from a client.
+pub const MAX_REQUEST_ID: usize = 64;
+
+fn is_plain_id(id: &[u8]) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_short_plain_request_ids_are_kept() {
+        assert!(is_plain_id(b"3f2a-11:req_7.x"));
+        assert!(!is_plain_id(b""));
+        assert!(!is_plain_id(b"1 user_id=42 status=500 ERROR forged"));
+        assert!(!is_plain_id(&[b'a'; MAX_REQUEST_ID + 1]));
+        assert!(!is_plain_id("é".as_bytes()));
+    }
+
+    #[test]
+    fn the_idle_connection_is_shed_first() {
+        let connections = Arc::new(Connections::default());
+        let busy = connections.open();
+        let idle = connections.open();
+        let _guard = busy.busy();
+        assert!(connections.shed_idle());
+        assert_eq!(connections.len(), 1);
+        assert!(connections.lock().contains_key(&busy.id));
+        assert!(!connections.lock().contains_key(&idle.id));
+        // Only busy ones left: nothing to shed.
+        assert!(!connections.shed_idle());
+    }
+}
