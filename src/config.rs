@@ -3,9 +3,11 @@
 
 use std::{fmt, net::IpAddr, path::PathBuf, str::FromStr, time::Duration};
 
+use crate::net::IpNet;
+
 use jsonwebtoken::Algorithm;
 
-/// Everything the service can be configured with (SPEC §2).
+/// Everything the service can be configured with.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub database: DatabaseConfig,
@@ -51,62 +53,6 @@ pub struct HttpLimits {
     pub body_timeout: Duration,
     /// Most open connections; at the limit the longest-idle connection is closed to make room.
     pub max_connections: usize,
-}
-
-/// An address or a network (`10.0.0.0/8`, `::1`), for `TRUSTED_PROXIES`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IpNet {
-    address: IpAddr,
-    prefix: u8,
-}
-
-impl IpNet {
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        match (self.address, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-/// IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`) compare as IPv4.
-pub fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-impl FromStr for IpNet {
-    type Err = ();
-
-    fn from_str(s: &str) -> Result<Self, ()> {
-        let (address, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let address = canonical(address.parse::<IpAddr>().map_err(|_| ())?);
-        let max = if address.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p.parse::<u8>().map_err(|_| ())?,
-            None => max,
-        };
-        (prefix <= max)
-            .then_some(Self { address, prefix })
-            .ok_or(())
-    }
 }
 
 #[derive(Clone, Debug)]

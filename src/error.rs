@@ -4,7 +4,12 @@
 //!
 //! `AppError` deliberately does not implement `Display`: async-graphql converts any `Display`
 //! error with `?` and silently drops its extensions. Our explicit `From<AppError>` is the only
-//! road into a GraphQL error, so `?` in a resolver keeps the code.
+//! road into a GraphQL error, so `?` in a resolver keeps the code. The GraphQL error also
+//! carries the `AppError` itself as its source, so the REST layer renders the very value the
+//! service returned (`ServerError::source::<AppError>()`), never a string parsed back.
+//!
+//! Server-side failures are logged once, by whichever renderer answers the client:
+//! [`AppError::log`] is called by the REST problem renderer and by `/graphql`'s.
 
 use std::sync::Arc;
 
@@ -40,7 +45,6 @@ pub enum AppError {
     /// Input failed validation; never empty, the first entry becomes `detail`.
     Validation(Vec<FieldError>),
     Unauthenticated(&'static str),
-    Forbidden(&'static str),
     NotFound(&'static str),
     Conflict(&'static str),
     PayloadTooLarge(String),
@@ -52,7 +56,7 @@ pub enum AppError {
     Internal(Arc<anyhow::Error>),
 }
 
-/// The code table (SPEC §5): each code's GraphQL name and HTTP status.
+/// The code table: each code's GraphQL name and HTTP status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorCode {
     BadUserInput,
@@ -67,18 +71,6 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 9] = [
-        Self::BadUserInput,
-        Self::Unauthenticated,
-        Self::Forbidden,
-        Self::NotFound,
-        Self::Conflict,
-        Self::PayloadTooLarge,
-        Self::RateLimited,
-        Self::ServiceUnavailable,
-        Self::InternalServerError,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Self::BadUserInput => "BAD_USER_INPUT",
@@ -106,10 +98,6 @@ impl ErrorCode {
             Self::InternalServerError => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
-
-    pub fn parse(code: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str() == code)
-    }
 }
 
 impl AppError {
@@ -125,7 +113,6 @@ impl AppError {
         match self {
             Self::Validation(_) => ErrorCode::BadUserInput,
             Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
-            Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
@@ -141,10 +128,7 @@ impl AppError {
             Self::Validation(errors) => errors
                 .first()
                 .map_or_else(|| "Invalid input".to_owned(), |e| e.message.clone()),
-            Self::Unauthenticated(m)
-            | Self::Forbidden(m)
-            | Self::NotFound(m)
-            | Self::Conflict(m) => (*m).to_owned(),
+            Self::Unauthenticated(m) | Self::NotFound(m) | Self::Conflict(m) => (*m).to_owned(),
             Self::PayloadTooLarge(m) => m.clone(),
             Self::RateLimited { .. } => RATE_LIMITED.to_owned(),
             Self::Unavailable(_) => UNAVAILABLE.to_owned(),
@@ -153,7 +137,7 @@ impl AppError {
     }
 
     /// Writes the hidden cause of a server-side failure to the log (with the request's span).
-    pub(crate) fn log(&self) {
+    pub fn log(&self) {
         match self {
             Self::Internal(cause) => {
                 tracing::error!(error = format!("{cause:#}"), "internal error")
@@ -204,7 +188,6 @@ fn is_unavailable(err: &DbErr) -> bool {
 
 impl From<AppError> for async_graphql::Error {
     fn from(err: AppError) -> Self {
-        err.log();
         let mut gql = async_graphql::Error::new(err.message());
         let mut ext = async_graphql::ErrorExtensionValues::default();
         ext.set("code", err.code().as_str());
@@ -231,6 +214,7 @@ impl From<AppError> for async_graphql::Error {
             _ => {}
         }
         gql.extensions = Some(ext);
+        gql.source = Some(Arc::new(err));
         gql
     }
 }
@@ -240,11 +224,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_code_round_trips_through_its_name() {
-        for code in ErrorCode::ALL {
-            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
-        }
-        assert_eq!(ErrorCode::parse("SOMETHING_ELSE"), None);
+    fn graphql_errors_carry_the_app_error_itself() {
+        let gql: async_graphql::Error = AppError::Conflict("Email already registered.").into();
+        let server = gql.into_server_error(async_graphql::Pos::default());
+        let source = server
+            .source::<AppError>()
+            .expect("the AppError travels along");
+        assert_eq!(source.code(), ErrorCode::Conflict);
+        assert_eq!(source.message(), "Email already registered.");
     }
 
     #[test]

@@ -11,7 +11,19 @@ use axum::{
 };
 use serde_json::{Value, json};
 
-use crate::error::{AppError, ErrorCode};
+use std::sync::Arc;
+
+use futures_util::StreamExt as _;
+use http_body_util::BodyExt as _;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::{
+    error::{AppError, ErrorCode},
+    services::photos,
+};
+
+/// Largest JSON body accepted on any route (uploads have their own limit).
+pub const MAX_JSON_BODY: usize = 1024 * 1024;
 
 /// A REST error response: status, `detail`, and the headers its code calls for.
 pub struct Problem {
@@ -113,4 +125,56 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
         HeaderValue::from_static("application/json"),
     );
     Response::from_parts(parts, Body::from(body))
+}
+
+/// How many uploads are read and processed at the same time.
+pub const UPLOAD_SLOTS: usize = 4;
+
+/// The gate both upload paths (REST and GraphQL multipart) go through: the size limit of the
+/// file, and [`UPLOAD_SLOTS`] slots, so that the memory uploads take stays bounded however
+/// many arrive together.
+#[derive(Clone)]
+pub struct Uploads {
+    slots: Arc<Semaphore>,
+    /// The largest file accepted, in bytes (`MAX_UPLOAD_BYTES`).
+    pub max_bytes: usize,
+}
+
+impl Uploads {
+    pub fn new(max_bytes: usize) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(UPLOAD_SLOTS)),
+            max_bytes,
+        }
+    }
+
+    /// The 413 for a file over the limit.
+    pub fn too_large(&self) -> AppError {
+        photos::too_large(self.max_bytes)
+    }
+
+    /// Waits until the body's first bytes arrive, then for a slot. A client that sends its
+    /// headers and then nothing holds no slot (and its body times out); the slot is held by
+    /// the returned permit until the response is built. Call it only for a caller that has
+    /// shown a valid token.
+    ///
+    /// Returns the body to read (its first piece put back in front), or the body's error
+    /// (a timeout, which the server answers 408).
+    pub async fn slot(&self, body: Body) -> Result<(OwnedSemaphorePermit, Body), axum::Error> {
+        let mut body = body;
+        let first = body.frame().await.transpose()?;
+        let permit = Arc::clone(&self.slots)
+            .acquire_owned()
+            .await
+            .expect("the upload semaphore is never closed");
+        let first = first.and_then(|frame| frame.into_data().ok());
+        let rest = body.into_data_stream();
+        let body = match first {
+            Some(first) => {
+                Body::from_stream(futures_util::stream::once(async { Ok(first) }).chain(rest))
+            }
+            None => Body::from_stream(rest),
+        };
+        Ok((permit, body))
+    }
 }

@@ -37,6 +37,8 @@ pub mod graphql;
 pub mod http;
 /// Rate limits on login and registration, counted in memory or in Redis.
 pub mod limits;
+/// Client addresses: trusted proxy networks and `X-Forwarded-For`.
+pub mod net;
 /// The REST compatibility layer: each documented path runs a named GraphQL operation.
 pub mod rest;
 /// Accepting connections: header, idle and body timeouts, the connection bound.

@@ -6,7 +6,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use axum::{
     Json, Router,
-    extract::{DefaultBodyLimit, State},
+    extract::DefaultBodyLimit,
     http::{HeaderName, HeaderValue, Request, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
@@ -21,17 +21,17 @@ use tower_http::{
     trace::TraceLayer,
 };
 use tracing::Span;
-use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
 use crate::{
+    auth::JwtKeys,
     config::{Config, HttpLimits},
     db,
-    error::{ErrorCode, INTERNAL, UNAVAILABLE},
+    error::{ErrorCode, INTERNAL},
     graphql,
-    http::Problem,
+    http::{MAX_JSON_BODY, Problem},
     rest, server,
     services::Services,
-    state::{AppState, MAX_JSON_BODY},
+    state::AppState,
 };
 
 /// Every response's policy: the HTML pages (`/docs`, GraphiQL) load scripts, styles and
@@ -68,9 +68,10 @@ impl App {
             .context("cannot connect to the database")?;
         db::migrate(&db).await.context("cannot apply migrations")?;
 
-        let services = Services::new(db, &config);
+        let jwt = Arc::new(JwtKeys::new(&config.jwt));
+        let services = Services::new(db, &config, Arc::clone(&jwt));
         tokio::spawn(sweep_photos(services.clone(), config.photo_sweep_interval));
-        let router = router(AppState::new(services, &config), &config);
+        let router = router(AppState::new(services, jwt, &config), &config);
         let address = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(address)
             .await
@@ -99,23 +100,16 @@ impl App {
 pub fn router(state: AppState, config: &Config) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
     // API answers carry tokens and personal data: no cache may keep them.
-    let api = Router::new()
+    let graphql = Router::new()
         .route(
             "/graphql",
             get(graphql::graphql_get).post(graphql::graphql_post),
         )
-        .merge(rest::router(config.max_upload_bytes))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ));
+        .layer(rest::no_store());
     Router::new()
-        .merge(api)
-        .merge(docs())
-        .route("/uploads/{user_id}/{file}", get(rest::serve_upload))
+        .merge(graphql)
         .route("/graphiql/{file}", get(graphql::graphiql::asset))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+        .merge(rest::router(config.max_upload_bytes))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -174,25 +168,6 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .layer(axum::middleware::from_fn(server::sanitize_request_id))
 }
 
-/// `/openapi.json` and Swagger UI at `/docs`, with its assets served from the binary (no
-/// internet needed) and no external validator badge. The Authorize button runs the OAuth2
-/// password flow against `POST /api/auth/login`.
-fn docs() -> Router<AppState> {
-    let openapi = rest::openapi_json();
-    let swagger = SwaggerUi::new("/docs").config(
-        SwaggerConfig::new(["/openapi.json"])
-            .validator_url("none")
-            // The token stays in the page's memory, not in localStorage where any script
-            // of the origin could read it later.
-            .persist_authorization(false)
-            .try_it_out_enabled(true),
-    );
-    Router::from(swagger).route(
-        "/openapi.json",
-        get(move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi) }),
-    )
-}
-
 /// CORS for the configured origins only; with none configured, no CORS headers at all.
 fn cors(origins: &[String]) -> CorsLayer {
     let origins: Vec<HeaderValue> = origins
@@ -212,36 +187,6 @@ fn cors(origins: &[String]) -> CorsLayer {
         ])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .max_age(Duration::from_secs(600))
-}
-
-/// Liveness
-///
-/// 200 while the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "health", operation_id = "healthz",
-    responses((status = 200, description = "Alive", body = crate::rest::Health)))]
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
-}
-
-/// Readiness
-///
-/// 200 when the database answers too; 503 otherwise (take the replica out of rotation).
-#[utoipa::path(get, path = "/readyz", tag = "health", operation_id = "readyz",
-    responses(
-        (status = 200, description = "Ready", body = crate::rest::Health, example = json!({"status": "ready"})),
-        (status = 503, description = "The database cannot be reached", body = crate::rest::Health,
-            example = json!({"status": "unavailable", "detail": "Service unavailable"})),
-    ))]
-pub async fn readyz(State(services): State<Services>) -> Response {
-    if services.ready().await {
-        Json(json!({ "status": "ready" })).into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable", "detail": UNAVAILABLE })),
-        )
-            .into_response()
-    }
 }
 
 /// A panic is a bug: log it (the message only), answer as any internal error.

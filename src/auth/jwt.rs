@@ -1,4 +1,4 @@
-//! Access tokens: HMAC-signed JWTs with `sub`, `user_id`, `iat` and `exp` (SPEC §6).
+//! Access tokens: HMAC-signed JWTs with `sub`, `user_id`, `iat` and `exp` ; only the configured algorithm is accepted.
 //!
 //! Only the configured algorithm verifies (`alg: none` and other algorithms are refused by
 //! `jsonwebtoken` when the `Validation` names one), `exp` is required, and clock leeway is
@@ -19,7 +19,7 @@ pub const LEEWAY_SECS: u64 = 10;
 pub struct Claims {
     /// The user id, as a string (the JWT convention).
     pub sub: String,
-    /// The same id as a number, for clients of the original service.
+    /// The same id as a number, for clients that read it as one.
     pub user_id: i32,
     pub iat: i64,
     pub exp: i64,

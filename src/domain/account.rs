@@ -1,8 +1,6 @@
 use std::fmt;
 
-use async_graphql::MaybeUndefined;
-
-use super::{Checks, Email, Name, Password, Patch};
+use super::{Checks, Email, Given, Name, Password, Patch};
 use crate::error::AppError;
 
 /// A registration: valid email and password, optional display name.
@@ -69,15 +67,12 @@ pub struct AccountPatch {
 }
 
 impl AccountPatch {
-    pub fn parse(
-        email: MaybeUndefined<String>,
-        name: MaybeUndefined<String>,
-    ) -> Result<Self, AppError> {
+    pub fn parse(email: Given<String>, name: Given<String>) -> Result<Self, AppError> {
         let mut checks = Checks::default();
         let email = match email {
-            MaybeUndefined::Undefined => Some(None),
-            MaybeUndefined::Null => checks.check("email", Err("Email cannot be null.".into())),
-            MaybeUndefined::Value(raw) => checks.check("email", Email::parse(&raw).map(Some)),
+            Given::Absent => Some(None),
+            Given::Null => checks.check("email", Err("Email cannot be null.".into())),
+            Given::Value(raw) => checks.check("email", Email::parse(&raw).map(Some)),
         };
         let name = checks.check("name", Patch::from_input(name, |raw| Name::parse(&raw)));
         checks.finish(|| {
@@ -133,9 +128,9 @@ mod tests {
 
     #[test]
     fn account_patch_refuses_a_null_email() {
-        let err = AccountPatch::parse(MaybeUndefined::Null, MaybeUndefined::Undefined).unwrap_err();
+        let err = AccountPatch::parse(Given::Null, Given::Absent).unwrap_err();
         assert_eq!(err.code(), ErrorCode::BadUserInput);
-        let patch = AccountPatch::parse(MaybeUndefined::Undefined, MaybeUndefined::Null).unwrap();
+        let patch = AccountPatch::parse(Given::Absent, Given::Null).unwrap();
         assert_eq!(patch.name, Patch::Clear);
         assert!(patch.email.is_none());
     }

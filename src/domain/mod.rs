@@ -1,5 +1,5 @@
-//! Validated input types. Both APIs convert what they receive into these (SPEC §4), so a rule
-//! is written once and a service can only ever be handed valid values.
+//! Validated input types. Both APIs convert what they receive into these, so a rule is
+//! written once and a service can only ever be handed valid values.
 
 mod account;
 mod email;
@@ -11,7 +11,7 @@ pub use account::{AccountPatch, Credentials, NewAccount};
 pub use email::Email;
 pub use password::{MAX_PASSWORD_BYTES, Password};
 pub use profile::{ProfileFields, ProfilePatch};
-pub use text::{Name, Patch};
+pub use text::{Given, Name, Patch};
 
 use crate::error::{AppError, FieldError};
 
@@ -40,17 +40,16 @@ impl Checks {
 /// message, never a panic; and what is accepted respects the limits.
 #[cfg(test)]
 mod fuzz {
-    use async_graphql::MaybeUndefined;
     use proptest::prelude::*;
 
     use super::*;
 
-    fn field() -> impl Strategy<Value = MaybeUndefined<String>> {
+    fn field() -> impl Strategy<Value = Given<String>> {
         prop_oneof![
-            Just(MaybeUndefined::Undefined),
-            Just(MaybeUndefined::Null),
-            ".{0,1200}".prop_map(MaybeUndefined::Value),
-            "\\+[0-9 ]{0,20}".prop_map(MaybeUndefined::Value),
+            Just(Given::Absent),
+            Just(Given::Null),
+            ".{0,1200}".prop_map(Given::Value),
+            "\\+[0-9 ]{0,20}".prop_map(Given::Value),
         ]
     }
 

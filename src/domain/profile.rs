@@ -1,6 +1,4 @@
-use async_graphql::MaybeUndefined;
-
-use super::{Checks, Patch, text::bounded_text};
+use super::{Checks, Given, Patch, text::bounded_text};
 use crate::error::AppError;
 
 pub const MAX_SHORT_TEXT: usize = 100;
@@ -10,12 +8,12 @@ pub const PHONE_FORMAT: &str = "Invalid phone format; expected +<country_code><n
 /// The raw profile fields as either API received them: absent, `null`, or a string.
 #[derive(Default)]
 pub struct ProfileFields {
-    pub name: MaybeUndefined<String>,
-    pub phone: MaybeUndefined<String>,
-    pub bio: MaybeUndefined<String>,
-    pub hobby: MaybeUndefined<String>,
-    pub occupation: MaybeUndefined<String>,
-    pub location: MaybeUndefined<String>,
+    pub name: Given<String>,
+    pub phone: Given<String>,
+    pub bio: Given<String>,
+    pub hobby: Given<String>,
+    pub occupation: Given<String>,
+    pub location: Given<String>,
 }
 
 /// Validated changes to a profile; on creation `Keep` and `Clear` both mean "no value".
@@ -36,7 +34,7 @@ impl ProfilePatch {
             field: &str,
             label: &str,
             max: usize,
-            input: MaybeUndefined<String>,
+            input: Given<String>,
         ) -> Option<Patch<String>> {
             checks.check(
                 field,
@@ -109,8 +107,8 @@ mod tests {
     #[test]
     fn absent_fields_are_kept_nulls_cleared_and_limits_checked() {
         let patch = ProfilePatch::parse(ProfileFields {
-            bio: MaybeUndefined::Value(" Hello ".into()),
-            location: MaybeUndefined::Null,
+            bio: Given::Value(" Hello ".into()),
+            location: Given::Null,
             ..Default::default()
         })
         .unwrap();
@@ -119,9 +117,9 @@ mod tests {
         assert_eq!(patch.name, Patch::Keep);
 
         let err = ProfilePatch::parse(ProfileFields {
-            bio: MaybeUndefined::Value("b".repeat(1001)),
-            phone: MaybeUndefined::Value("12".into()),
-            hobby: MaybeUndefined::Value("h".repeat(101)),
+            bio: Given::Value("b".repeat(1001)),
+            phone: Given::Value("12".into()),
+            hobby: Given::Value("h".repeat(101)),
             ..Default::default()
         })
         .unwrap_err();

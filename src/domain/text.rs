@@ -1,3 +1,13 @@
+/// One field of a partial update as a client sent it: left out, `null`, or a value. Each
+/// transport reads its own representation into this.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Given<T> {
+    #[default]
+    Absent,
+    Null,
+    Value(T),
+}
+
 /// What a partial update says about one field: leave it, clear it, or set it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Patch<T> {
@@ -10,13 +20,13 @@ pub enum Patch<T> {
 impl<T> Patch<T> {
     /// `Keep` when absent, `Clear` for `null`, else the converted value.
     pub fn from_input<R, E>(
-        input: async_graphql::MaybeUndefined<R>,
+        input: Given<R>,
         convert: impl FnOnce(R) -> Result<Option<T>, E>,
     ) -> Result<Self, E> {
         Ok(match input {
-            async_graphql::MaybeUndefined::Undefined => Self::Keep,
-            async_graphql::MaybeUndefined::Null => Self::Clear,
-            async_graphql::MaybeUndefined::Value(v) => match convert(v)? {
+            Given::Absent => Self::Keep,
+            Given::Null => Self::Clear,
+            Given::Value(v) => match convert(v)? {
                 Some(v) => Self::Set(v),
                 None => Self::Clear,
             },

@@ -18,19 +18,18 @@ use axum::{
     response::{Html, IntoResponse, Response},
 };
 
-use super::{MAX_BATCH, documents::runs_mutation, shape};
+use super::{GraphqlState, MAX_BATCH, documents::runs_mutation, shape};
 use crate::{
     caller::Caller,
     error::{AppError, ErrorCode, NOT_AUTHENTICATED},
-    http::has_media_type,
+    http::{MAX_JSON_BODY, has_media_type},
     services::photos,
-    state::{AppState, MAX_JSON_BODY},
 };
 use futures_util::TryStreamExt;
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
 /// `GET /graphql`: GraphiQL for a browser, or a query from the query string.
-pub async fn graphql_get(State(state): State<AppState>, caller: Caller, uri: Uri) -> Response {
+pub async fn graphql_get(State(state): State<GraphqlState>, caller: Caller, uri: Uri) -> Response {
     let Some(query) = uri.query().filter(|q| has_query_param(q)) else {
         return Html(super::graphiql::PAGE).into_response();
     };
@@ -66,12 +65,14 @@ pub async fn graphql_get(State(state): State<AppState>, caller: Caller, uri: Uri
         return response;
     }
     let request = request.data(caller.actor).data(caller.ip);
-    json(&state.schema.execute(request).await)
+    let response = state.schema.execute(request).await;
+    log_failures(&response.errors);
+    json(&response)
 }
 
 /// `POST /graphql`: a JSON body (one request or a batch), or a multipart upload.
 pub async fn graphql_post(
-    State(state): State<AppState>,
+    State(state): State<GraphqlState>,
     caller: Caller,
     request: axum::extract::Request,
 ) -> Response {
@@ -132,14 +133,21 @@ pub async fn graphql_post(
         }
     }
     let batch = batch.data(caller.actor).data(caller.ip);
-    let response = json(&execute_in_turn(&state, batch).await);
+    let executed = execute_in_turn(&state, batch).await;
+    match &executed {
+        async_graphql::BatchResponse::Single(response) => log_failures(&response.errors),
+        async_graphql::BatchResponse::Batch(responses) => {
+            responses.iter().for_each(|r| log_failures(&r.errors));
+        }
+    }
+    let response = json(&executed);
     drop(slot);
     response
 }
 
 async fn read_json(
     request: axum::extract::Request,
-    state: &AppState,
+    state: &GraphqlState,
 ) -> Result<BatchRequest, Response> {
     let body = match Bytes::from_request(request, state).await {
         Ok(body) => body,
@@ -229,7 +237,10 @@ fn too_large(message: &str) -> Response {
 /// Runs a batch's operations one after the other (async-graphql would run them at once), so
 /// that each sees what the previous ones did: a login limit reached by the third operation
 /// holds for the fourth.
-async fn execute_in_turn(state: &AppState, batch: BatchRequest) -> async_graphql::BatchResponse {
+async fn execute_in_turn(
+    state: &GraphqlState,
+    batch: BatchRequest,
+) -> async_graphql::BatchResponse {
     match batch {
         BatchRequest::Single(request) => state.schema.execute(request).await.into(),
         BatchRequest::Batch(requests) => {
@@ -248,6 +259,13 @@ fn has_query_param(query: &str) -> bool {
         .any(|pair| pair.split('=').next() == Some("query"))
 }
 
+/// Logs the hidden causes of server-side failures among a response's errors.
+fn log_failures(errors: &[ServerError]) {
+    for err in errors.iter().filter_map(|e| e.source::<AppError>()) {
+        err.log();
+    }
+}
+
 fn json(body: &impl serde::Serialize) -> Response {
     match serde_json::to_vec(body) {
         Ok(bytes) => (
@@ -259,9 +277,10 @@ fn json(body: &impl serde::Serialize) -> Response {
         )
             .into_response(),
         Err(e) => {
-            let err: async_graphql::Error = AppError::internal(e).into();
-            let (code, message) = (ErrorCode::InternalServerError, err.message);
-            error(StatusCode::INTERNAL_SERVER_ERROR, code, &message)
+            let err = AppError::internal(e);
+            err.log();
+            let code = ErrorCode::InternalServerError;
+            error(StatusCode::INTERNAL_SERVER_ERROR, code, &err.message())
         }
     }
 }

@@ -6,13 +6,14 @@
 
 mod documents;
 pub mod graphiql;
-mod guard;
 mod http;
 mod loaders;
 mod mutation;
 mod query;
 mod shape;
 mod types;
+
+use std::sync::Arc;
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder, dataloader::DataLoader};
 
@@ -22,9 +23,18 @@ use loaders::ProfileLoader;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 
-use crate::{auth::Actor, caller::ClientIp, config::Config, services::Services};
+use crate::{auth::Actor, caller::ClientIp, config::Config, http::Uploads, services::Services};
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// What `/graphql` needs: the schema, the cache of parsed documents, the upload gate.
+#[derive(Clone)]
+pub struct GraphqlState {
+    pub schema: AppSchema,
+    /// Parsed GraphQL documents by their text, for clients that repeat their queries.
+    pub documents: Arc<DocumentCache>,
+    pub uploads: Uploads,
+}
 
 /// Deepest selection allowed. GraphiQL's introspection query nests about 15 levels.
 pub const MAX_DEPTH: usize = 20;
@@ -34,7 +44,7 @@ pub const MAX_COMPLEXITY: usize = 500;
 pub const MAX_BATCH: usize = 10;
 
 /// The schema with its limits, before any runtime data is attached.
-fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+pub(crate) fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
     Schema::build(QueryRoot, MutationRoot, EmptySubscription)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
@@ -68,10 +78,9 @@ fn context<'a>(ctx: &async_graphql::Context<'a>) -> (&'a Services, Actor) {
 }
 
 /// The client address (for rate limits); unspecified when the request came from elsewhere.
-fn client_ip(ctx: &async_graphql::Context<'_>) -> ClientIp {
+fn client_ip(ctx: &async_graphql::Context<'_>) -> std::net::IpAddr {
     ctx.data_opt::<ClientIp>()
-        .copied()
-        .unwrap_or(ClientIp(std::net::Ipv4Addr::UNSPECIFIED.into()))
+        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |ip| ip.0)
 }
 
 #[cfg(test)]

@@ -2,12 +2,11 @@ use async_graphql::{Context, Object, Result, Upload};
 
 use super::{
     client_ip, context,
-    guard::RequireUser,
     types::{AuthPayload, LoginInput, Profile, ProfileInput, RegisterInput, UpdateMeInput, User},
 };
 use crate::{
     domain::{AccountPatch, Credentials, NewAccount, ProfilePatch},
-    error::{AppError, FieldError},
+    error::AppError,
 };
 
 /// Changes. `register` and `login` need no token; the rest act on the caller's own data.
@@ -39,19 +38,17 @@ impl MutationRoot {
     }
 
     /// Changes the current account's email and/or name.
-    #[graphql(guard = "RequireUser")]
     async fn update_me(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The fields to change.")] input: UpdateMeInput,
     ) -> Result<User> {
         let (services, actor) = context(ctx);
-        let patch = AccountPatch::parse(input.email, input.name)?;
+        let patch = AccountPatch::parse(input.email.into(), input.name.into())?;
         Ok(User(services.update_me(&actor, patch).await?))
     }
 
     /// Creates the current account's profile; `CONFLICT` while one exists.
-    #[graphql(guard = "RequireUser")]
     async fn create_profile(
         &self,
         ctx: &Context<'_>,
@@ -63,7 +60,6 @@ impl MutationRoot {
     }
 
     /// Changes the given fields of the current account's profile.
-    #[graphql(guard = "RequireUser")]
     async fn update_profile(
         &self,
         ctx: &Context<'_>,
@@ -75,7 +71,6 @@ impl MutationRoot {
     }
 
     /// Deletes the current account's profile and its photo.
-    #[graphql(guard = "RequireUser")]
     async fn delete_profile(&self, ctx: &Context<'_>) -> Result<bool> {
         let (services, actor) = context(ctx);
         services.delete_profile(&actor).await?;
@@ -84,16 +79,15 @@ impl MutationRoot {
 
     /// Sets the profile photo (JPEG, PNG or WebP, sent by the GraphQL multipart request
     /// spec). It is checked by content, re-encoded without metadata, and replaces the old one.
-    #[graphql(guard = "RequireUser")]
     async fn upload_profile_photo(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The image file.")] file: Upload,
     ) -> Result<Profile> {
         let (services, actor) = context(ctx);
-        let upload = file.value(ctx).map_err(|_| {
-            AppError::Validation(vec![FieldError::new("file", "The file is missing.")])
-        })?;
+        let upload = file
+            .value(ctx)
+            .map_err(|_| AppError::validation("file", "The file is missing."))?;
         Ok(services
             .set_photo(&actor, upload.content.into())
             .await?
@@ -101,7 +95,6 @@ impl MutationRoot {
     }
 
     /// Removes the profile photo and its file.
-    #[graphql(guard = "RequireUser")]
     async fn delete_profile_photo(&self, ctx: &Context<'_>) -> Result<bool> {
         let (services, actor) = context(ctx);
         services.delete_photo(&actor).await?;

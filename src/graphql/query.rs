@@ -2,7 +2,6 @@ use async_graphql::{Context, Object, Result};
 
 use super::{
     context,
-    guard::RequireUser,
     types::{Profile, PublicProfile, User},
 };
 
@@ -13,21 +12,18 @@ pub struct QueryRoot;
 #[Object(name = "Query")]
 impl QueryRoot {
     /// The current account.
-    #[graphql(guard = "RequireUser")]
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
         let (services, actor) = context(ctx);
         Ok(User(services.me(&actor).await?))
     }
 
     /// The current account's profile; `NOT_FOUND` after it was deleted.
-    #[graphql(guard = "RequireUser")]
     async fn my_profile(&self, ctx: &Context<'_>) -> Result<Profile> {
         let (services, actor) = context(ctx);
         Ok(services.my_profile(&actor).await?.into())
     }
 
     /// Another user's profile, without their email.
-    #[graphql(guard = "RequireUser")]
     async fn profile(
         &self,
         ctx: &Context<'_>,

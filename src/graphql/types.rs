@@ -9,7 +9,7 @@ use chrono::{SecondsFormat, Utc};
 
 use super::loaders::ProfileLoader;
 use crate::{
-    domain::ProfileFields,
+    domain::{Given, ProfileFields},
     services::{AccessToken, Account, ProfileView},
 };
 
@@ -209,12 +209,22 @@ pub struct ProfileInput {
 impl From<ProfileInput> for ProfileFields {
     fn from(i: ProfileInput) -> Self {
         Self {
-            name: i.name,
-            phone: i.phone,
-            bio: i.bio,
-            hobby: i.hobby,
-            occupation: i.occupation,
-            location: i.location,
+            name: i.name.into(),
+            phone: i.phone.into(),
+            bio: i.bio.into(),
+            hobby: i.hobby.into(),
+            occupation: i.occupation.into(),
+            location: i.location.into(),
+        }
+    }
+}
+
+impl<T> From<MaybeUndefined<T>> for Given<T> {
+    fn from(value: MaybeUndefined<T>) -> Self {
+        match value {
+            MaybeUndefined::Undefined => Self::Absent,
+            MaybeUndefined::Null => Self::Null,
+            MaybeUndefined::Value(v) => Self::Value(v),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Rate limits on login and registration (SPEC §6).
+//! Rate limits on login and registration.
 //!
 //! - Per client address, every login attempt counts (`LOGIN_PER_IP_PER_MINUTE`), and every
 //!   registration (`REGISTER_PER_IP_PER_MINUTE`), in fixed one-minute windows.
@@ -124,7 +124,7 @@ pub struct Reservation {
 
 /// The counter key of a client address: the address itself for IPv4, its /64 for IPv6.
 fn address_key(purpose: &str, client: IpAddr) -> String {
-    match crate::config::canonical(client) {
+    match crate::net::canonical(client) {
         IpAddr::V6(v6) => {
             let network = u128::from(v6) & !(u128::MAX >> 64);
             format!("{purpose}:ip:{}/64", std::net::Ipv6Addr::from(network))

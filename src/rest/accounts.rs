@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 use super::{
     body::{Authenticated, JsonBody, reject_unknown_fields, unprocessable},
     forward::forward,
+    operations::OPERATIONS,
     schemas::{ErrorBody, Token, TypeErrorBody, UserCreated, UserOut, ValidationErrorBody},
 };
 use crate::{
@@ -23,7 +24,7 @@ use crate::{
     state::AppState,
 };
 
-/// `{email, password}`, and `name` on the ticket's `/api/users/register`.
+/// `{email, password}`, and optionally `name` (kept on the profile).
 #[derive(Deserialize, ToSchema)]
 #[schema(example = json!({"email": "user@example.com", "password": "StrongPass123"}))]
 pub struct RegisterBody {
@@ -107,7 +108,7 @@ pub async fn register(
         "password": body.password.unwrap_or_default(),
         "name": body.name,
     });
-    let op = &state.operations.register;
+    let op = &OPERATIONS.register;
     forward(
         &state,
         op,
@@ -118,7 +119,7 @@ pub async fn register(
     .await
 }
 
-/// Register a new account (the ticket's path)
+/// Register a new account, with a name
 ///
 /// The same as `POST /api/auth/register`; the body may also carry `name`.
 #[utoipa::path(
@@ -190,7 +191,7 @@ pub async fn login(State(state): State<AppState>, caller: Caller, request: Reque
         "email": email.unwrap_or_default(),
         "password": password.unwrap_or_default(),
     });
-    let op = &state.operations.login;
+    let op = &OPERATIONS.login;
     forward(
         &state,
         op,
@@ -203,7 +204,7 @@ pub async fn login(State(state): State<AppState>, caller: Caller, request: Reque
 
 /// Read the account
 ///
-/// The account view of the ticket: id, email, the profile's name and the timestamps.
+/// The account view: id, email, the profile's name and the timestamps.
 #[utoipa::path(
     get, path = "/api/users/profile", tag = "users", operation_id = "getAccount",
     security(("bearer" = []), ("oauth2" = [])),
@@ -216,7 +217,7 @@ pub async fn get_account(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
 ) -> Response {
-    let op = &state.operations.account;
+    let op = &OPERATIONS.account;
     forward(&state, op, caller, json!({}), StatusCode::OK).await
 }
 
@@ -244,6 +245,6 @@ pub async fn update_account(
     if let Err(err) = reject_unknown_fields(&body.other) {
         return err.into_response();
     }
-    let op = &state.operations.update_account;
+    let op = &OPERATIONS.update_account;
     forward(&state, op, caller, json!({ "input": body }), StatusCode::OK).await
 }

@@ -1,6 +1,6 @@
 //! Reading REST bodies and writing REST errors.
 //!
-//! The original service's answers, kept: a body that is not JSON → 415, JSON that does not
+//! The answers REST clients rely on: a body that is not JSON → 415, JSON that does not
 //! parse → 400, JSON of the wrong type for a field → 422 with a `detail` array. Every other
 //! error is `{"detail": "<message>"}` (plus `errors` for validation) with the status of its
 //! code.
@@ -23,7 +23,7 @@ use crate::{
     state::AppState,
 };
 
-/// A JSON request body of type `T`, refused the way the original service refused it.
+/// A JSON request body of type `T`, refused with the documented statuses.
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
@@ -46,8 +46,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             }
         })?;
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            AppError::Validation(vec![FieldError::new("body", format!("Invalid JSON: {e}"))])
-                .into_response()
+            AppError::validation("body", format!("Invalid JSON: {e}")).into_response()
         })?;
         if !value.is_object() {
             // serde would read a struct from an array too; the contract wants an object.
@@ -62,7 +61,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// 422 in FastAPI's shape: `{"detail": [{"loc": ["body", …], "msg": …, "type": …}]}`.
+/// 422 with the offending location: `{"detail": [{"loc": ["body", …], "msg": …, "type": …}]}`.
 /// The offending value is not echoed: it may be a password.
 fn type_error(err: &serde_path_to_error::Error<serde_json::Error>) -> Response {
     let path: Vec<Value> = std::iter::once(Value::from("body"))

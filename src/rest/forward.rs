@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::operations::Operation;
 use crate::{
     caller::Caller,
-    error::{ErrorCode, INTERNAL},
+    error::{AppError, ErrorCode, INTERNAL},
     http::Problem,
     state::AppState,
 };
@@ -36,7 +36,7 @@ pub async fn forward_request(
     status: StatusCode,
 ) -> Response {
     let request = request.data(caller.actor).data(caller.ip);
-    let mut response = state.schema.execute(request).await;
+    let mut response = state.graphql.schema.execute(request).await;
     if let Some(error) = response.errors.first() {
         return problem(error).into_response();
     }
@@ -57,24 +57,15 @@ pub async fn forward_request(
     }
 }
 
-/// The REST error for a GraphQL error: its code picks the status; a code-less error is a
-/// bug (the REST operations are fixed and valid), so it is logged and answered as a 500.
+/// The REST error for a GraphQL error: the `AppError` the service returned, carried as the
+/// error's source. An error without one is a bug (the REST operations are fixed and checked
+/// against the schema by a test), so it is logged and answered as a 500.
 fn problem(error: &ServerError) -> Problem {
-    let extension = |name: &str| error.extensions.as_ref().and_then(|ext| ext.get(name));
-    let code = extension("code").and_then(|code| match code {
-        async_graphql::Value::String(code) => ErrorCode::parse(code),
-        _ => None,
-    });
-    let Some(code) = code else {
-        tracing::error!(error = %error.message, "REST operation failed without an error code");
-        return Problem::new(ErrorCode::InternalServerError, INTERNAL);
-    };
-    let mut problem = Problem::new(code, &error.message);
-    if let Some(Ok(errors)) = extension("errors").map(|e| e.clone().into_json()) {
-        problem = problem.with_errors(errors);
+    match error.source::<AppError>() {
+        Some(err) => Problem::from(err.clone()),
+        None => {
+            tracing::error!(error = %error.message, "REST operation failed without an AppError");
+            Problem::new(ErrorCode::InternalServerError, INTERNAL)
+        }
     }
-    if let Some(async_graphql::Value::Number(secs)) = extension("retryAfter") {
-        problem = problem.with_retry_after(secs.as_u64().unwrap_or(1));
-    }
-    problem
 }

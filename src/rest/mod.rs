@@ -1,4 +1,4 @@
-//! The REST compatibility layer: every documented path of the original service.
+//! The REST API: every documented path, each served by running a fixed GraphQL operation.
 //!
 //! A handler holds no rule. It reads the request into a typed body (so JSON of the wrong type
 //! is a 422 and unknown fields of an update a 400, as the original answered), runs its fixed
@@ -9,6 +9,7 @@
 mod accounts;
 mod body;
 mod forward;
+mod health;
 mod openapi;
 mod operations;
 mod profiles;
@@ -17,22 +18,21 @@ mod schemas;
 use axum::{
     Router,
     extract::DefaultBodyLimit,
-    routing::{get, post},
+    http::{HeaderValue, header},
+    routing::{get, post, put},
 };
+use tower_http::set_header::SetResponseHeaderLayer;
 
-pub use body::{Authenticated, JsonBody};
 pub use openapi::{ApiDoc, json as openapi_json};
-pub use operations::Operations;
-pub use profiles::serve_upload;
-pub use schemas::Health;
 
 use crate::state::AppState;
 
 /// Room for the multipart framing around a photo of `MAX_UPLOAD_BYTES`.
 const MULTIPART_OVERHEAD: usize = 64 * 1024;
 
+/// Every REST path: the documented API, the photo files, health, and the OpenAPI documents.
 pub fn router(max_upload_bytes: usize) -> Router<AppState> {
-    Router::new()
+    let api = Router::new()
         .route("/api/auth/register", post(accounts::register))
         .route("/api/users/register", post(accounts::register_alias))
         .route("/api/auth/login", post(accounts::login))
@@ -45,7 +45,7 @@ pub fn router(max_upload_bytes: usize) -> Router<AppState> {
         .route("/api/profiles/{user_id}", get(profiles::public_profile))
         .route(
             "/api/profiles/me",
-            axum::routing::put(profiles::update_profile).delete(profiles::delete_profile),
+            put(profiles::update_profile).delete(profiles::delete_profile),
         )
         .route(
             "/api/profiles/me/photo",
@@ -53,6 +53,21 @@ pub fn router(max_upload_bytes: usize) -> Router<AppState> {
                 .delete(profiles::delete_photo)
                 .layer(DefaultBodyLimit::max(max_upload_bytes + MULTIPART_OVERHEAD)),
         )
+        .layer(no_store());
+    Router::new()
+        .merge(api)
+        .route("/uploads/{user_id}/{file}", get(profiles::serve_upload))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .merge(openapi::docs())
+}
+
+/// API answers carry tokens and personal data: no cache may keep them.
+pub fn no_store() -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    )
 }
 
 /// Fuzzing the REST body parsing: whatever bytes arrive, extraction answers with one of the
@@ -66,7 +81,7 @@ mod fuzz {
     };
     use proptest::prelude::*;
 
-    use super::{JsonBody, accounts, profiles};
+    use super::{accounts, body::JsonBody, profiles};
 
     fn request(content_type: &str, bytes: Vec<u8>) -> Request {
         Request::builder()

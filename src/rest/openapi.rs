@@ -8,16 +8,18 @@ use utoipa::{
     },
 };
 
+use axum::{Router, http::header, routing::get};
+use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
+
 use super::{accounts, profiles, schemas};
-use crate::startup;
+use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "nta-user-svc",
-        description = "User accounts, login (JWT), profiles and profile photos. This is the REST \
-            compatibility layer of the original service; the same operations are available in \
-            GraphQL at `/graphql`.",
+        description = "User accounts, login (JWT), profiles and profile photos over REST; the \
+            same operations are available in GraphQL at `/graphql`.",
         license(name = "MIT", identifier = "MIT"),
     ),
     paths(
@@ -34,8 +36,8 @@ use crate::startup;
         profiles::upload_photo,
         profiles::delete_photo,
         profiles::serve_upload,
-        startup::healthz,
-        startup::readyz,
+        super::health::healthz,
+        super::health::readyz,
     ),
     components(schemas(
         schemas::FieldErrorBody,
@@ -94,6 +96,25 @@ pub fn json() -> String {
         .expect("the OpenAPI document serialises");
     json.push('\n');
     json
+}
+
+/// `/openapi.json` and Swagger UI at `/docs`, with its assets served from the binary (no
+/// internet needed) and no external validator badge. The Authorize button runs the OAuth2
+/// password flow against `POST /api/auth/login`.
+pub fn docs() -> Router<AppState> {
+    let openapi = json();
+    let swagger = SwaggerUi::new("/docs").config(
+        SwaggerConfig::new(["/openapi.json"])
+            .validator_url("none")
+            // The token stays in the page's memory, not in localStorage where any script
+            // of the origin could read it later.
+            .persist_authorization(false)
+            .try_it_out_enabled(true),
+    );
+    Router::from(swagger).route(
+        "/openapi.json",
+        get(move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi) }),
+    )
 }
 
 #[cfg(test)]

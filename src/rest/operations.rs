@@ -3,6 +3,8 @@
 //! Each selects its root field as `result`, and aliases camelCase fields to the snake_case
 //! keys of the REST contract, so the REST body is `data.result` as it stands.
 
+use std::sync::LazyLock;
+
 use async_graphql::{Request, parser::types::ExecutableDocument};
 
 const ACCOUNT_FIELDS: &str = "id email name created_at: createdAt updated_at: updatedAt";
@@ -48,7 +50,7 @@ pub struct Operations {
 }
 
 impl Operations {
-    pub fn new() -> Self {
+    fn new() -> Self {
         Self {
             register: Operation::parse(
                 "mutation Register($input: RegisterInput!) { \
@@ -96,8 +98,118 @@ impl Operations {
     }
 }
 
-impl Default for Operations {
-    fn default() -> Self {
-        Self::new()
+/// The operations, parsed on first use.
+pub static OPERATIONS: LazyLock<Operations> = LazyLock::new(Operations::new);
+
+/// Every REST operation is checked against the schema itself, with variables of the shape its
+/// handler sends (built from the REST body types where there is one): a misspelt field, a
+/// renamed argument or a variable of the wrong type fails here, not as a 500 at run time.
+#[cfg(test)]
+mod tests {
+    use async_graphql::{
+        Response, UploadValue, Value, Variables,
+        extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute},
+    };
+    use serde_json::json;
+
+    use super::*;
+    use crate::rest::{accounts::UpdateAccountBody, profiles::ProfileBody};
+
+    /// Stops every request after validation: no resolver runs, so no data is needed.
+    struct ValidateOnly;
+
+    impl ExtensionFactory for ValidateOnly {
+        fn create(&self) -> std::sync::Arc<dyn Extension> {
+            std::sync::Arc::new(ValidateOnly)
+        }
+    }
+
+    #[async_graphql::async_trait::async_trait]
+    impl Extension for ValidateOnly {
+        async fn execute(
+            &self,
+            _ctx: &ExtensionContext<'_>,
+            _operation_name: Option<&str>,
+            _next: NextExecute<'_>,
+        ) -> Response {
+            Response::new(Value::Null)
+        }
+    }
+
+    fn errors_of(op: &Operation, variables: serde_json::Value) -> Vec<String> {
+        let schema = crate::graphql::builder().extension(ValidateOnly).finish();
+        let mut request = op.request().variables(Variables::from_json(variables));
+        if op.source.contains("$file") {
+            request.set_upload(
+                "variables.file",
+                UploadValue {
+                    filename: "a.png".into(),
+                    content_type: None,
+                    content: Vec::new().into(),
+                },
+            );
+        }
+        let response = futures_util::FutureExt::now_or_never(schema.execute(request))
+            .expect("validation does not wait");
+        response.errors.iter().map(|e| e.message.clone()).collect()
+    }
+
+    fn via<T: serde::de::DeserializeOwned + serde::Serialize>(
+        body: serde_json::Value,
+    ) -> serde_json::Value {
+        let typed: T = serde_json::from_value(body).unwrap();
+        serde_json::to_value(typed).unwrap()
+    }
+
+    #[test]
+    fn every_rest_operation_is_valid_against_the_schema() {
+        let ops = &*OPERATIONS;
+        let profile = via::<ProfileBody>(json!({
+            "name": "A", "phone": "+100200300", "bio": null, "hobby": "h",
+            "occupation": "o", "location": "l"
+        }));
+        let account = via::<UpdateAccountBody>(json!({"email": "a@b.c", "name": null}));
+        let credentials = json!({"email": "a@b.c", "password": "StrongPass123"});
+        let cases: [(&str, &Operation, serde_json::Value); 11] = [
+            (
+                "register",
+                &ops.register,
+                json!({"input": {"email": "a@b.c", "password": "p", "name": null}}),
+            ),
+            ("login", &ops.login, json!({ "input": credentials })),
+            ("account", &ops.account, json!({})),
+            (
+                "update_account",
+                &ops.update_account,
+                json!({ "input": account }),
+            ),
+            (
+                "create_profile",
+                &ops.create_profile,
+                json!({ "input": profile }),
+            ),
+            ("my_profile", &ops.my_profile, json!({})),
+            ("public_profile", &ops.public_profile, json!({"userId": 7})),
+            (
+                "update_profile",
+                &ops.update_profile,
+                json!({ "input": profile }),
+            ),
+            ("delete_profile", &ops.delete_profile, json!({})),
+            ("upload_photo", &ops.upload_photo, json!({"file": null})),
+            ("delete_photo", &ops.delete_photo, json!({})),
+        ];
+        for (name, op, variables) in cases {
+            let errors = errors_of(op, variables);
+            assert!(errors.is_empty(), "{name}: {errors:?}");
+        }
+    }
+
+    #[test]
+    fn the_check_catches_a_wrong_field_and_a_wrong_variable() {
+        let misspelt = Operation::parse("query { result: me { id emial } }".into());
+        assert!(!errors_of(&misspelt, json!({})).is_empty());
+        let wrong = &OPERATIONS.public_profile;
+        assert!(!errors_of(wrong, json!({"userId": "seven"})).is_empty());
     }
 }

@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 use super::{
     body::{Authenticated, JsonBody, reject_unknown_fields, unprocessable},
     forward::{forward, forward_request},
+    operations::OPERATIONS,
     schemas::{
         ErrorBody, PhotoUpload, ProfileOut, ProfilePublic, TypeErrorBody, ValidationErrorBody,
     },
@@ -90,7 +91,7 @@ pub async fn create_profile(
     if let Err(err) = reject_unknown_fields(&body.other) {
         return err.into_response();
     }
-    let op = &state.operations.create_profile;
+    let op = &OPERATIONS.create_profile;
     forward(
         &state,
         op,
@@ -117,7 +118,7 @@ pub async fn my_profile(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
 ) -> Response {
-    let op = &state.operations.my_profile;
+    let op = &OPERATIONS.my_profile;
     forward(&state, op, caller, json!({}), StatusCode::OK).await
 }
 
@@ -147,7 +148,7 @@ pub async fn public_profile(
         )
         .into_response();
     };
-    let op = &state.operations.public_profile;
+    let op = &OPERATIONS.public_profile;
     forward(
         &state,
         op,
@@ -181,7 +182,7 @@ pub async fn update_profile(
     if let Err(err) = reject_unknown_fields(&body.other) {
         return err.into_response();
     }
-    let op = &state.operations.update_profile;
+    let op = &OPERATIONS.update_profile;
     forward(&state, op, caller, json!({ "input": body }), StatusCode::OK).await
 }
 
@@ -202,7 +203,7 @@ pub async fn delete_profile(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
 ) -> Response {
-    let op = &state.operations.delete_profile;
+    let op = &OPERATIONS.delete_profile;
     forward(&state, op, caller, json!({}), StatusCode::NO_CONTENT).await
 }
 
@@ -232,13 +233,13 @@ pub async fn upload_photo(
 ) -> Response {
     // The token is checked (by `Authenticated`) before the body is read or a slot taken.
     let (parts, body) = request.into_parts();
-    let Ok((_slot, body)) = state.uploads.slot(body).await else {
+    let Ok((_slot, body)) = state.graphql.uploads.slot(body).await else {
         // The body timed out; the server answers 408.
         return StatusCode::REQUEST_TIMEOUT.into_response();
     };
     let request = Request::from_parts(parts, body);
     let file = match Multipart::from_request(request, &state).await {
-        Ok(multipart) => read_file_field(multipart, state.uploads.max_bytes).await,
+        Ok(multipart) => read_file_field(multipart, state.graphql.uploads.max_bytes).await,
         Err(_) => Err(malformed(
             "Send the photo as multipart/form-data with a field named `file`",
         )),
@@ -247,8 +248,7 @@ pub async fn upload_photo(
         Ok(upload) => upload,
         Err(problem) => return problem.into_response(),
     };
-    let mut request = state
-        .operations
+    let mut request = OPERATIONS
         .upload_photo
         .request()
         .variables(async_graphql::Variables::from_json(json!({ "file": null })));
@@ -272,7 +272,7 @@ pub async fn delete_photo(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
 ) -> Response {
-    let op = &state.operations.delete_photo;
+    let op = &OPERATIONS.delete_photo;
     forward(&state, op, caller, json!({}), StatusCode::NO_CONTENT).await
 }
 
@@ -313,10 +313,10 @@ async fn read_file_field(mut multipart: Multipart, max: usize) -> Result<UploadV
             content: content.into(),
         });
     }
-    Err(Problem::from(AppError::Validation(vec![FieldError::new(
+    Err(Problem::from(AppError::validation(
         "file",
         "The file is required.",
-    )])))
+    )))
 }
 
 /// Download a profile photo

@@ -116,7 +116,7 @@ pub struct FieldErrorBody {
     pub message: String,
 }
 
-/// JSON of the wrong type for a field (FastAPI's shape).
+/// JSON of the wrong type for a field: where (`loc`) and what is wrong (`msg`).
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"detail": [{"loc": ["body", "email"], "msg": "invalid type: integer `42`, expected a string", "type": "type_error"}]}))]
 pub struct TypeErrorBody {

@@ -1,5 +1,7 @@
 //! Accounts: registration, login, and the account view (`me`, `updateMe`).
 
+use std::net::IpAddr;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use tracing::instrument;
@@ -7,7 +9,6 @@ use tracing::instrument;
 use super::{Services, now, unique_violation_as};
 use crate::{
     auth::Actor,
-    caller::ClientIp,
     db,
     domain::{AccountPatch, Credentials, NewAccount, Patch},
     entities::{profile, user},
@@ -47,8 +48,8 @@ pub struct AccessToken {
 impl Services {
     /// Creates the user and an empty profile (holding `name`, if given) in one transaction.
     #[instrument(skip_all, fields(email = %new.email.as_str()))]
-    pub async fn register(&self, client: ClientIp, new: NewAccount) -> Result<Account, AppError> {
-        self.limits.registration(client.0).await?;
+    pub async fn register(&self, client: IpAddr, new: NewAccount) -> Result<Account, AppError> {
+        self.limits.registration(client).await?;
         let conflict = || AppError::Conflict(EMAIL_TAKEN);
         // Saves a bcrypt run on the common case; the unique index decides under a race.
         if self.find_user_by_email(new.email.as_str()).await?.is_some() {
@@ -90,12 +91,12 @@ impl Services {
     #[instrument(skip_all)]
     pub async fn login(
         &self,
-        client: ClientIp,
+        client: IpAddr,
         credentials: Credentials,
     ) -> Result<AccessToken, AppError> {
         let reservation = self
             .limits
-            .login_attempt(client.0, &credentials.email)
+            .login_attempt(client, &credentials.email)
             .await?;
         let user = self.find_user_by_email(&credentials.email).await?;
         let matched = match &user {

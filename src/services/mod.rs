@@ -38,19 +38,17 @@ pub struct Services {
 }
 
 impl Services {
-    pub fn new(db: DatabaseConnection, config: &Config) -> Self {
+    /// The rules over `db`; `jwt` signs the tokens that logins issue (the transports verify
+    /// them with the same keys).
+    pub fn new(db: DatabaseConnection, config: &Config, jwt: Arc<JwtKeys>) -> Self {
         Self {
             db,
             hasher: PasswordHasher::new(config.bcrypt_cost),
-            jwt: Arc::new(JwtKeys::new(&config.jwt)),
+            jwt,
             photos: PhotoStore::new(config.upload_dir.clone()),
             limits: Arc::new(RateLimiter::new(config)),
             max_upload_bytes: config.max_upload_bytes,
         }
-    }
-
-    pub fn jwt(&self) -> &JwtKeys {
-        &self.jwt
     }
 
     /// Is the database answering? For `/readyz`.

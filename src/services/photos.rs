@@ -20,7 +20,7 @@ use image::{
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-use crate::error::{AppError, FieldError};
+use crate::error::AppError;
 
 /// Widest and tallest image accepted; larger ones are refused from their header alone.
 pub const MAX_SIDE: u32 = 4096;
@@ -77,7 +77,7 @@ pub fn too_large(max_bytes: usize) -> AppError {
 }
 
 fn invalid(message: &str) -> AppError {
-    AppError::Validation(vec![FieldError::new("file", message)])
+    AppError::validation("file", message)
 }
 
 /// Checks that `bytes` is a JPEG, PNG or WebP image that decodes within the limits, and

@@ -10,6 +10,7 @@ mod compose;
 mod docs;
 mod graphql;
 mod hardening;
+mod layering;
 mod operations;
 mod photos;
 mod process;

@@ -1,0 +1,185 @@
+//! The house stays without cycles: each top-level module of `src/` may import only the
+//! modules its layer allows. Rules (`services`, `domain`) never import a transport (`rest`,
+//! `graphql`, `http`, `caller`) or the application (`state`, `startup`); neither transport
+//! imports the other's HTTP code, the state or the start-up. A new module must be placed in
+//! the table below.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+};
+
+/// Each module, and the modules of this crate it may import.
+const LAYERS: &[(&str, &[&str])] = &[
+    ("error", &[]),
+    ("net", &[]),
+    ("entities", &[]),
+    ("config", &["net"]),
+    ("telemetry", &["config"]),
+    ("domain", &["error"]),
+    ("db", &["config"]),
+    ("auth", &["config", "domain", "error"]),
+    ("limits", &["config", "error", "net"]),
+    (
+        "services",
+        &[
+            "auth", "config", "db", "domain", "entities", "error", "limits",
+        ],
+    ),
+    ("caller", &["auth", "net"]),
+    ("http", &["error", "services"]),
+    (
+        "graphql",
+        &[
+            "auth", "caller", "config", "domain", "error", "http", "services",
+        ],
+    ),
+    // REST runs GraphQL operations; GraphQL knows nothing of REST.
+    (
+        "rest",
+        &["caller", "error", "graphql", "http", "services", "state"],
+    ),
+    (
+        "state",
+        &["auth", "caller", "config", "graphql", "http", "services"],
+    ),
+    ("server", &["config", "error", "http"]),
+    (
+        "startup",
+        &[
+            "auth", "config", "db", "error", "graphql", "http", "rest", "server", "services",
+            "state",
+        ],
+    ),
+    ("cli", &["config", "db", "graphql", "rest", "startup"]),
+];
+
+#[test]
+fn modules_import_only_what_their_layer_allows() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let allowed: BTreeMap<&str, BTreeSet<&str>> = LAYERS
+        .iter()
+        .map(|(module, deps)| (*module, deps.iter().copied().collect()))
+        .collect();
+    let mut found: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in rust_files(&src) {
+        let relative = file.strip_prefix(&src).unwrap();
+        let top = relative
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_owned();
+        if top == "lib" || top == "main" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let imports = found.entry(top.clone()).or_default();
+        for import in crate_imports(&text) {
+            if import != top {
+                imports.insert(import);
+            }
+        }
+    }
+    let mut problems = Vec::new();
+    for (module, imports) in &found {
+        let Some(allowed) = allowed.get(module.as_str()) else {
+            problems.push(format!("`{module}` has no place in the layering table"));
+            continue;
+        };
+        for import in imports {
+            if !allowed.contains(import.as_str()) {
+                problems.push(format!("`{module}` imports `{import}`"));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "layering broken:\n{}",
+        problems.join("\n")
+    );
+    // The checker itself sees what it should.
+    assert!(found["rest"].contains("state"));
+    assert!(found["services"].contains("entities"));
+}
+
+#[test]
+fn the_import_reader_understands_nested_groups() {
+    let text = "use crate::{a::b, c::{d, e::f}, g, k};\nlet x = crate::h::i();\n// crate::j\n";
+    let found: BTreeSet<String> = crate_imports(text).into_iter().collect();
+    let expected: BTreeSet<String> = ["a", "c", "g", "h", "k"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(found, expected);
+}
+
+fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// The top-level modules named after `crate::` anywhere outside comments.
+fn crate_imports(text: &str) -> Vec<String> {
+    let code: String = text
+        .lines()
+        .map(|line| match line.find("//") {
+            Some(at) => &line[..at],
+            None => line,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut found = Vec::new();
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find("crate::") {
+        let after = &rest[at + "crate::".len()..];
+        if let Some(group) = after.strip_prefix('{') {
+            // Top-level names of the group: the first identifier of each comma-separated item.
+            let mut depth = 0;
+            let mut expecting = true;
+            let mut name = String::new();
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        if !name.is_empty() {
+                            found.push(std::mem::take(&mut name));
+                        }
+                        expecting = true;
+                    }
+                    c if expecting && (c.is_alphanumeric() || c == '_') => name.push(c),
+                    _ if expecting && !name.is_empty() => {
+                        found.push(std::mem::take(&mut name));
+                        expecting = false;
+                    }
+                    _ => {}
+                }
+            }
+            if !name.is_empty() {
+                found.push(name);
+            }
+        } else {
+            let name: String = after
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                found.push(name);
+            }
+        }
+        rest = after;
+    }
+    found
+}
