@@ -96,6 +96,16 @@ impl Problem {
     }
 }
 
+/// Is the body JSON: `application/json` or a `+json` type (`application/graphql-response+json`)?
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|mime| mime.trim().to_ascii_lowercase())
+        .is_some_and(|mime| mime == "application/json" || mime.ends_with("+json"))
+}
+
 /// Does the request's `Content-Type` name this media type (parameters aside)?
 pub fn has_media_type(headers: &HeaderMap, media_type: &str) -> bool {
     headers
@@ -111,9 +121,7 @@ pub fn has_media_type(headers: &HeaderMap, media_type: &str) -> bool {
 pub async fn json_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error())
-        || has_media_type(response.headers(), "application/json")
-    {
+    if !(status.is_client_error() || status.is_server_error()) || is_json(response.headers()) {
         return response;
     }
     let detail = status.canonical_reason().unwrap_or("Error");

@@ -44,12 +44,14 @@ pub async fn graphql_get(State(state): State<GraphqlState>, caller: Caller, uri:
         }
     };
     state.documents.prepare(&mut request);
-    // A document that does not parse is reported by the executor as usual.
     let operation_name = request.operation_name.clone();
-    if let Ok(doc) = request.parsed_query()
-        && let Err(reason) = shape::check(doc)
-    {
-        return error(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, &reason);
+    match request.parsed_query() {
+        Err(parse_error) => return rejected_document(parse_error, PARSE_FAILED),
+        Ok(doc) => {
+            if let Err(reason) = shape::check(doc) {
+                return error(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, &reason);
+            }
+        }
     }
     if let Ok(doc) = request.parsed_query()
         && runs_mutation(doc, operation_name.as_deref())
@@ -65,8 +67,11 @@ pub async fn graphql_get(State(state): State<GraphqlState>, caller: Caller, uri:
         return response;
     }
     let request = request.data(caller.actor).data(caller.ip);
-    let response = state.schema.execute(request).await;
+    let mut response = state.schema.execute(request).await;
     log_failures(&response.errors);
+    if rejected_before_execution(&mut response) {
+        return rejected_response(&response);
+    }
     json(&response)
 }
 
@@ -124,26 +129,132 @@ pub async fn graphql_post(
         );
     }
     let mut batch = batch;
+    let single = matches!(batch, BatchRequest::Single(_));
     for request in batch.iter_mut() {
         state.documents.prepare(request);
-        if let Ok(doc) = request.parsed_query()
-            && let Err(reason) = shape::check(doc)
-        {
-            return error(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, &reason);
+        match request.parsed_query() {
+            // One document that does not parse: the request as a whole is refused. In a
+            // batch, the executor reports it in that operation's own response.
+            Err(parse_error) if single => return rejected_document(parse_error, PARSE_FAILED),
+            Err(_) => {}
+            Ok(doc) => {
+                if let Err(reason) = shape::check(doc) {
+                    return error(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, &reason);
+                }
+            }
         }
     }
     let batch = batch.data(caller.actor).data(caller.ip);
-    let executed = execute_in_turn(&state, batch).await;
-    match &executed {
-        async_graphql::BatchResponse::Single(response) => log_failures(&response.errors),
-        async_graphql::BatchResponse::Batch(responses) => {
-            responses.iter().for_each(|r| log_failures(&r.errors));
+    let mut executed = execute_in_turn(&state, batch).await;
+    let response = match &mut executed {
+        async_graphql::BatchResponse::Single(response) => {
+            log_failures(&response.errors);
+            if rejected_before_execution(response) {
+                rejected_response(response)
+            } else {
+                json(response)
+            }
         }
-    }
-    let response = json(&executed);
+        async_graphql::BatchResponse::Batch(responses) => {
+            for response in responses.iter_mut() {
+                log_failures(&response.errors);
+                rejected_before_execution(response);
+            }
+            json(&executed)
+        }
+    };
     drop(slot);
     response
 }
+
+/// Code of a document that does not parse (the name Apollo Server gives it).
+const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
+/// Code of a document that does not validate against the schema (or its limits).
+const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+
+/// Marks a response whose document was refused before anything ran; [`negotiate`] turns it
+/// into a 400 for clients that accept `application/graphql-response+json`.
+#[derive(Clone, Copy)]
+struct DocumentRejected;
+
+/// Did the request fail before execution (its document did not validate)? Such errors have
+/// no path and no service error behind them; they get [`VALIDATION_FAILED`] as their code.
+fn rejected_before_execution(response: &mut async_graphql::Response) -> bool {
+    let rejected = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response
+            .errors
+            .iter()
+            .all(|e| e.path.is_empty() && e.source::<AppError>().is_none());
+    for err in response.errors.iter_mut() {
+        if err.path.is_empty() && err.source::<AppError>().is_none() {
+            set_code_if_missing(err, VALIDATION_FAILED);
+        }
+    }
+    rejected
+}
+
+fn set_code_if_missing(err: &mut ServerError, code: &str) {
+    let ext = err.extensions.get_or_insert_with(Default::default);
+    if ext.get("code").is_none() {
+        ext.set("code", code);
+    }
+}
+
+/// A single document that did not parse, with its code.
+fn rejected_document(mut err: ServerError, code: &str) -> Response {
+    set_code_if_missing(&mut err, code);
+    rejected_response(&async_graphql::Response::from_errors(vec![err]))
+}
+
+fn rejected_response(response: &async_graphql::Response) -> Response {
+    let mut response = json(response);
+    response.extensions_mut().insert(DocumentRejected);
+    response
+}
+
+/// Middleware on `/graphql`: the GraphQL-over-HTTP media type. A client that accepts
+/// `application/graphql-response+json` (Apollo Client 4, the `graphql-http` reference
+/// client) gets its answers in it, and a document refused before execution as a 400 with no
+/// `data` entry. Others get `application/json` with 200 for every executed request, as ever.
+pub async fn negotiate(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let wants_graphql_response = request
+        .headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|media| {
+            media
+                .split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case(GRAPHQL_RESPONSE))
+        });
+    let mut response = next.run(request).await;
+    if !wants_graphql_response || !has_media_type(response.headers(), "application/json") {
+        return response;
+    }
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(GRAPHQL_RESPONSE),
+    );
+    if response.extensions().get::<DocumentRejected>().is_some() {
+        let (mut parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, MAX_JSON_BODY)
+            .await
+            .unwrap_or_default();
+        let mut value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        if let Some(object) = value.as_object_mut() {
+            object.remove("data");
+        }
+        parts.status = StatusCode::BAD_REQUEST;
+        parts.headers.remove(header::CONTENT_LENGTH);
+        return Response::from_parts(parts, axum::body::Body::from(value.to_string()));
+    }
+    response
+}
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 
 async fn read_json(
     request: axum::extract::Request,
@@ -285,13 +396,12 @@ fn json(body: &impl serde::Serialize) -> Response {
     }
 }
 
-/// A request refused before execution, in the GraphQL response shape.
+/// A request refused before execution: `{"errors": [...]}` with no `data` entry (nothing
+/// ran), and the status.
 fn error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
     let mut err = ServerError::new(message, None);
-    let mut ext = async_graphql::ErrorExtensionValues::default();
-    ext.set("code", code.as_str());
-    err.extensions = Some(ext);
-    let mut response = json(&async_graphql::Response::from_errors(vec![err]));
+    set_code_if_missing(&mut err, code.as_str());
+    let mut response = json(&serde_json::json!({ "errors": [err] }));
     *response.status_mut() = status;
     response
 }

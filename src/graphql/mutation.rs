@@ -70,11 +70,11 @@ impl MutationRoot {
         Ok(services.update_profile(&actor, patch).await?.into())
     }
 
-    /// Deletes the current account's profile and its photo.
-    async fn delete_profile(&self, ctx: &Context<'_>) -> Result<bool> {
+    /// Deletes the current account's profile and its photo; returns the deleted profile's id
+    /// (for a client cache to evict it).
+    async fn delete_profile(&self, ctx: &Context<'_>) -> Result<i32> {
         let (services, actor) = context(ctx);
-        services.delete_profile(&actor).await?;
-        Ok(true)
+        Ok(services.delete_profile(&actor).await?)
     }
 
     /// Sets the profile photo (JPEG, PNG or WebP, sent by the GraphQL multipart request
@@ -94,10 +94,9 @@ impl MutationRoot {
             .into())
     }
 
-    /// Removes the profile photo and its file.
-    async fn delete_profile_photo(&self, ctx: &Context<'_>) -> Result<bool> {
+    /// Removes the profile photo and its file; returns the changed profile.
+    async fn delete_profile_photo(&self, ctx: &Context<'_>) -> Result<Profile> {
         let (services, actor) = context(ctx);
-        services.delete_photo(&actor).await?;
-        Ok(true)
+        Ok(services.delete_photo(&actor).await?.into())
     }
 }

@@ -2,7 +2,7 @@ use async_graphql::{Context, Object, Result};
 
 use super::{
     context,
-    types::{Profile, PublicProfile, User},
+    types::{Profile, User},
 };
 
 /// Reads. Every field needs a bearer token.
@@ -23,12 +23,13 @@ impl QueryRoot {
         Ok(services.my_profile(&actor).await?.into())
     }
 
-    /// Another user's profile, without their email.
+    /// Any user's profile (the same `Profile` as `myProfile`; `email` and `user` are null
+    /// unless it is yours).
     async fn profile(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The owner's account id.")] user_id: i32,
-    ) -> Result<PublicProfile> {
+    ) -> Result<Profile> {
         let (services, actor) = context(ctx);
         Ok(services.profile_of(&actor, user_id).await?.into())
     }

@@ -37,7 +37,7 @@ impl ScalarType for DateTime {
     }
 }
 
-/// An account. `name` is the display name kept on the account's profile.
+/// An account: its login email, and the display name kept on its profile.
 pub struct User(pub Account);
 
 #[Object]
@@ -62,7 +62,7 @@ impl User {
         DateTime(self.0.created_at)
     }
 
-    /// When the account (email or name) last changed.
+    /// When the account last changed: its email, or its name (on the profile).
     async fn updated_at(&self) -> DateTime {
         DateTime(self.0.updated_at)
     }
@@ -75,7 +75,8 @@ impl User {
     }
 }
 
-/// A bearer token: send it as `Authorization: Bearer <accessToken>`.
+/// A bearer token (send it as `Authorization: Bearer <accessToken>`) and the account it is
+/// for, so a client has both from one round trip.
 #[derive(SimpleObject)]
 pub struct AuthPayload {
     /// The signed JWT.
@@ -84,6 +85,8 @@ pub struct AuthPayload {
     pub token_type: &'static str,
     /// Seconds until the token expires.
     pub expires_in: u64,
+    /// The account that logged in.
+    pub user: User,
 }
 
 impl From<AccessToken> for AuthPayload {
@@ -92,6 +95,7 @@ impl From<AccessToken> for AuthPayload {
             access_token: t.token,
             token_type: "bearer",
             expires_in: t.expires_in,
+            user: User(t.account),
         }
     }
 }
@@ -125,66 +129,83 @@ pub struct UpdateMeInput {
     pub name: MaybeUndefined<String>,
 }
 
-/// A profile as anyone signed in may see it: everything but the owner's email.
-#[derive(SimpleObject)]
-pub struct PublicProfile {
+/// A user's profile. Every field that returns a profile returns this one type, so a client
+/// cache holds one copy of it. `email` and `user` are the owner's, and read as null for
+/// anyone else.
+pub struct Profile(pub ProfileView);
+
+#[Object]
+impl Profile {
     /// The profile's id.
-    pub id: i32,
+    async fn id(&self) -> i32 {
+        self.0.id
+    }
+
     /// The owner's account id.
-    pub user_id: i32,
-    /// Display name, at most 100 characters.
-    pub name: Option<String>,
+    async fn user_id(&self) -> i32 {
+        self.0.user_id
+    }
+
+    /// The owner's email; null unless you are the owner.
+    async fn email(&self) -> Option<&str> {
+        self.0.owner.as_ref().map(|owner| owner.email.as_str())
+    }
+
+    /// Display name, at most 100 characters (also the account's `name`).
+    async fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+
     /// `+` then country code and number, 7 to 15 digits (`+100200300`).
-    pub phone: Option<String>,
+    async fn phone(&self) -> Option<&str> {
+        self.0.phone.as_deref()
+    }
+
     /// Free text, at most 1000 characters.
-    pub bio: Option<String>,
+    async fn bio(&self) -> Option<&str> {
+        self.0.bio.as_deref()
+    }
+
     /// At most 100 characters.
-    pub hobby: Option<String>,
+    async fn hobby(&self) -> Option<&str> {
+        self.0.hobby.as_deref()
+    }
+
     /// At most 100 characters.
-    pub occupation: Option<String>,
+    async fn occupation(&self) -> Option<&str> {
+        self.0.occupation.as_deref()
+    }
+
     /// At most 100 characters.
-    pub location: Option<String>,
+    async fn location(&self) -> Option<&str> {
+        self.0.location.as_deref()
+    }
+
     /// Where the photo is served, relative to the service root: `uploads/{userId}/{uuid}.{ext}`.
-    pub profile_photo_path: Option<String>,
+    async fn profile_photo_path(&self) -> Option<&str> {
+        self.0.profile_photo_path.as_deref()
+    }
+
     /// When the profile was created.
-    pub created_at: DateTime,
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.0.created_at)
+    }
+
     /// When the profile last changed.
-    pub updated_at: DateTime,
-}
+    async fn updated_at(&self) -> DateTime {
+        DateTime(self.0.updated_at)
+    }
 
-/// The caller's own profile: the public fields and the owner's email.
-#[derive(SimpleObject)]
-pub struct Profile {
-    /// The owner's email.
-    pub email: String,
-    #[graphql(flatten)]
-    pub public: PublicProfile,
-}
-
-impl From<ProfileView> for PublicProfile {
-    fn from(p: ProfileView) -> Self {
-        Self {
-            id: p.id,
-            user_id: p.user_id,
-            name: p.name,
-            phone: p.phone,
-            bio: p.bio,
-            hobby: p.hobby,
-            occupation: p.occupation,
-            location: p.location,
-            profile_photo_path: p.profile_photo_path,
-            created_at: DateTime(p.created_at),
-            updated_at: DateTime(p.updated_at),
-        }
+    /// The owner's account; null unless you are the owner. Select it in a mutation that
+    /// changes the name, and a cached `User` stays current.
+    async fn user(&self) -> Option<User> {
+        self.0.owner.clone().map(User)
     }
 }
 
 impl From<ProfileView> for Profile {
-    fn from(p: ProfileView) -> Self {
-        Self {
-            email: p.email.clone(),
-            public: p.into(),
-        }
+    fn from(view: ProfileView) -> Self {
+        Self(view)
     }
 }
 

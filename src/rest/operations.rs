@@ -92,7 +92,7 @@ impl Operations {
                    result: uploadProfilePhoto(file: $file) {{ {PROFILE_FIELDS} }} }}"
             )),
             delete_photo: Operation::parse(
-                "mutation DeletePhoto { result: deleteProfilePhoto }".into(),
+                "mutation DeletePhoto { result: deleteProfilePhoto { id } }".into(),
             ),
         }
     }

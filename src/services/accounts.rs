@@ -28,7 +28,7 @@ pub struct Account {
 }
 
 impl Account {
-    fn new(user: user::Model, profile: Option<profile::Model>) -> Self {
+    pub(super) fn new(user: user::Model, profile: Option<profile::Model>) -> Self {
         Self {
             id: user.id,
             email: user.email,
@@ -39,10 +39,11 @@ impl Account {
     }
 }
 
-/// A bearer token for the API.
+/// A bearer token for the API, and the account it is for.
 pub struct AccessToken {
     pub token: String,
     pub expires_in: u64,
+    pub account: Account,
 }
 
 impl Services {
@@ -98,16 +99,21 @@ impl Services {
             .limits
             .login_attempt(client, &credentials.email)
             .await?;
-        let user = self.find_user_by_email(&credentials.email).await?;
-        let matched = match &user {
-            Some(user) => {
+        // The profile comes along in the same query: the answer carries the account.
+        let found = user::Entity::find()
+            .filter(user::Column::Email.eq(&credentials.email))
+            .find_also_related(profile::Entity)
+            .one(&self.db)
+            .await?;
+        let matched = match &found {
+            Some((user, _)) => {
                 self.hasher
                     .verify(&credentials.password, &user.password_hash)
                     .await?
             }
             None => self.hasher.verify_dummy(&credentials.password).await?,
         };
-        let Some(user) = user.filter(|_| matched) else {
+        let Some((user, profile)) = found.filter(|_| matched) else {
             self.limits
                 .login_failed(&credentials.email, reservation)
                 .await;
@@ -121,6 +127,7 @@ impl Services {
         Ok(AccessToken {
             token: issued.token,
             expires_in: issued.expires_in,
+            account: Account::new(user, profile),
         })
     }
 

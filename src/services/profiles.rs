@@ -10,7 +10,7 @@ use sea_orm::{
 };
 use tracing::instrument;
 
-use super::{Services, now, unique_violation_as};
+use super::{Account, Services, now, unique_violation_as};
 use crate::{
     auth::Actor,
     db,
@@ -23,12 +23,13 @@ use crate::{
 pub const PROFILE_NOT_FOUND: &str = "Profile not found";
 pub const PROFILE_EXISTS: &str = "Profile already exists";
 
-/// A profile with its owner's email (the public view leaves the email out).
+/// A profile, and its owner's account when the caller is that owner (`None` for anyone
+/// else, so another user's email never leaves the service).
 #[derive(Clone, Debug)]
 pub struct ProfileView {
     pub id: i32,
     pub user_id: i32,
-    pub email: String,
+    pub owner: Option<Account>,
     pub name: Option<String>,
     pub phone: Option<String>,
     pub bio: Option<String>,
@@ -41,11 +42,17 @@ pub struct ProfileView {
 }
 
 impl ProfileView {
-    fn new(profile: profile::Model, email: String) -> Self {
+    /// The owner's view: the profile and its account.
+    fn owned(profile: profile::Model, user: user::Model) -> Self {
+        let owner = Account::new(user, Some(profile.clone()));
+        Self::new(profile, Some(owner))
+    }
+
+    fn new(profile: profile::Model, owner: Option<Account>) -> Self {
         Self {
             id: profile.id,
             user_id: profile.user_id,
-            email,
+            owner,
             name: profile.name,
             phone: profile.phone,
             bio: profile.bio,
@@ -70,7 +77,7 @@ impl Services {
             .one(&self.db)
             .await?;
         match found {
-            Some((profile, Some(user))) => Ok(ProfileView::new(profile, user.email)),
+            Some((profile, Some(user))) => Ok(ProfileView::owned(profile, user)),
             _ => {
                 self.caller(&self.db, user_id).await?;
                 Err(AppError::NotFound(PROFILE_NOT_FOUND))
@@ -78,19 +85,21 @@ impl Services {
         }
     }
 
-    /// Anyone's profile, for a signed-in caller (the public view drops the email).
+    /// Anyone's profile, for a signed-in caller; the owner's account (and so the email)
+    /// only when the caller is the owner.
     pub async fn profile_of(&self, actor: &Actor, user_id: i32) -> Result<ProfileView, AppError> {
-        self.caller(&self.db, actor.user_id()?).await?;
+        let caller = actor.user_id()?;
+        self.caller(&self.db, caller).await?;
         let (profile, owner) = profile::Entity::find()
             .filter(profile::Column::UserId.eq(user_id))
             .find_also_related(user::Entity)
             .one(&self.db)
             .await?
             .ok_or(AppError::NotFound(PROFILE_NOT_FOUND))?;
-        Ok(ProfileView::new(
-            profile,
-            owner.map(|u| u.email).unwrap_or_default(),
-        ))
+        Ok(match owner {
+            Some(owner) if owner.id == caller => ProfileView::owned(profile, owner),
+            _ => ProfileView::new(profile, None),
+        })
     }
 
     /// The profiles of several users at once (for GraphQL's `User.profile` loader).
@@ -106,10 +115,11 @@ impl Services {
         Ok(rows
             .into_iter()
             .map(|(p, u)| {
-                (
-                    p.user_id,
-                    ProfileView::new(p, u.map(|u| u.email).unwrap_or_default()),
-                )
+                let view = match u {
+                    Some(u) => ProfileView::owned(p, u),
+                    None => ProfileView::new(p, None),
+                };
+                (view.user_id, view)
             })
             .collect())
     }
@@ -149,8 +159,9 @@ impl Services {
         .insert(&txn)
         .await
         .map_err(unique_violation_as(AppError::Conflict(PROFILE_EXISTS)))?;
+        let user = touch_if(&txn, user, profile.name.is_some(), now).await?;
         txn.commit().await?;
-        Ok(ProfileView::new(profile, user.email))
+        Ok(ProfileView::owned(profile, user))
     }
 
     /// Applies a partial update to the caller's profile.
@@ -164,6 +175,7 @@ impl Services {
         let txn = db::begin_write(&self.db).await?;
         let user = self.caller(&txn, user_id).await?;
         let profile = find_profile(&txn, user_id).await?;
+        let old_name = profile.name.clone();
         let mut active: profile::ActiveModel = profile.clone().into();
         let mut changed = false;
         for (column, patch) in [
@@ -179,30 +191,38 @@ impl Services {
                 changed = true;
             }
         }
+        let now = now();
         let profile = if changed {
-            active.updated_at = Set(now());
+            active.updated_at = Set(now);
             active.update(&txn).await?
         } else {
             profile
         };
+        let user = touch_if(&txn, user, profile.name != old_name, now).await?;
         txn.commit().await?;
-        Ok(ProfileView::new(profile, user.email))
+        Ok(ProfileView::owned(profile, user))
     }
 
-    /// Deletes the caller's profile and then its photo file.
+    /// Deletes the caller's profile and then its photo file; returns the deleted profile's id.
     #[instrument(skip_all)]
-    pub async fn delete_profile(&self, actor: &Actor) -> Result<(), AppError> {
+    pub async fn delete_profile(&self, actor: &Actor) -> Result<i32, AppError> {
         let user_id = actor.user_id()?;
         let txn = db::begin_write(&self.db).await?;
-        self.caller(&txn, user_id).await?;
+        let user = self.caller(&txn, user_id).await?;
         let profile = find_profile_for_update(&txn, user_id).await?;
-        let photo = profile.profile_photo_path.clone();
+        let (id, photo, named) = (
+            profile.id,
+            profile.profile_photo_path.clone(),
+            profile.name.is_some(),
+        );
         profile.delete(&txn).await?;
+        // The account's name was the profile's: it changed if there was one.
+        touch_if(&txn, user, named, now()).await?;
         txn.commit().await?;
         if let Some(photo) = photo {
             self.photos.remove(&photo).await;
         }
-        Ok(())
+        Ok(id)
     }
 
     /// Replaces the caller's photo with `bytes` (checked, re-encoded, stored).
@@ -232,13 +252,13 @@ impl Services {
 
     /// Removes the caller's photo (and its file); fine when there is none.
     #[instrument(skip_all)]
-    pub async fn delete_photo(&self, actor: &Actor) -> Result<(), AppError> {
+    pub async fn delete_photo(&self, actor: &Actor) -> Result<ProfileView, AppError> {
         let user_id = actor.user_id()?;
-        let (_, old) = self.swap_photo(user_id, None).await?;
+        let (view, old) = self.swap_photo(user_id, None).await?;
         if let Some(old) = old {
             self.photos.remove(&old).await;
         }
-        Ok(())
+        Ok(view)
     }
 
     /// Sets the photo path in one write transaction, returning the new view and the path it
@@ -262,7 +282,7 @@ impl Services {
             active.update(&txn).await?
         };
         txn.commit().await?;
-        Ok((ProfileView::new(profile, user.email), old))
+        Ok((ProfileView::owned(profile, user), old))
     }
 
     /// A stored photo for `GET /uploads/{user_id}/{file}`: its type and bytes, if the names
@@ -321,6 +341,22 @@ impl Services {
 
 fn by_user(user_id: i32) -> Select<profile::Entity> {
     profile::Entity::find().filter(profile::Column::UserId.eq(user_id))
+}
+
+/// Moves the account's `updated_at` when `changed`: the account's `name` lives on the
+/// profile, and a client that caches the account must see that it changed.
+async fn touch_if(
+    db: &impl ConnectionTrait,
+    user: user::Model,
+    changed: bool,
+    now: chrono::DateTime<Utc>,
+) -> Result<user::Model, AppError> {
+    if !changed {
+        return Ok(user);
+    }
+    let mut active: user::ActiveModel = user.into();
+    active.updated_at = Set(now);
+    Ok(active.update(db).await?)
 }
 
 /// The photo path the user's profile references, if any.

@@ -1,4 +1,4 @@
-//! The GraphQL API (SPEC §8) and its parity with REST.
+//! The GraphQL API and its parity with REST.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

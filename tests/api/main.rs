@@ -9,6 +9,7 @@ mod accounts;
 mod compose;
 mod docs;
 mod graphql;
+mod graphql_clients;
 mod hardening;
 mod layering;
 mod operations;

@@ -107,9 +107,17 @@ async fn png_round_trip_over_graphql(app: TestApp) {
     assert_eq!((decoded.width(), decoded.height()), (30, 20));
 
     let deleted = app
-        .graphql(Some(&token), "mutation { deleteProfilePhoto }", json!({}))
+        .graphql(
+            Some(&token),
+            "mutation { deleteProfilePhoto { userId profilePhotoPath } }",
+            json!({}),
+        )
         .await;
-    assert_eq!(deleted["data"]["deleteProfilePhoto"], true);
+    // The changed profile comes back, for a client cache to update it.
+    assert_eq!(
+        deleted["data"]["deleteProfilePhoto"],
+        json!({"userId": id, "profilePhotoPath": null})
+    );
     assert!(app.stored_files().is_empty());
     assert!(app.referenced_files().await.is_empty());
 }

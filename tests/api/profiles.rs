@@ -288,18 +288,21 @@ async fn public_profiles_leave_out_the_email(app: TestApp) {
         .unwrap();
     expect_error(anonymous, StatusCode::UNAUTHORIZED, "Not authenticated").await;
 
-    // GraphQL has no email on PublicProfile at all.
-    let query = "query($id: Int!) { profile(userId: $id) { userId name email } }";
+    // GraphQL: the same Profile type, whose owner's email and account read as null for
+    // anyone but the owner.
+    let query = "query($id: Int!) { profile(userId: $id) { userId name email user { id } } }";
     let response = app
         .graphql(Some(&bob_token), query, json!({"id": alice}))
         .await;
-    assert!(response["data"].is_null());
-    assert!(
-        response["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("email")
+    assert_eq!(
+        response["data"]["profile"],
+        json!({"userId": alice, "name": "Alice", "email": null, "user": null})
     );
+    let own = app
+        .graphql(Some(&alice_token), query, json!({"id": alice}))
+        .await;
+    assert_eq!(own["data"]["profile"]["email"], "alice@example.com");
+    assert_eq!(own["data"]["profile"]["user"]["id"], alice);
     let query = "query($id: Int!) { profile(userId: $id) { userId name } }";
     let response = app
         .graphql(Some(&bob_token), query, json!({"id": alice}))
@@ -383,10 +386,15 @@ async fn profile_operations_work_in_graphql(app: TestApp) {
         json!({"field": "phone", "message": "Invalid phone format; expected +<country_code><number>"})
     );
 
+    let before = app.graphql(token, "{ myProfile { id } }", json!({})).await;
     let deleted = app
         .graphql(token, "mutation { deleteProfile }", json!({}))
         .await;
-    assert_eq!(deleted["data"]["deleteProfile"], true);
+    // The deleted profile's id, for a client cache to evict it.
+    assert_eq!(
+        deleted["data"]["deleteProfile"],
+        before["data"]["myProfile"]["id"]
+    );
     let gone = app.graphql(token, "{ myProfile { id } }", json!({})).await;
     assert_eq!(gone["errors"][0]["extensions"]["code"], "NOT_FOUND");
     assert_eq!(gone["errors"][0]["message"], "Profile not found");
