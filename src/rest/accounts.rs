@@ -147,24 +147,52 @@ pub async fn register_alias(
 /// Log in
 ///
 /// Exchanges email and password for a bearer token. Takes JSON, or the OAuth2 password form
-/// (`username`, `password`) that Swagger UI's Authorize button sends. An unknown email and a
-/// wrong password get the same answer. Rate-limited per address and per account.
+/// (`username`, `password`) that Swagger UI's Authorize button sends (documented as
+/// `POST /api/auth/token`, so that generated clients see one body type per path). An unknown
+/// email and a wrong password get the same answer. Rate-limited per address and per account.
 #[utoipa::path(
     post, path = "/api/auth/login", tag = "auth", operation_id = "login",
-    request_body(content(
-        (LoginBody = "application/json"),
-        (LoginForm = "application/x-www-form-urlencoded"),
-    )),
+    request_body(content = LoginBody, content_type = "application/json"),
     responses(
         (status = 200, description = "A bearer token", body = Token),
         (status = 400, description = "Email or password missing", body = ValidationErrorBody),
         (status = 401, description = "Wrong credentials", body = ErrorBody,
             example = json!({"detail": "Incorrect email or password"})),
+        (status = 415, description = "Body is neither JSON nor a form", body = ErrorBody),
+        (status = 422, description = "JSON of the wrong type", body = TypeErrorBody),
         (status = 429, description = "Too many attempts; see `Retry-After`", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
-pub async fn login(State(state): State<AppState>, caller: Caller, request: Request) -> Response {
+pub async fn login(state: State<AppState>, caller: Caller, request: Request) -> Response {
+    log_in(state, caller, request).await
+}
+
+/// Log in with the OAuth2 password form
+///
+/// The OAuth2 token endpoint (`username` is the email): what Swagger UI's Authorize button
+/// and OAuth2 client libraries call. The same login as `POST /api/auth/login`.
+#[utoipa::path(
+    post, path = "/api/auth/token", tag = "auth", operation_id = "token",
+    request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "A bearer token", body = Token),
+        (status = 400, description = "Email or password missing", body = ValidationErrorBody),
+        (status = 401, description = "Wrong credentials", body = ErrorBody,
+            example = json!({"detail": "Incorrect email or password"})),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is neither a form nor JSON", body = ErrorBody),
+        (status = 422, description = "A field given twice, or not a form", body = TypeErrorBody),
+        (status = 429, description = "Too many attempts; see `Retry-After`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
+pub async fn token(state: State<AppState>, caller: Caller, request: Request) -> Response {
+    log_in(state, caller, request).await
+}
+
+/// Both login paths: a JSON body or the OAuth2 form, whichever the content type says.
+async fn log_in(State(state): State<AppState>, caller: Caller, request: Request) -> Response {
     let (email, password) =
         if has_media_type(request.headers(), "application/x-www-form-urlencoded") {
             match Form::<LoginForm>::from_request(request, &state).await {

@@ -36,6 +36,7 @@ pub fn router(max_upload_bytes: usize) -> Router<AppState> {
         .route("/api/auth/register", post(accounts::register))
         .route("/api/users/register", post(accounts::register_alias))
         .route("/api/auth/login", post(accounts::login))
+        .route("/api/auth/token", post(accounts::token))
         .route(
             "/api/users/profile",
             get(accounts::get_account).put(accounts::update_account),

@@ -21,11 +21,14 @@ use crate::state::AppState;
         description = "User accounts, login (JWT), profiles and profile photos over REST; the \
             same operations are available in GraphQL at `/graphql`.",
         license(name = "MIT", identifier = "MIT"),
+        contact(name = "nta-user-svc maintainers"),
     ),
+    servers((url = "/", description = "This server")),
     paths(
         accounts::register,
         accounts::register_alias,
         accounts::login,
+        accounts::token,
         accounts::get_account,
         accounts::update_account,
         profiles::create_profile,
@@ -80,7 +83,7 @@ impl Modify for SecuritySchemes {
             "oauth2",
             SecurityScheme::OAuth2(OAuth2::with_description(
                 [Flow::Password(Password::new(
-                    "/api/auth/login",
+                    "/api/auth/token",
                     Scopes::new(),
                 ))],
                 "Email as username, and the password",
@@ -91,11 +94,65 @@ impl Modify for SecuritySchemes {
 
 /// The document, as served and committed.
 pub fn json() -> String {
-    let mut json = ApiDoc::openapi()
-        .to_pretty_json()
-        .expect("the OpenAPI document serialises");
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises");
+    complete(&mut doc);
+    let mut json = serde_json::to_string_pretty(&doc).expect("the OpenAPI document serialises");
     json.push('\n');
     json
+}
+
+/// What every path can answer besides its own statuses, said once here rather than on each
+/// handler: 405 for another method, 500, 503 when a backend is down, and for a JSON body
+/// 413 (over 1 MiB) and 415 (not JSON). Response bodies list every key they always carry,
+/// null or not; photos are binary, with their caching headers.
+fn complete(doc: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+    let error = |description: &str| {
+        json!({
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+        })
+    };
+    let paths = doc["paths"].as_object_mut().expect("paths");
+    for item in paths.values_mut() {
+        for operation in item.as_object_mut().expect("path item").values_mut() {
+            let json_body = operation["requestBody"]["content"]
+                .get("application/json")
+                .is_some();
+            let responses = operation["responses"].as_object_mut().expect("responses");
+            let mut add = |status: &str, description: &str| {
+                responses
+                    .entry(status)
+                    .or_insert_with(|| error(description));
+            };
+            if json_body {
+                add("413", "The body is over 1 MiB");
+                add("415", "The body is not JSON (`Content-Type: application/json`)");
+            }
+            add("405", "The path does not take this method");
+            add("500", "Something unexpected failed; the details are in the server log");
+            add("503", "The database (or another required backend) cannot be reached; retry later");
+        }
+    }
+    let schemas = doc["components"]["schemas"].as_object_mut().expect("schemas");
+    for name in ["UserCreated", "Token", "UserOut", "ProfileOut", "ProfilePublic", "ErrorBody"] {
+        let schema = &mut schemas[name];
+        let keys: Vec<Value> = schema["properties"]
+            .as_object()
+            .map(|p| p.keys().cloned().map(Value::from).collect())
+            .unwrap_or_default();
+        schema["required"] = Value::Array(keys);
+    }
+    let photo = &mut doc["paths"]["/uploads/{user_id}/{file}"]["get"]["responses"];
+    let headers = json!({
+        "ETag": {"description": "The file's name: a stored photo never changes", "schema": {"type": "string"}},
+        "Cache-Control": {"description": "`public, max-age=86400, immutable`", "schema": {"type": "string"}}
+    });
+    for content in photo["200"]["content"].as_object_mut().expect("photo types").values_mut() {
+        content["schema"] = json!({"type": "string", "format": "binary"});
+    }
+    photo["200"]["headers"] = headers.clone();
+    photo["304"]["headers"] = headers;
 }
 
 /// `/openapi.json` and Swagger UI at `/docs`, with its assets served from the binary (no

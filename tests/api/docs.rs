@@ -49,6 +49,7 @@ async fn the_openapi_document_describes_every_rest_path() {
         ("post", "/api/auth/register"),
         ("post", "/api/users/register"),
         ("post", "/api/auth/login"),
+        ("post", "/api/auth/token"),
         ("get", "/api/users/profile"),
         ("put", "/api/users/profile"),
         ("post", "/api/profiles"),
@@ -77,15 +78,40 @@ async fn the_openapi_document_describes_every_rest_path() {
                 "{method} {path} documents no 401"
             );
         }
+        for status in ["405", "500", "503"] {
+            assert!(op["responses"][status].is_object(), "{method} {path}: no {status}");
+        }
+        if op["requestBody"]["content"]["application/json"].is_object() {
+            for status in ["413", "415"] {
+                assert!(op["responses"][status].is_object(), "{method} {path}: no {status}");
+            }
+        }
     }
+    assert_eq!(doc["servers"][0]["url"], "/");
     let schemes = &doc["components"]["securitySchemes"];
     assert_eq!(schemes["bearer"]["scheme"], "bearer");
     assert_eq!(
         schemes["oauth2"]["flows"]["password"]["tokenUrl"],
-        "/api/auth/login"
+        "/api/auth/token"
     );
+    // One body type per path: generators mishandle a required body with two.
     let login = &doc["paths"]["/api/auth/login"]["post"]["requestBody"]["content"];
-    assert!(login["application/x-www-form-urlencoded"].is_object());
+    assert_eq!(login.as_object().unwrap().len(), 1);
+    let token = &doc["paths"]["/api/auth/token"]["post"]["requestBody"]["content"];
+    assert!(token["application/x-www-form-urlencoded"].is_object());
+    for status in ["415", "422", "429"] {
+        let login = &doc["paths"]["/api/auth/login"]["post"]["responses"];
+        assert!(login[status].is_object(), "login documents no {status}");
+    }
+    // Keys that are always present (null or not) are required.
+    let profile = &doc["components"]["schemas"]["ProfileOut"];
+    assert_eq!(
+        profile["required"].as_array().unwrap().len(),
+        profile["properties"].as_object().unwrap().len()
+    );
+    let photo = &doc["paths"]["/uploads/{user_id}/{file}"]["get"]["responses"]["200"];
+    assert_eq!(photo["content"]["image/png"]["schema"]["format"], "binary");
+    assert!(photo["headers"]["ETag"].is_object());
     let errors = &doc["paths"]["/api/auth/register"]["post"]["responses"];
     for status in ["201", "400", "409", "415", "422"] {
         assert!(errors[status].is_object(), "register documents no {status}");
@@ -199,4 +225,26 @@ async fn graphiql_loads_its_assets_from_the_binary() {
         let response = app.client.get(app.url(other)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{other}");
     }
+}
+
+/// The OAuth2 token endpoint that the document names takes the password form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_path_takes_the_oauth2_form() {
+    let app = spawn_app(Backend::Sqlite).await;
+    app.signed_up("oauth@example.com").await;
+    let response = app
+        .client
+        .post(app.url("/api/auth/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "oauth@example.com"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let token = body(response).await;
+    assert_eq!(token["token_type"], "bearer");
+    assert!(token["access_token"].is_string());
 }
