@@ -40,6 +40,7 @@ impl ScalarType for DateTime {
 /// An account: its login email, and the display name kept on its profile.
 pub struct User(pub Account);
 
+/// An account: its login email, and the display name kept on its profile.
 #[Object]
 impl User {
     /// The account's id.
@@ -134,6 +135,9 @@ pub struct UpdateMeInput {
 /// anyone else.
 pub struct Profile(pub ProfileView);
 
+/// A user's profile. Every field that returns a profile returns this one type, so a client
+/// cache holds one copy of it. `email` and `user` are the owner's, and read as null for
+/// anyone else.
 #[Object]
 impl Profile {
     /// The profile's id.

@@ -127,15 +127,33 @@ fn complete(doc: &mut serde_json::Value) {
             };
             if json_body {
                 add("413", "The body is over 1 MiB");
-                add("415", "The body is not JSON (`Content-Type: application/json`)");
+                add(
+                    "415",
+                    "The body is not JSON (`Content-Type: application/json`)",
+                );
             }
             add("405", "The path does not take this method");
-            add("500", "Something unexpected failed; the details are in the server log");
-            add("503", "The database (or another required backend) cannot be reached; retry later");
+            add(
+                "500",
+                "Something unexpected failed; the details are in the server log",
+            );
+            add(
+                "503",
+                "The database (or another required backend) cannot be reached; retry later",
+            );
         }
     }
-    let schemas = doc["components"]["schemas"].as_object_mut().expect("schemas");
-    for name in ["UserCreated", "Token", "UserOut", "ProfileOut", "ProfilePublic", "ErrorBody"] {
+    let schemas = doc["components"]["schemas"]
+        .as_object_mut()
+        .expect("schemas");
+    for name in [
+        "UserCreated",
+        "Token",
+        "UserOut",
+        "ProfileOut",
+        "ProfilePublic",
+        "ErrorBody",
+    ] {
         let schema = &mut schemas[name];
         let keys: Vec<Value> = schema["properties"]
             .as_object()
@@ -148,7 +166,11 @@ fn complete(doc: &mut serde_json::Value) {
         "ETag": {"description": "The file's name: a stored photo never changes", "schema": {"type": "string"}},
         "Cache-Control": {"description": "`public, max-age=86400, immutable`", "schema": {"type": "string"}}
     });
-    for content in photo["200"]["content"].as_object_mut().expect("photo types").values_mut() {
+    for content in photo["200"]["content"]
+        .as_object_mut()
+        .expect("photo types")
+        .values_mut()
+    {
         content["schema"] = json!({"type": "string", "format": "binary"});
     }
     photo["200"]["headers"] = headers.clone();

@@ -79,11 +79,17 @@ async fn the_openapi_document_describes_every_rest_path() {
             );
         }
         for status in ["405", "500", "503"] {
-            assert!(op["responses"][status].is_object(), "{method} {path}: no {status}");
+            assert!(
+                op["responses"][status].is_object(),
+                "{method} {path}: no {status}"
+            );
         }
         if op["requestBody"]["content"]["application/json"].is_object() {
             for status in ["413", "415"] {
-                assert!(op["responses"][status].is_object(), "{method} {path}: no {status}");
+                assert!(
+                    op["responses"][status].is_object(),
+                    "{method} {path}: no {status}"
+                );
             }
         }
     }
