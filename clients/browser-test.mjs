@@ -63,6 +63,13 @@ try {
   });
   page = await context.newPage();
   page.on("pageerror", (error) => console.log(`  page error: ${error.message}`));
+  // The pages run under a strict Content-Security-Policy: anything it blocks is a bug.
+  const blocked = [];
+  page.on("console", (message) => {
+    if (message.type() === "error" && message.text().includes("Content Security Policy")) {
+      blocked.push(message.text());
+    }
+  });
 
   step("Swagger UI renders the operation list");
   await page.goto(`${base}/docs/`);
@@ -117,6 +124,7 @@ try {
   await page.screenshot({ path: `${shots}/graphiql.png` });
 
   if (outside.length > 0) throw new Error(`pages tried to reach the internet: ${outside.join(", ")}`);
+  if (blocked.length > 0) throw new Error(`the CSP blocked: ${blocked.join("; ")}`);
   console.log("browser test passed");
 } catch (error) {
   failed = true;

@@ -8,7 +8,7 @@
 //!   runs while a keep-alive connection waits for its next request, so idle connections close
 //!   after the same time;
 //! - a request body may pause at most `BODY_IDLE_TIMEOUT_SECS` between two pieces and take at
-//!   most `BODY_TIMEOUT_SECS` in all ([`guard_body`]), else the request is answered 408 and the
+//!   most `BODY_TIMEOUT_SECS` in all ([`guard`]), else the request is answered 408 and the
 //!   connection closed;
 //! - at most `MAX_CONNECTIONS` connections are open; at the limit a new client still gets in,
 //!   and the connection idle the longest (no request in flight) is closed to make room. Only
@@ -34,14 +34,18 @@ use axum::{
     extract::{ConnectInfo, Request},
     http::{HeaderValue, StatusCode, header},
     middleware::Next,
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{net::TcpListener, sync::Notify};
 use tokio_util::task::TaskTracker;
 
-use crate::{config::HttpLimits, error::ErrorCode, http::Problem};
+use crate::{
+    config::HttpLimits,
+    error::ErrorCode,
+    http::{self, Problem},
+};
 
 /// File descriptors kept free for the database, log files and photos.
 const RESERVED_FDS: usize = 64;
@@ -87,7 +91,6 @@ pub async fn serve(
             drop(stream);
             continue;
         }
-        let _ = stream.set_nodelay(true);
         let connection = connections.open();
         let service = hyper::service::service_fn({
             let router = router.clone();
@@ -236,26 +239,48 @@ impl Drop for Busy {
     }
 }
 
-/// Middleware: times the request body out (see the module docs), and closes the connection
-/// after a response sent before the body was read to its end. Such a connection still holds
-/// the rest of the body, so saying `Connection: close` keeps the client from sending its next
-/// request down a connection that is about to close.
-pub async fn guard_body(
+/// The one middleware around everything (one layer, so one boxed call per request):
+///
+/// - a client's `X-Request-Id` is kept only when it is short and plain (letters, digits,
+///   `-`, `_`, `.`, `:`), else removed so that a new one is made: the id is written into
+///   every log line, where spaces or `=` could forge fields;
+/// - the request body is timed out (see the module docs): 408, connection closed;
+/// - a response sent before the body was read to its end says `Connection: close`: the
+///   connection still holds the rest of the body, and the client must not send its next
+///   request down a connection that is about to close;
+/// - errors are JSON ([`http::as_json_error`]) and every response carries the security
+///   headers ([`http::add_security_headers`]).
+pub async fn guard(
     axum::extract::State(limits): axum::extract::State<Arc<HttpLimits>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
+    let request_id = header::HeaderName::from_static("x-request-id");
+    if request
+        .headers()
+        .get(&request_id)
+        .is_some_and(|id| !is_plain_id(id.as_bytes()))
+    {
+        request.headers_mut().remove(&request_id);
+    }
     let (parts, body) = request.into_parts();
     let watch = Arc::new(BodyWatch::default());
     let body = TimedBody::new(body, &limits, Arc::clone(&watch));
     let mut response = next.run(Request::from_parts(parts, Body::new(body))).await;
     if watch.timed_out.load(Ordering::Acquire) {
-        response = Problem::new(
+        // Whatever the handler made of the broken body, the answer is a 408; the headers the
+        // inner layers set (the request id) stay.
+        let (mut head, _) = response.into_parts();
+        let (timeout, body) = Problem::new(
             ErrorCode::BadUserInput,
             "The request body arrived too slowly",
         )
-        .into_response();
-        *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
+        .into_status(StatusCode::REQUEST_TIMEOUT)
+        .into_parts();
+        head.status = timeout.status;
+        head.headers.remove(header::CONTENT_LENGTH);
+        head.headers.extend(timeout.headers);
+        response = Response::from_parts(head, body);
     }
     let finished = watch.finished.load(Ordering::Acquire);
     if !finished || response.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -263,6 +288,8 @@ pub async fn guard_body(
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
+    let mut response = http::as_json_error(response);
+    http::add_security_headers(response.headers_mut());
     response
 }
 
@@ -345,21 +372,6 @@ impl std::fmt::Display for BodyTimeout {
 }
 
 impl std::error::Error for BodyTimeout {}
-
-/// Middleware: a client's `X-Request-Id` is kept only when it is short and plain (letters,
-/// digits, `-`, `_`, `.`, `:`); otherwise a new one is made. The id is written into every log
-/// line, where spaces or `=` could forge fields.
-pub async fn sanitize_request_id(mut request: Request, next: Next) -> Response {
-    let header = header::HeaderName::from_static("x-request-id");
-    if request
-        .headers()
-        .get(&header)
-        .is_some_and(|id| !is_plain_id(id.as_bytes()))
-    {
-        request.headers_mut().remove(&header);
-    }
-    next.run(request).await
-}
 
 /// Longest request id accepted from a client.
 pub const MAX_REQUEST_ID: usize = 64;

@@ -17,7 +17,6 @@ use tower_http::{
     catch_panic::CatchPanicLayer,
     cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
-    set_header::SetResponseHeaderLayer,
     trace::TraceLayer,
 };
 use tracing::Span;
@@ -33,13 +32,6 @@ use crate::{
     services::Services,
     state::AppState,
 };
-
-/// Every response's policy: the HTML pages (`/docs`, GraphiQL) load scripts, styles and
-/// images from this origin only, run no inline script, talk only to this origin, and no other
-/// site may frame them. Inline styles are allowed: both UIs set `style` attributes.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-    style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; \
-    connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// A bound, ready-to-serve application.
 pub struct App {
@@ -114,30 +106,9 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
-        .layer(axum::middleware::from_fn(crate::http::json_errors))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::new(config.http.clone()),
-            server::guard_body,
-        ))
         .layer(CatchPanicLayer::custom(panicked))
         .layer(cors(&config.cors_origins))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(
             TraceLayer::new_for_http()
@@ -166,7 +137,10 @@ pub fn router(state: AppState, config: &Config) -> Router {
                 .on_failure(()),
         )
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
-        .layer(axum::middleware::from_fn(server::sanitize_request_id))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(config.http.clone()),
+            server::guard,
+        ))
 }
 
 /// CORS for the configured origins only; with none configured, no CORS headers at all.

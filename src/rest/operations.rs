@@ -8,13 +8,9 @@ use std::sync::LazyLock;
 use async_graphql::{Request, parser::types::ExecutableDocument};
 
 const ACCOUNT_FIELDS: &str = "id email name created_at: createdAt updated_at: updatedAt";
-/// ProfilePublic, in the documented key order.
-/// ProfileOut: ProfilePublic with the owner's email after `user_id`.
+/// ProfileOut, in the documented key order; ProfilePublic is the same without `email`.
 const PROFILE_FIELDS: &str = "id user_id: userId email name phone bio hobby occupation \
     location profile_photo_path: profilePhotoPath created_at: createdAt updated_at: updatedAt";
-const PUBLIC_PROFILE_FIELDS: &str = "id user_id: userId name phone bio hobby occupation \
-    location profile_photo_path: profilePhotoPath created_at: createdAt updated_at: updatedAt";
-
 pub struct Operation {
     source: String,
     document: ExecutableDocument,
@@ -51,6 +47,7 @@ pub struct Operations {
 
 impl Operations {
     fn new() -> Self {
+        let public_profile_fields = PROFILE_FIELDS.replace(" email ", " ");
         Self {
             register: Operation::parse(
                 "mutation Register($input: RegisterInput!) { \
@@ -78,7 +75,7 @@ impl Operations {
             )),
             public_profile: Operation::parse(format!(
                 "query PublicProfile($userId: Int!) {{ \
-                   result: profile(userId: $userId) {{ {PUBLIC_PROFILE_FIELDS} }} }}"
+                   result: profile(userId: $userId) {{ {public_profile_fields} }} }}"
             )),
             update_profile: Operation::parse(format!(
                 "mutation UpdateProfile($input: ProfileInput!) {{ \

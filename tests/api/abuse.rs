@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::{
-        Backend, JWT_SECRET, PASSWORD, TestApp, body, decode_claims, expect_error,
-        expect_too_large, sign, spawn_app_with,
+        Backend, PASSWORD, TestApp, body, decode_claims, expect_error, expect_too_large, sign,
+        spawn_app_with,
     },
     on_both_backends, on_both_backends_with,
 };
@@ -306,7 +306,7 @@ async fn tampered_tokens_are_401(app: TestApp) {
     parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.to_string());
     let tampered = parts.join(".");
     expect_error(
-        app.get_auth("/api/users/profile", &tampered).await,
+        app.account(&tampered).await,
         StatusCode::UNAUTHORIZED,
         "Not authenticated",
     )
@@ -318,7 +318,7 @@ async fn tampered_tokens_are_401(app: TestApp) {
         "HS256",
     );
     expect_error(
-        app.get_auth("/api/users/profile", &mixed).await,
+        app.account(&mixed).await,
         StatusCode::UNAUTHORIZED,
         "Not authenticated",
     )
@@ -328,26 +328,19 @@ async fn tampered_tokens_are_401(app: TestApp) {
         json!({"sub": id.to_string(), "user_id": id, "iat": now - 100, "exp": now - 5}),
         "HS256",
     );
-    assert_eq!(
-        app.get_auth("/api/users/profile", &recent).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.account(&recent).await.status(), StatusCode::OK);
     let stale = sign(
         json!({"sub": id.to_string(), "user_id": id, "iat": now - 100, "exp": now - 31}),
         "HS256",
     );
-    assert_eq!(
-        app.get_auth("/api/users/profile", &stale).await.status(),
-        StatusCode::UNAUTHORIZED
-    );
-    assert!(!JWT_SECRET.is_empty());
+    assert_eq!(app.account(&stale).await.status(), StatusCode::UNAUTHORIZED);
 }
 
 async fn api_responses_are_not_cached(app: TestApp) {
     let (_, token) = app.signed_up("jo@example.com").await;
     let login = app.login("jo@example.com", PASSWORD).await;
     assert_eq!(login.headers()["cache-control"], "no-store");
-    let profile = app.get_auth("/api/users/me/profile", &token).await;
+    let profile = app.my_profile(&token).await;
     assert_eq!(profile.headers()["cache-control"], "no-store");
     let graphql = app
         .client
@@ -420,10 +413,7 @@ async fn introspection_and_suggestions_can_be_switched_off() {
     assert!(!message.contains("Did you mean"), "{message}");
     // REST, which runs fixed operations, is unaffected.
     let (_, token) = app.signed_up("kai@example.com").await;
-    assert_eq!(
-        app.get_auth("/api/users/profile", &token).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.account(&token).await.status(), StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

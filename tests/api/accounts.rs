@@ -87,7 +87,7 @@ async fn users_register_alias_accepts_a_name(app: TestApp) {
     assert_eq!(response.status(), StatusCode::CREATED);
     let login = body(app.login("carol@example.com", PASSWORD).await).await;
     let token = login["access_token"].as_str().unwrap();
-    let account = body(app.get_auth("/api/users/profile", token).await).await;
+    let account = body(app.account(token).await).await;
     assert_eq!(account["name"], "Carol");
     assert_eq!(account["email"], "carol@example.com");
 }
@@ -291,10 +291,7 @@ async fn login_returns_a_bearer_token_with_the_documented_claims(app: TestApp) {
         claims["exp"].as_i64().unwrap(),
     );
     assert_eq!(exp - iat, 24 * 3600);
-    assert_eq!(
-        app.get_auth("/api/users/profile", token).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.account(token).await.status(), StatusCode::OK);
 }
 
 async fn login_accepts_the_oauth2_password_form(app: TestApp) {
@@ -361,7 +358,7 @@ async fn login_without_fields_is_400(app: TestApp) {
 
 async fn account_view_needs_a_valid_token(app: TestApp) {
     let (id, token) = app.signed_up("kim@example.com").await;
-    let ok = body(app.get_auth("/api/users/profile", &token).await).await;
+    let ok = body(app.account(&token).await).await;
     let keys: Vec<&str> = ok.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(keys, ["id", "email", "name", "created_at", "updated_at"]);
     assert_eq!(ok["id"], id);
@@ -394,7 +391,7 @@ async fn account_view_needs_a_valid_token(app: TestApp) {
         unsigned(json!({"sub": id.to_string(), "user_id": id, "iat": now, "exp": now + 60})),
     ];
     for bad in forged {
-        let response = app.get_auth("/api/users/profile", &bad).await;
+        let response = app.account(&bad).await;
         expect_error(response, StatusCode::UNAUTHORIZED, "Not authenticated").await;
     }
     let scheme = app
@@ -413,16 +410,15 @@ async fn tokens_of_deleted_users_are_401(app: TestApp) {
         .await;
     app.execute(&format!("DELETE FROM users WHERE id = {id}"))
         .await;
-    let response = app.get_auth("/api/users/profile", &token).await;
+    let response = app.account(&token).await;
     expect_error(response, StatusCode::UNAUTHORIZED, "Not authenticated").await;
 }
 
 async fn account_update_changes_email_and_name(app: TestApp) {
     let (_, token) = app.signed_up("mia@example.com").await;
-    let before = body(app.get_auth("/api/users/profile", &token).await).await;
+    let before = body(app.account(&token).await).await;
     let response = app
-        .put_auth(
-            "/api/users/profile",
+        .update_account(
             &token,
             &json!({"email": "Mia.New@Example.com", "name": "Mia"}),
         )
@@ -433,10 +429,7 @@ async fn account_update_changes_email_and_name(app: TestApp) {
     assert_eq!(after["name"], "Mia");
     assert_eq!(after["created_at"], before["created_at"]);
     assert_ne!(after["updated_at"], before["updated_at"]);
-    assert_eq!(
-        body(app.get_auth("/api/users/profile", &token).await).await,
-        after
-    );
+    assert_eq!(body(app.account(&token).await).await, after);
 
     assert_eq!(
         app.login("mia.new@example.com", PASSWORD).await.status(),
@@ -455,7 +448,7 @@ async fn account_update_refuses_other_fields_and_changes_nothing(app: TestApp) {
         json!({"name": "Ned", "phone": "+100200300"}),
         json!({"email": "other@example.com", "id": 99}),
     ] {
-        let response = app.put_auth("/api/users/profile", &token, &body).await;
+        let response = app.update_account(&token, &body).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
         let error = self::body(response).await;
         assert!(
@@ -463,7 +456,7 @@ async fn account_update_refuses_other_fields_and_changes_nothing(app: TestApp) {
             "{error}"
         );
     }
-    let account = body(app.get_auth("/api/users/profile", &token).await).await;
+    let account = body(app.account(&token).await).await;
     assert_eq!(account["email"], "ned@example.com");
     assert_eq!(account["name"], json!(null));
     assert_eq!(
@@ -471,9 +464,7 @@ async fn account_update_refuses_other_fields_and_changes_nothing(app: TestApp) {
         StatusCode::OK
     );
 
-    let response = app
-        .put_auth("/api/users/profile", &token, &json!({"name": 7}))
-        .await;
+    let response = app.update_account(&token, &json!({"name": 7})).await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let unauthenticated = app
         .client
@@ -489,39 +480,26 @@ async fn account_update_to_a_taken_email_is_409(app: TestApp) {
     app.signed_up("olga@example.com").await;
     let (_, token) = app.signed_up("pete@example.com").await;
     let response = app
-        .put_auth(
-            "/api/users/profile",
-            &token,
-            &json!({"email": "OLGA@example.com"}),
-        )
+        .update_account(&token, &json!({"email": "OLGA@example.com"}))
         .await;
     expect_error(response, StatusCode::CONFLICT, "Email already registered.").await;
-    let account = body(app.get_auth("/api/users/profile", &token).await).await;
+    let account = body(app.account(&token).await).await;
     assert_eq!(account["email"], "pete@example.com");
 }
 
 async fn account_update_null_clears_the_name_and_absent_keeps_it(app: TestApp) {
     let (_, token) = app.signed_up("quinn@example.com").await;
-    app.put_auth("/api/users/profile", &token, &json!({"name": "Quinn"}))
-        .await;
+    app.update_account(&token, &json!({"name": "Quinn"})).await;
     let kept = body(
-        app.put_auth(
-            "/api/users/profile",
-            &token,
-            &json!({"email": "q@example.com"}),
-        )
-        .await,
-    )
-    .await;
-    assert_eq!(kept["name"], "Quinn");
-    let cleared = body(
-        app.put_auth("/api/users/profile", &token, &json!({"name": null}))
+        app.update_account(&token, &json!({"email": "q@example.com"}))
             .await,
     )
     .await;
+    assert_eq!(kept["name"], "Quinn");
+    let cleared = body(app.update_account(&token, &json!({"name": null})).await).await;
     assert_eq!(cleared["name"], json!(null));
     assert_eq!(cleared["email"], "q@example.com");
-    let unchanged = app.put_auth("/api/users/profile", &token, &json!({})).await;
+    let unchanged = app.update_account(&token, &json!({})).await;
     assert_eq!(unchanged.status(), StatusCode::OK);
 }
 
@@ -537,10 +515,10 @@ async fn account_update_validates_like_registration(app: TestApp) {
         ),
     ];
     for (request, field, message) in cases {
-        let response = app.put_auth("/api/users/profile", &token, &request).await;
+        let response = app.update_account(&token, &request).await;
         let body = expect_error(response, StatusCode::BAD_REQUEST, message).await;
         assert_eq!(body["errors"][0]["field"], field);
     }
-    let account = body(app.get_auth("/api/users/profile", &token).await).await;
+    let account = body(app.account(&token).await).await;
     assert_eq!(account["email"], "rita@example.com");
 }

@@ -135,9 +135,9 @@ async fn documented_schemas_match_the_real_responses(app: TestApp) {
     let token = body(app.login("doc@example.com", PASSWORD).await).await;
     assert_eq!(keys(&token), properties(&doc, "Token"));
     let bearer = token["access_token"].as_str().unwrap();
-    let account = body(app.get_auth("/api/users/profile", bearer).await).await;
+    let account = body(app.account(bearer).await).await;
     assert_eq!(keys(&account), properties(&doc, "UserOut"));
-    let mine = body(app.get_auth("/api/users/me/profile", bearer).await).await;
+    let mine = body(app.my_profile(bearer).await).await;
     assert_eq!(keys(&mine), properties(&doc, "ProfileOut"));
     let id = created["id"].as_i64().unwrap();
     let public = body(app.get_auth(&format!("/api/profiles/{id}"), bearer).await).await;
@@ -253,4 +253,66 @@ async fn the_token_path_takes_the_oauth2_form() {
     let token = body(response).await;
     assert_eq!(token["token_type"], "bearer");
     assert!(token["access_token"].is_string());
+}
+
+/// A profile field lives in the entity, the GraphQL `Profile` and `ProfileInput`, and the
+/// OpenAPI `ProfileOut`, `ProfilePublic` and `ProfileBody`: adding it to one and forgetting
+/// another fails here.
+#[test]
+fn a_profile_field_is_everywhere_a_profile_is() {
+    use sea_orm::{IdenStatic, Iterable};
+    let set = |names: Vec<String>| names.into_iter().collect::<BTreeSet<String>>();
+    let camel = |name: &str| {
+        let mut parts = name.split('_');
+        let first = parts.next().unwrap_or_default().to_owned();
+        parts.fold(first, |mut out, part| {
+            out.push_str(&part[..1].to_uppercase());
+            out.push_str(&part[1..]);
+            out
+        })
+    };
+    let columns = set(nta_user_svc::entities::profile::Column::iter()
+        .map(|c| c.as_str().to_owned())
+        .collect());
+    let doc: Value = serde_json::from_str(&nta_user_svc::rest::openapi_json()).unwrap();
+    let properties = |schema: &str| {
+        set(doc["components"]["schemas"][schema]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect())
+    };
+    let mut with_email = columns.clone();
+    with_email.insert("email".into());
+    assert_eq!(properties("ProfileOut"), with_email);
+    assert_eq!(properties("ProfilePublic"), columns);
+
+    let sdl = nta_user_svc::graphql::sdl();
+    let fields_of = |kind_and_name: &str| {
+        let start = sdl.find(&format!("{kind_and_name} {{")).unwrap();
+        let block = &sdl[start..start + sdl[start..].find("\n}").unwrap()];
+        // Field lines, outside the `"""` description blocks.
+        let mut in_description = false;
+        let mut fields = Vec::new();
+        for line in block.lines().skip(1).map(str::trim) {
+            if line.starts_with("\"\"\"") {
+                let one_line = line.len() > 3 && line.ends_with("\"\"\"");
+                in_description ^= !one_line;
+            } else if !in_description && !line.is_empty() && !line.starts_with('"') {
+                fields.push(line.split([':', '(']).next().unwrap().to_owned());
+            }
+        }
+        set(fields)
+    };
+    let mut graphql = set(with_email.iter().map(|n| camel(n)).collect());
+    graphql.insert("user".into());
+    assert_eq!(fields_of("type Profile"), graphql);
+    // The editable fields: the same in GraphQL's input and REST's body.
+    let editable = properties("ProfileBody");
+    assert_eq!(
+        fields_of("input ProfileInput"),
+        set(editable.iter().map(|n| camel(n)).collect())
+    );
+    assert!(editable.is_subset(&columns));
 }

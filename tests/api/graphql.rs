@@ -70,7 +70,7 @@ async fn register_login_and_me_work_in_graphql(app: TestApp) {
 async fn rest_and_graphql_see_the_same_accounts(app: TestApp) {
     // Registered over REST, read over GraphQL.
     let (id, token) = app.signed_up("bea@example.com").await;
-    let rest = body(app.get_auth("/api/users/profile", &token).await).await;
+    let rest = body(app.account(&token).await).await;
     let me = app.graphql(Some(&token), ME, json!({})).await;
     let me = &me["data"]["me"];
     assert_eq!(me["id"], id);
@@ -83,17 +83,12 @@ async fn rest_and_graphql_see_the_same_accounts(app: TestApp) {
     app.graphql(None, REGISTER, input).await;
     let login = body(app.login("cid@example.com", PASSWORD).await).await;
     let token = login["access_token"].as_str().unwrap();
-    let account = body(app.get_auth("/api/users/profile", token).await).await;
+    let account = body(app.account(token).await).await;
     assert_eq!(account["name"], "Cid");
 
     // A token from GraphQL works on REST and the other way round.
     let gql_token = gql_login(&app, "cid@example.com").await;
-    assert_eq!(
-        app.get_auth("/api/users/profile", &gql_token)
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.account(&gql_token).await.status(), StatusCode::OK);
 }
 
 async fn graphql_errors_carry_the_code_table(app: TestApp) {

@@ -87,7 +87,7 @@ async fn jpeg_round_trip_over_rest(app: TestApp) {
         .unwrap();
     assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
 
-    let me = body(app.get_auth("/api/users/me/profile", &token).await).await;
+    let me = body(app.my_profile(&token).await).await;
     assert_eq!(me["profile_photo_path"], path);
 }
 
@@ -323,7 +323,7 @@ async fn replacing_and_deleting_leave_no_orphans(app: TestApp) {
     let response = app.delete_auth("/api/profiles/me/photo", &token).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert!(app.stored_files().is_empty());
-    let profile = body(app.get_auth("/api/users/me/profile", &token).await).await;
+    let profile = body(app.my_profile(&token).await).await;
     assert_eq!(profile["profile_photo_path"], Value::Null);
     // Deleting again is fine.
     assert_eq!(

@@ -372,6 +372,21 @@ async fn token_on(server: &ServerProcess, email: &str) -> String {
     login["access_token"].as_str().unwrap().to_owned()
 }
 
+/// `POST /api/profiles/me/photo` on a server process.
+async fn upload(server: &ServerProcess, token: &str, bytes: Vec<u8>) -> reqwest::Response {
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes).file_name("photo.png"),
+    );
+    reqwest::Client::new()
+        .post(server.url("/api/profiles/me/photo"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The process's peak resident memory (`VmHWM`), in bytes.
 fn peak_rss(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -387,19 +402,9 @@ async fn parallel_16_bit_bombs_keep_memory_bounded() {
     let server = ServerProcess::start(&[]);
     let token = token_on(&server, "bombs@example.com").await;
     let bomb = png_16_bit();
-    let uploads = (0..8).map(|_| {
-        let form = reqwest::multipart::Form::new().part(
-            "file",
-            reqwest::multipart::Part::bytes(bomb.clone()).file_name("deep.png"),
-        );
-        reqwest::Client::new()
-            .post(server.url("/api/profiles/me/photo"))
-            .bearer_auth(&token)
-            .multipart(form)
-            .send()
-    });
+    let uploads = (0..8).map(|_| upload(&server, &token, bomb.clone()));
     for response in futures_util::future::join_all(uploads).await {
-        assert_eq!(response.unwrap().status(), StatusCode::BAD_REQUEST);
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     }
     let peak = peak_rss(server.pid());
     assert!(
@@ -441,21 +446,8 @@ async fn internal_errors_on_rest_only_paths_are_logged() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start_in(dir.path(), &[]);
     let token = token_on(&server, "broken@example.com").await;
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(image_bytes(8, 8, image::ImageFormat::Png))
-            .file_name("a.png"),
-    );
-    let uploaded: Value = reqwest::Client::new()
-        .post(server.url("/api/profiles/me/photo"))
-        .bearer_auth(&token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let png = image_bytes(8, 8, image::ImageFormat::Png);
+    let uploaded: Value = upload(&server, &token, png).await.json().await.unwrap();
     let path = uploaded["profile_photo_path"].as_str().unwrap();
     // The file becomes something that cannot be read as one.
     let file = dir.path().join(path);

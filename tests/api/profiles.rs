@@ -57,7 +57,7 @@ fn full_profile() -> Value {
 
 async fn registration_creates_an_empty_profile(app: TestApp) {
     let (id, token) = app.signed_up("alice@example.com").await;
-    let response = app.get_auth("/api/users/me/profile", &token).await;
+    let response = app.my_profile(&token).await;
     assert_eq!(response.status(), StatusCode::OK);
     let profile = body(response).await;
     assert_eq!(keys(&profile), PROFILE_OUT_KEYS);
@@ -98,16 +98,15 @@ async fn profile_lifecycle_delete_then_404_then_create_again(app: TestApp) {
     assert_eq!(app.count("SELECT COUNT(*) FROM profiles").await, 0);
 
     for response in [
-        app.get_auth("/api/users/me/profile", &token).await,
-        app.put_auth("/api/profiles/me", &token, &json!({"bio": "x"}))
-            .await,
+        app.my_profile(&token).await,
+        app.update_my_profile(&token, &json!({"bio": "x"})).await,
         app.delete_auth("/api/profiles/me", &token).await,
         app.get_auth(&format!("/api/profiles/{id}"), &token).await,
     ] {
         expect_error(response, StatusCode::NOT_FOUND, "Profile not found").await;
     }
     // The account view still works, with no name.
-    let account = body(app.get_auth("/api/users/profile", &token).await).await;
+    let account = body(app.account(&token).await).await;
     assert_eq!(account["name"], Value::Null);
 
     let created = app
@@ -126,22 +125,17 @@ async fn profile_lifecycle_delete_then_404_then_create_again(app: TestApp) {
     assert_eq!(created["phone"], "+100200300");
     assert_eq!(created["location"], "San Francisco");
     assert_eq!(created["profile_photo_path"], Value::Null);
-    let read = body(app.get_auth("/api/users/me/profile", &token).await).await;
+    let read = body(app.my_profile(&token).await).await;
     assert_eq!(read, created);
 }
 
 async fn partial_updates_keep_absent_fields_and_clear_nulls(app: TestApp) {
     let (_, token) = app.signed_up("dave@example.com").await;
-    let first = body(
-        app.put_auth("/api/profiles/me", &token, &full_profile())
-            .await,
-    )
-    .await;
+    let first = body(app.update_my_profile(&token, &full_profile()).await).await;
     assert_eq!(first["hobby"], "hiking");
 
     let response = app
-        .put_auth(
-            "/api/profiles/me",
+        .update_my_profile(
             &token,
             &json!({"bio": "Updated bio", "location": "New City"}),
         )
@@ -156,30 +150,25 @@ async fn partial_updates_keep_absent_fields_and_clear_nulls(app: TestApp) {
     assert_ne!(updated["updated_at"], first["updated_at"]);
 
     let cleared = body(
-        app.put_auth(
-            "/api/profiles/me",
-            &token,
-            &json!({"phone": null, "hobby": null}),
-        )
-        .await,
+        app.update_my_profile(&token, &json!({"phone": null, "hobby": null}))
+            .await,
     )
     .await;
     assert_eq!(cleared["phone"], Value::Null);
     assert_eq!(cleared["hobby"], Value::Null);
     assert_eq!(cleared["bio"], "Updated bio");
 
-    let nothing = body(app.put_auth("/api/profiles/me", &token, &json!({})).await).await;
+    let nothing = body(app.update_my_profile(&token, &json!({})).await).await;
     assert_eq!(nothing, cleared);
     // The profile's name is the account's name.
-    let account = body(app.get_auth("/api/users/profile", &token).await).await;
+    let account = body(app.account(&token).await).await;
     assert_eq!(account["name"], "Alice");
 }
 
 async fn invalid_profile_input_is_400_and_changes_nothing(app: TestApp) {
     let (_, token) = app.signed_up("erin@example.com").await;
-    app.put_auth("/api/profiles/me", &token, &full_profile())
-        .await;
-    let before = body(app.get_auth("/api/users/me/profile", &token).await).await;
+    app.update_my_profile(&token, &full_profile()).await;
+    let before = body(app.my_profile(&token).await).await;
     let phone = "Invalid phone format; expected +<country_code><number>";
     let cases = [
         (json!({"phone": "12345678"}), "phone", phone.to_owned()),
@@ -218,7 +207,7 @@ async fn invalid_profile_input_is_400_and_changes_nothing(app: TestApp) {
     ];
     for (request, field, message) in cases {
         for response in [
-            app.put_auth("/api/profiles/me", &token, &request).await,
+            app.update_my_profile(&token, &request).await,
             app.client
                 .post(app.url("/api/profiles"))
                 .bearer_auth(&token)
@@ -231,20 +220,17 @@ async fn invalid_profile_input_is_400_and_changes_nothing(app: TestApp) {
             assert_eq!(error["errors"][0]["field"], field, "{request}");
         }
     }
-    let wrong_type = app
-        .put_auth("/api/profiles/me", &token, &json!({"bio": 42}))
-        .await;
+    let wrong_type = app.update_my_profile(&token, &json!({"bio": 42})).await;
     assert_eq!(wrong_type.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         body(wrong_type).await["detail"][0]["loc"],
         json!(["body", "bio"])
     );
-    let after = body(app.get_auth("/api/users/me/profile", &token).await).await;
+    let after = body(app.my_profile(&token).await).await;
     assert_eq!(after, before);
     // Boundaries are accepted.
     let ok = app
-        .put_auth(
-            "/api/profiles/me",
+        .update_my_profile(
             &token,
             &json!({"name": "n".repeat(100), "bio": "b".repeat(1000), "phone": "+1234567"}),
         )
@@ -255,8 +241,7 @@ async fn invalid_profile_input_is_400_and_changes_nothing(app: TestApp) {
 async fn public_profiles_leave_out_the_email(app: TestApp) {
     let (alice, alice_token) = app.signed_up("alice@example.com").await;
     let (_, bob_token) = app.signed_up("bob@example.com").await;
-    app.put_auth("/api/profiles/me", &alice_token, &full_profile())
-        .await;
+    app.update_my_profile(&alice_token, &full_profile()).await;
 
     let response = app
         .get_auth(&format!("/api/profiles/{alice}"), &bob_token)
@@ -316,21 +301,16 @@ async fn public_profiles_leave_out_the_email(app: TestApp) {
 async fn users_can_only_change_their_own_profile(app: TestApp) {
     let (alice, alice_token) = app.signed_up("alice@example.com").await;
     let (bob, bob_token) = app.signed_up("bob@example.com").await;
-    app.put_auth("/api/profiles/me", &alice_token, &full_profile())
-        .await;
-    let before = body(app.get_auth("/api/users/me/profile", &alice_token).await).await;
+    app.update_my_profile(&alice_token, &full_profile()).await;
+    let before = body(app.my_profile(&alice_token).await).await;
 
     // Bob names Alice's id wherever a body could carry one: refused, and nothing of hers moves.
     let attempt = app
-        .put_auth(
-            "/api/profiles/me",
-            &bob_token,
-            &json!({"user_id": alice, "bio": "pwned"}),
-        )
+        .update_my_profile(&bob_token, &json!({"user_id": alice, "bio": "pwned"}))
         .await;
     assert_eq!(attempt.status(), StatusCode::BAD_REQUEST);
     let own = app
-        .put_auth("/api/profiles/me", &bob_token, &json!({"bio": "mine"}))
+        .update_my_profile(&bob_token, &json!({"bio": "mine"}))
         .await;
     assert_eq!(body(own).await["user_id"], bob);
     app.delete_auth("/api/profiles/me", &bob_token).await;
@@ -338,7 +318,7 @@ async fn users_can_only_change_their_own_profile(app: TestApp) {
     let response = app.graphql(Some(&bob_token), update, json!({})).await;
     assert_eq!(response["errors"][0]["extensions"]["code"], "NOT_FOUND");
 
-    let after = body(app.get_auth("/api/users/me/profile", &alice_token).await).await;
+    let after = body(app.my_profile(&alice_token).await).await;
     assert_eq!(after, before);
     assert_eq!(
         app.count(&format!(
@@ -406,14 +386,14 @@ async fn profile_operations_work_in_graphql(app: TestApp) {
     assert_eq!(again["data"]["createProfile"]["name"], Value::Null);
 
     // REST sees what GraphQL wrote.
-    let rest = body(app.get_auth("/api/users/me/profile", &bearer).await).await;
+    let rest = body(app.my_profile(&bearer).await).await;
     assert_eq!(rest["bio"], "back");
     assert_eq!(rest["id"], again["data"]["createProfile"]["id"]);
 }
 
 async fn user_profile_resolves_through_graphql(app: TestApp) {
     let (_, token) = app.signed_up("gus@example.com").await;
-    app.put_auth("/api/profiles/me", &token, &json!({"hobby": "chess"}))
+    app.update_my_profile(&token, &json!({"hobby": "chess"}))
         .await;
     let query = "{ a: me { profile { hobby email } } b: me { profile { hobby } } }";
     let response = app.graphql(Some(&token), query, json!({})).await;
