@@ -97,7 +97,6 @@ pub fn router(state: AppState, config: &Config) -> Router {
             "/graphql",
             get(graphql::graphql_get).post(graphql::graphql_post),
         )
-        .layer(axum::middleware::from_fn(graphql::negotiate))
         .layer(rest::no_store());
     Router::new()
         .merge(graphql)

@@ -14,7 +14,7 @@ use async_graphql::{
 use axum::{
     body::Bytes,
     extract::{FromRequest, State},
-    http::{HeaderValue, StatusCode, Uri, header},
+    http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
     response::{Html, IntoResponse, Response},
 };
 
@@ -29,7 +29,17 @@ use futures_util::TryStreamExt;
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
 /// `GET /graphql`: GraphiQL for a browser, or a query from the query string.
-pub async fn graphql_get(State(state): State<GraphqlState>, caller: Caller, uri: Uri) -> Response {
+pub async fn graphql_get(
+    State(state): State<GraphqlState>,
+    caller: Caller,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let wants = wants_graphql_response(&headers);
+    media_type(wants, get(state, caller, uri).await)
+}
+
+async fn get(state: GraphqlState, caller: Caller, uri: Uri) -> Response {
     let Some(query) = uri.query().filter(|q| has_query_param(q)) else {
         return Html(super::graphiql::PAGE).into_response();
     };
@@ -81,6 +91,11 @@ pub async fn graphql_post(
     caller: Caller,
     request: axum::extract::Request,
 ) -> Response {
+    let wants = wants_graphql_response(request.headers());
+    media_type(wants, post(state, caller, request).await)
+}
+
+async fn post(state: GraphqlState, caller: Caller, request: axum::extract::Request) -> Response {
     let headers = request.headers();
     let mut slot = None;
     let batch = if has_media_type(headers, "application/json") {
@@ -172,10 +187,11 @@ const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
 /// Code of a document that does not validate against the schema (or its limits).
 const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
 
-/// Marks a response whose document was refused before anything ran; [`negotiate`] turns it
-/// into a 400 for clients that accept `application/graphql-response+json`.
-#[derive(Clone, Copy)]
-struct DocumentRejected;
+/// Marks a response whose document was refused before anything ran, with the body it
+/// takes under the GraphQL-over-HTTP media type (errors only, no `data`): [`media_type`]
+/// then answers it as a 400.
+#[derive(Clone)]
+struct DocumentRejected(Vec<u8>);
 
 /// Did the request fail before execution (its document did not validate)? Such errors have
 /// no path and no service error behind them; they get [`VALIDATION_FAILED`] as their code.
@@ -208,18 +224,19 @@ fn rejected_document(mut err: ServerError, code: &str) -> Response {
 }
 
 fn rejected_response(response: &async_graphql::Response) -> Response {
+    let errors_only =
+        serde_json::to_vec(&serde_json::json!({ "errors": response.errors })).unwrap_or_default();
     let mut response = json(response);
-    response.extensions_mut().insert(DocumentRejected);
+    response
+        .extensions_mut()
+        .insert(DocumentRejected(errors_only));
     response
 }
 
-/// Middleware on `/graphql`: the GraphQL-over-HTTP media type. A client that accepts
-/// `application/graphql-response+json` (Apollo Client 4, the `graphql-http` reference
-/// client) gets its answers in it, and a document refused before execution as a 400 with no
-/// `data` entry. Others get `application/json` with 200 for every executed request, as ever.
-pub async fn negotiate(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let wants_graphql_response = request
-        .headers()
+/// Does the client accept `application/graphql-response+json` (Apollo Client 4, the
+/// `graphql-http` reference client)?
+fn wants_graphql_response(headers: &HeaderMap) -> bool {
+    headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -229,8 +246,13 @@ pub async fn negotiate(request: axum::extract::Request, next: axum::middleware::
                 .split(';')
                 .next()
                 .is_some_and(|m| m.trim().eq_ignore_ascii_case(GRAPHQL_RESPONSE))
-        });
-    let mut response = next.run(request).await;
+        })
+}
+
+/// The GraphQL-over-HTTP media type: a client that accepts `application/graphql-response+json`
+/// gets its answers in it, and a document refused before execution as a 400 with no `data`
+/// entry. Others get `application/json` with 200 for every executed request, as ever.
+fn media_type(wants_graphql_response: bool, mut response: Response) -> Response {
     if !wants_graphql_response || !has_media_type(response.headers(), "application/json") {
         return response;
     }
@@ -238,20 +260,15 @@ pub async fn negotiate(request: axum::extract::Request, next: axum::middleware::
         header::CONTENT_TYPE,
         HeaderValue::from_static(GRAPHQL_RESPONSE),
     );
-    if response.extensions().get::<DocumentRejected>().is_some() {
-        let (mut parts, body) = response.into_parts();
-        let bytes = axum::body::to_bytes(body, MAX_JSON_BODY)
-            .await
-            .unwrap_or_default();
-        let mut value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        if let Some(object) = value.as_object_mut() {
-            object.remove("data");
+    match response.extensions_mut().remove::<DocumentRejected>() {
+        Some(DocumentRejected(errors_only)) => {
+            let (mut parts, _) = response.into_parts();
+            parts.status = StatusCode::BAD_REQUEST;
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, axum::body::Body::from(errors_only))
         }
-        parts.status = StatusCode::BAD_REQUEST;
-        parts.headers.remove(header::CONTENT_LENGTH);
-        return Response::from_parts(parts, axum::body::Body::from(value.to_string()));
+        None => response,
     }
-    response
 }
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder, dataloader::DataLoader};
 
 pub use documents::DocumentCache;
-pub use http::{graphql_get, graphql_post, negotiate};
+pub use http::{graphql_get, graphql_post};
 use loaders::ProfileLoader;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;

@@ -133,83 +133,54 @@ pub struct UpdateMeInput {
 /// A user's profile. Every field that returns a profile returns this one type, so a client
 /// cache holds one copy of it. `email` and `user` are the owner's, and read as null for
 /// anyone else.
-pub struct Profile(pub ProfileView);
-
-/// A user's profile. Every field that returns a profile returns this one type, so a client
-/// cache holds one copy of it. `email` and `user` are the owner's, and read as null for
-/// anyone else.
-#[Object]
-impl Profile {
+#[derive(SimpleObject)]
+pub struct Profile {
     /// The profile's id.
-    async fn id(&self) -> i32 {
-        self.0.id
-    }
-
+    pub id: i32,
     /// The owner's account id.
-    async fn user_id(&self) -> i32 {
-        self.0.user_id
-    }
-
+    pub user_id: i32,
     /// The owner's email; null unless you are the owner.
-    async fn email(&self) -> Option<&str> {
-        self.0.owner.as_ref().map(|owner| owner.email.as_str())
-    }
-
+    pub email: Option<String>,
     /// Display name, at most 100 characters (also the account's `name`).
-    async fn name(&self) -> Option<&str> {
-        self.0.name.as_deref()
-    }
-
+    pub name: Option<String>,
     /// `+` then country code and number, 7 to 15 digits (`+100200300`).
-    async fn phone(&self) -> Option<&str> {
-        self.0.phone.as_deref()
-    }
-
+    pub phone: Option<String>,
     /// Free text, at most 1000 characters.
-    async fn bio(&self) -> Option<&str> {
-        self.0.bio.as_deref()
-    }
-
+    pub bio: Option<String>,
     /// At most 100 characters.
-    async fn hobby(&self) -> Option<&str> {
-        self.0.hobby.as_deref()
-    }
-
+    pub hobby: Option<String>,
     /// At most 100 characters.
-    async fn occupation(&self) -> Option<&str> {
-        self.0.occupation.as_deref()
-    }
-
+    pub occupation: Option<String>,
     /// At most 100 characters.
-    async fn location(&self) -> Option<&str> {
-        self.0.location.as_deref()
-    }
-
+    pub location: Option<String>,
     /// Where the photo is served, relative to the service root: `uploads/{userId}/{uuid}.{ext}`.
-    async fn profile_photo_path(&self) -> Option<&str> {
-        self.0.profile_photo_path.as_deref()
-    }
-
+    pub profile_photo_path: Option<String>,
     /// When the profile was created.
-    async fn created_at(&self) -> DateTime {
-        DateTime(self.0.created_at)
-    }
-
+    pub created_at: DateTime,
     /// When the profile last changed.
-    async fn updated_at(&self) -> DateTime {
-        DateTime(self.0.updated_at)
-    }
-
+    pub updated_at: DateTime,
     /// The owner's account; null unless you are the owner. Select it in a mutation that
     /// changes the name, and a cached `User` stays current.
-    async fn user(&self) -> Option<User> {
-        self.0.owner.clone().map(User)
-    }
+    pub user: Option<User>,
 }
 
 impl From<ProfileView> for Profile {
-    fn from(view: ProfileView) -> Self {
-        Self(view)
+    fn from(p: ProfileView) -> Self {
+        Self {
+            id: p.id,
+            user_id: p.user_id,
+            email: p.owner.as_ref().map(|owner| owner.email.clone()),
+            name: p.name,
+            phone: p.phone,
+            bio: p.bio,
+            hobby: p.hobby,
+            occupation: p.occupation,
+            location: p.location,
+            profile_photo_path: p.profile_photo_path,
+            created_at: DateTime(p.created_at),
+            updated_at: DateTime(p.updated_at),
+            user: p.owner.map(User),
+        }
     }
 }
 
