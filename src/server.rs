@@ -263,10 +263,17 @@ pub async fn guard(
     {
         request.headers_mut().remove(&request_id);
     }
-    let (parts, body) = request.into_parts();
     let watch = Arc::new(BodyWatch::default());
-    let body = TimedBody::new(body, &limits, Arc::clone(&watch));
-    let mut response = next.run(Request::from_parts(parts, Body::new(body))).await;
+    // A request without a body (most GETs) has nothing to time or to leave unread.
+    let request = if hyper::body::Body::is_end_stream(request.body()) {
+        watch.finished.store(true, Ordering::Release);
+        request
+    } else {
+        let (parts, body) = request.into_parts();
+        let body = TimedBody::new(body, &limits, Arc::clone(&watch));
+        Request::from_parts(parts, Body::new(body))
+    };
+    let mut response = next.run(request).await;
     if watch.timed_out.load(Ordering::Acquire) {
         // Whatever the handler made of the broken body, the answer is a 408; the headers the
         // inner layers set (the request id) stay.
@@ -299,27 +306,37 @@ struct BodyWatch {
     timed_out: AtomicBool,
 }
 
-/// A request body that fails when it pauses too long or takes too long.
+/// A request body that fails when it pauses too long or takes too long. The timers start
+/// when the body is first found waiting, so a body that is read at once (or never) costs none.
 struct TimedBody {
     inner: Body,
-    idle_timeout: Duration,
-    idle: Pin<Box<tokio::time::Sleep>>,
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    limits: Arc<HttpLimits>,
+    idle: Option<Pin<Box<tokio::time::Sleep>>>,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     watch: Arc<BodyWatch>,
 }
 
 impl TimedBody {
-    fn new(inner: Body, limits: &HttpLimits, watch: Arc<BodyWatch>) -> Self {
-        if hyper::body::Body::is_end_stream(&inner) {
-            watch.finished.store(true, Ordering::Release);
-        }
+    fn new(inner: Body, limits: &Arc<HttpLimits>, watch: Arc<BodyWatch>) -> Self {
         Self {
             inner,
-            idle_timeout: limits.body_idle_timeout,
-            idle: Box::pin(tokio::time::sleep(limits.body_idle_timeout)),
-            deadline: Box::pin(tokio::time::sleep(limits.body_timeout)),
+            limits: Arc::clone(limits),
+            idle: None,
+            deadline: None,
             watch,
         }
+    }
+
+    /// Has a timer run out? Starts the timers the first time the body waits.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let limits = &self.limits;
+        let deadline = self
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limits.body_timeout)));
+        let idle = self
+            .idle
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limits.body_idle_timeout)));
+        idle.as_mut().poll(cx).is_ready() || deadline.as_mut().poll(cx).is_ready()
     }
 }
 
@@ -337,14 +354,14 @@ impl hyper::body::Body for TimedBody {
                 if frame.is_none() || hyper::body::Body::is_end_stream(&this.inner) {
                     this.watch.finished.store(true, Ordering::Release);
                 }
-                let next = tokio::time::Instant::now() + this.idle_timeout;
-                this.idle.as_mut().reset(next);
+                if let Some(idle) = this.idle.as_mut() {
+                    let next = tokio::time::Instant::now() + this.limits.body_idle_timeout;
+                    idle.as_mut().reset(next);
+                }
                 Poll::Ready(frame)
             }
             Poll::Pending => {
-                if this.idle.as_mut().poll(cx).is_ready()
-                    || this.deadline.as_mut().poll(cx).is_ready()
-                {
+                if this.expired(cx) {
                     this.watch.timed_out.store(true, Ordering::Release);
                     return Poll::Ready(Some(Err(axum::Error::new(BodyTimeout))));
                 }

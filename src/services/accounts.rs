@@ -29,10 +29,15 @@ pub struct Account {
 
 impl Account {
     pub(super) fn new(user: user::Model, profile: Option<profile::Model>) -> Self {
+        Self::named(user, profile.and_then(|p| p.name))
+    }
+
+    /// The account with its profile's `name`.
+    pub(super) fn named(user: user::Model, name: Option<String>) -> Self {
         Self {
             id: user.id,
             email: user.email,
-            name: profile.and_then(|p| p.name),
+            name,
             created_at: user.created_at,
             updated_at: user.updated_at,
         }

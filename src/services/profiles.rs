@@ -44,7 +44,7 @@ pub struct ProfileView {
 impl ProfileView {
     /// The owner's view: the profile and its account.
     fn owned(profile: profile::Model, user: user::Model) -> Self {
-        let owner = Account::new(user, Some(profile.clone()));
+        let owner = Account::named(user, profile.name.clone());
         Self::new(profile, Some(owner))
     }
 
