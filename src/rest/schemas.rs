@@ -2,7 +2,10 @@
 //! operations (see `operations`); these types only describe them, and a test checks that
 //! real responses have exactly these keys.
 
-#![expect(dead_code, reason = "schema-only types: utoipa reads them, nothing builds them")]
+#![expect(
+    dead_code,
+    reason = "schema-only types: utoipa reads them, nothing builds them"
+)]
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
