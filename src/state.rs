@@ -25,11 +25,16 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(services: Services, jwt: Arc<JwtKeys>, config: &Config) -> Self {
+        let schema = graphql::build_schema(services.clone(), config);
+        let suggestions = config
+            .graphql_suggestions
+            .then(|| Arc::new(graphql::Suggestions::from_sdl(&schema.sdl())));
         Self {
             graphql: GraphqlState {
-                schema: graphql::build_schema(services.clone(), config),
+                schema,
                 documents: Arc::default(),
                 uploads: Uploads::new(config.max_upload_bytes),
+                suggestions,
             },
             services,
             caller: CallerKeys {

@@ -79,7 +79,7 @@ async fn get(state: GraphqlState, caller: Caller, uri: Uri) -> Response {
     let request = request.data(caller.actor).data(caller.ip);
     let mut response = state.schema.execute(request).await;
     log_failures(&response.errors);
-    if rejected_before_execution(&mut response) {
+    if rejected_before_execution(&mut response, state.suggestions.as_deref()) {
         return rejected_response(&response);
     }
     json(&response)
@@ -164,7 +164,7 @@ async fn post(state: GraphqlState, caller: Caller, request: axum::extract::Reque
     let response = match &mut executed {
         async_graphql::BatchResponse::Single(response) => {
             log_failures(&response.errors);
-            if rejected_before_execution(response) {
+            if rejected_before_execution(response, state.suggestions.as_deref()) {
                 rejected_response(response)
             } else {
                 json(response)
@@ -173,7 +173,7 @@ async fn post(state: GraphqlState, caller: Caller, request: axum::extract::Reque
         async_graphql::BatchResponse::Batch(responses) => {
             for response in responses.iter_mut() {
                 log_failures(&response.errors);
-                rejected_before_execution(response);
+                rejected_before_execution(response, state.suggestions.as_deref());
             }
             json(&executed)
         }
@@ -194,8 +194,12 @@ const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
 struct DocumentRejected(Vec<u8>);
 
 /// Did the request fail before execution (its document did not validate)? Such errors have
-/// no path and no service error behind them; they get [`VALIDATION_FAILED`] as their code.
-fn rejected_before_execution(response: &mut async_graphql::Response) -> bool {
+/// no path and no service error behind them; they get [`VALIDATION_FAILED`] as their code,
+/// and a "Did you mean …?" hint where one helps.
+fn rejected_before_execution(
+    response: &mut async_graphql::Response,
+    suggestions: Option<&super::Suggestions>,
+) -> bool {
     let rejected = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response
@@ -205,6 +209,9 @@ fn rejected_before_execution(response: &mut async_graphql::Response) -> bool {
     for err in response.errors.iter_mut() {
         if err.path.is_empty() && err.source::<AppError>().is_none() {
             set_code_if_missing(err, VALIDATION_FAILED);
+            if let Some(hinted) = suggestions.and_then(|s| s.hint(&err.message)) {
+                err.message = hinted;
+            }
         }
     }
     rejected

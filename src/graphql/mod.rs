@@ -11,6 +11,7 @@ mod loaders;
 mod mutation;
 mod query;
 mod shape;
+mod suggest;
 mod types;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub use http::{graphql_get, graphql_post};
 use loaders::ProfileLoader;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
+pub use suggest::Suggestions;
 
 use crate::{auth::Actor, caller::ClientIp, config::Config, http::Uploads, services::Services};
 
@@ -34,6 +36,8 @@ pub struct GraphqlState {
     /// Parsed GraphQL documents by their text, for clients that repeat their queries.
     pub documents: Arc<DocumentCache>,
     pub uploads: Uploads,
+    /// "Did you mean …?" for unknown fields and types; `None` with `GRAPHQL_SUGGESTIONS=false`.
+    pub suggestions: Option<Arc<Suggestions>>,
 }
 
 /// Deepest selection allowed. GraphiQL's introspection query nests about 15 levels.

@@ -16,6 +16,7 @@ on_both_backends!(
     login_carries_the_user,
     the_account_changes_when_its_name_changes_on_the_profile,
     one_profile_type_whichever_field_returns_it,
+    misspelt_fields_and_types_get_a_hint,
 );
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
@@ -156,4 +157,19 @@ async fn one_profile_type_whichever_field_returns_it(app: TestApp) {
     assert_eq!(own["data"]["myProfile"], own["data"]["me"]["profile"]);
     assert_eq!(own["data"]["myProfile"], by_id["data"]["profile"]);
     assert_eq!(own["data"]["myProfile"]["__typename"], "Profile");
+}
+
+async fn misspelt_fields_and_types_get_a_hint(app: TestApp) {
+    for (query, hint) in [
+        ("{ me { emial } }", "Did you mean \"email\"?"),
+        ("{ mee { id } }", "Did you mean \"me\"?"),
+        (
+            "{ me { id } } fragment F on Userr { id }",
+            "Did you mean \"User\"?",
+        ),
+    ] {
+        let response = app.graphql(None, query, json!({})).await;
+        let message = response["errors"][0]["message"].as_str().unwrap();
+        assert!(message.ends_with(hint), "{query}: {message}");
+    }
 }
