@@ -555,3 +555,28 @@ macro_rules! on_both_backends_with {
         }
     )*};
 }
+
+/// A `kB` field of `/proc/{pid}/status` (`VmRSS`, `VmHWM`, …).
+pub fn proc_status_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// Logs in at the server at `base` with the standard password; the token, if it worked.
+pub async fn login_at(client: &reqwest::Client, base: &str, email: &str) -> Option<String> {
+    let response = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .ok()?;
+    if response.status() != StatusCode::OK {
+        return None;
+    }
+    let body: Value = response.json().await.ok()?;
+    body["access_token"].as_str().map(str::to_owned)
+}

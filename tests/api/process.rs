@@ -13,7 +13,7 @@ use tempfile::TempDir;
 
 use crate::{
     hardening::png_16_bit,
-    helpers::{JWT_SECRET, image_bytes},
+    helpers::{JWT_SECRET, image_bytes, login_at, proc_status_kb},
 };
 
 /// The release or debug binary that cargo built for these tests, running in a temp folder.
@@ -360,16 +360,9 @@ async fn token_on(server: &ServerProcess, email: &str) -> String {
         .await
         .unwrap();
     assert_eq!(registered.status(), StatusCode::CREATED);
-    let login: Value = client
-        .post(server.url("/api/auth/login"))
-        .json(&credentials)
-        .send()
+    login_at(&client, &server.address, email)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    login["access_token"].as_str().unwrap().to_owned()
+        .expect("a new account logs in")
 }
 
 /// `POST /api/profiles/me/photo` on a server process.
@@ -389,10 +382,7 @@ async fn upload(server: &ServerProcess, token: &str, bytes: Vec<u8>) -> reqwest:
 
 /// The process's peak resident memory (`VmHWM`), in bytes.
 fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kb * 1024
+    proc_status_kb(pid, "VmHWM") * 1024
 }
 
 /// Eight 16-bit 4096×4096 PNGs at once (130 KB each, 128 MiB each decoded): all refused, and

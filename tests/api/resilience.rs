@@ -14,7 +14,7 @@ use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{PASSWORD, PostgresDatabase, image_bytes},
+    helpers::{PASSWORD, PostgresDatabase, image_bytes, login_at, proc_status_kb},
     process::ServerProcess,
 };
 
@@ -38,20 +38,6 @@ fn jitter(range: std::ops::Range<u64>) -> Duration {
         .unwrap()
         .subsec_nanos() as u64;
     Duration::from_millis(range.start + nanos % (range.end - range.start))
-}
-
-async fn login(client: &reqwest::Client, base: &str, email: &str) -> Option<String> {
-    let response = client
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .ok()?;
-    if response.status() != StatusCode::OK {
-        return None;
-    }
-    let body: Value = response.json().await.ok()?;
-    body["access_token"].as_str().map(str::to_owned)
 }
 
 /// Writers register users and update their profiles; the server is killed with SIGKILL at a
@@ -96,7 +82,7 @@ async fn kill_9_under_write_load_loses_nothing_acknowledged() {
                         continue;
                     }
                     acked.lock().unwrap().insert(email.clone(), None);
-                    let Some(token) = login(&client, &base, &email).await else {
+                    let Some(token) = login_at(&client, &base, &email).await else {
                         continue;
                     };
                     let bio = format!("bio of {email}");
@@ -157,7 +143,7 @@ async fn verify_acknowledged(
 ) {
     let expected = acknowledged.lock().unwrap().clone();
     for (email, bio) in expected {
-        let token = login(client, base, &email)
+        let token = login_at(client, base, &email)
             .await
             .unwrap_or_else(|| panic!("{email} got a 201 but cannot log in"));
         if let Some(bio) = bio {
@@ -199,7 +185,7 @@ async fn a_postgres_outage_is_503_and_recovers_by_itself() {
         .send()
         .await
         .unwrap();
-    let token = login(&client, base, "pg@example.com").await.unwrap();
+    let token = login_at(&client, base, "pg@example.com").await.unwrap();
     let profile = || {
         client
             .get(format!("{base}/api/users/me/profile"))
@@ -292,7 +278,7 @@ async fn sigterm_lets_an_upload_in_flight_finish() {
         .send()
         .await
         .unwrap();
-    let token = login(&client, &base, "up@example.com").await.unwrap();
+    let token = login_at(&client, &base, "up@example.com").await.unwrap();
     let photo = image_bytes(2000, 1500, image::ImageFormat::Jpeg);
     let form = reqwest::multipart::Form::new().part(
         "file",
@@ -335,7 +321,10 @@ async fn sustained_mixed_load_has_no_errors_and_flat_memory() {
             .send()
             .await
             .unwrap();
-        tokens.push((email.clone(), login(&client, &base, &email).await.unwrap()));
+        tokens.push((
+            email.clone(),
+            login_at(&client, &base, &email).await.unwrap(),
+        ));
     }
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let (requests, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -412,10 +401,5 @@ async fn sustained_mixed_load_has_no_errors_and_flat_memory() {
 }
 
 fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
+    proc_status_kb(pid, "VmRSS")
 }
