@@ -1,5 +1,6 @@
-//! Who is calling and from where: the [`Actor`] from the bearer token and the client address,
-//! read once per request and handed to GraphQL as request data (REST and GraphQL alike).
+//! Who is calling and from where: the [`Actor`] from the bearer token, and the [`Client`]
+//! (address and user agent), read once per request and handed to GraphQL as request data
+//! (REST and GraphQL alike).
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
@@ -8,7 +9,7 @@ use std::{
 
 use axum::{
     extract::{ConnectInfo, FromRef, FromRequestParts},
-    http::request::Parts,
+    http::{HeaderValue, header::USER_AGENT, request::Parts},
 };
 
 use crate::{
@@ -16,14 +17,19 @@ use crate::{
     net::{IpNet, client_ip},
 };
 
-/// The client's address, as far as it can be trusted (request data for GraphQL resolvers).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ClientIp(pub IpAddr);
+/// The client (request data for GraphQL resolvers): its address, as far as it can be
+/// trusted, for rate limits; and its user agent, kept with the sessions it opens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Client {
+    pub ip: IpAddr,
+    /// The header as sent (a cheap copy); read only by the operations that keep it.
+    pub user_agent: Option<HeaderValue>,
+}
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Caller {
     pub actor: Actor,
-    pub ip: ClientIp,
+    pub client: Client,
 }
 
 /// What reading the caller takes: the token keys and the proxies whose `X-Forwarded-For` is
@@ -48,7 +54,10 @@ where
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
         Ok(Self {
             actor: Actor::from_headers(&parts.headers, &keys.jwt),
-            ip: ClientIp(client_ip(peer, &parts.headers, &keys.trusted_proxies)),
+            client: Client {
+                ip: client_ip(peer, &parts.headers, &keys.trusted_proxies),
+                user_agent: parts.headers.get(USER_AGENT).cloned(),
+            },
         })
     }
 }

@@ -39,6 +39,21 @@ pub struct Config {
     pub rate_limit_max_keys: usize,
     /// How often photo files that no profile references are looked for and removed.
     pub photo_sweep_interval: Duration,
+    pub sessions: SessionConfig,
+}
+
+/// How long sessions and their refresh tokens live.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// A session ends this long after its last refresh (or its login)…
+    pub refresh_ttl: Duration,
+    /// …and never later than this after its login.
+    pub max_age: Duration,
+    /// A spent refresh token used again within this of its rotation gets a new pair (two
+    /// tabs refreshing at once); later, the reuse ends the session.
+    pub reuse_grace: Duration,
+    /// How often ended sessions and expired refresh tokens are deleted.
+    pub prune_interval: Duration,
 }
 
 /// What a slow, silent or numerous client may hold of the server.
@@ -113,7 +128,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Every environment variable the service reads (the deployment files are checked against it).
-pub const VARIABLES: [&str; 31] = [
+pub const VARIABLES: [&str; 35] = [
     "DATABASE_URL",
     "DATABASE_MAX_CONNECTIONS",
     "DATABASE_ACQUIRE_TIMEOUT_SECS",
@@ -142,6 +157,10 @@ pub const VARIABLES: [&str; 31] = [
     "MAX_CONNECTIONS",
     "RATE_LIMIT_MAX_KEYS",
     "PHOTO_SWEEP_INTERVAL_SECS",
+    "REFRESH_TOKEN_DAYS",
+    "SESSION_MAX_DAYS",
+    "REFRESH_REUSE_GRACE_SECS",
+    "SESSION_PRUNE_INTERVAL_SECS",
     // Read by the logging set-up and the Rust runtime, not by `Config`.
     "RUST_LOG",
     "RUST_BACKTRACE",
@@ -243,6 +262,12 @@ impl Config {
             },
             rate_limit_max_keys: positive(&get, "RATE_LIMIT_MAX_KEYS", 100_000)?,
             photo_sweep_interval: seconds(&get, "PHOTO_SWEEP_INTERVAL_SECS", 3600)?,
+            sessions: SessionConfig {
+                refresh_ttl: days(&get, "REFRESH_TOKEN_DAYS", 30)?,
+                max_age: days(&get, "SESSION_MAX_DAYS", 90)?,
+                reuse_grace: Duration::from_secs(number(&get, "REFRESH_REUSE_GRACE_SECS", 10)?),
+                prune_interval: seconds(&get, "SESSION_PRUNE_INTERVAL_SECS", 3600)?,
+            },
         })
     }
 }
@@ -262,6 +287,15 @@ fn seconds(
     default: u64,
 ) -> Result<Duration, ConfigError> {
     positive(get, key, default).map(Duration::from_secs)
+}
+
+/// A whole number of days, at least one.
+fn days(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    default: u64,
+) -> Result<Duration, ConfigError> {
+    positive(get, key, default).map(|d: u64| Duration::from_secs(d.saturating_mul(24 * 3600)))
 }
 
 /// A number of at least one.
@@ -355,6 +389,9 @@ mod tests {
         assert_eq!(c.login_max_failures, 10);
         assert_eq!(c.login_window, Duration::from_secs(900));
         assert_eq!(c.log_format, LogFormat::Pretty);
+        assert_eq!(c.sessions.refresh_ttl, Duration::from_secs(30 * 24 * 3600));
+        assert_eq!(c.sessions.max_age, Duration::from_secs(90 * 24 * 3600));
+        assert_eq!(c.sessions.reuse_grace, Duration::from_secs(10));
     }
 
     #[test]

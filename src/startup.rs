@@ -25,7 +25,7 @@ use crate::{
     auth::JwtKeys,
     config::{Config, HttpLimits},
     db,
-    error::{ErrorCode, INTERNAL},
+    error::{AppError, ErrorCode, INTERNAL},
     graphql,
     http::{MAX_JSON_BODY, Problem},
     rest, server,
@@ -62,7 +62,16 @@ impl App {
 
         let jwt = Arc::new(JwtKeys::new(&config.jwt));
         let services = Services::new(db, &config, Arc::clone(&jwt));
-        tokio::spawn(sweep_photos(services.clone(), config.photo_sweep_interval));
+        let photos = services.clone();
+        tokio::spawn(periodically(config.photo_sweep_interval, move || {
+            let services = photos.clone();
+            async move { services.sweep_photos(PHOTO_SWEEP_GRACE).await }
+        }));
+        let sessions = services.clone();
+        tokio::spawn(periodically(config.sessions.prune_interval, move || {
+            let services = sessions.clone();
+            async move { services.prune_sessions().await }
+        }));
         let router = router(AppState::new(services, jwt, &config), &config);
         let address = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(address)
@@ -189,13 +198,18 @@ async fn method_not_allowed() -> Response {
 /// Files younger than this are left alone: an upload writes its file before its row.
 const PHOTO_SWEEP_GRACE: Duration = Duration::from_secs(600);
 
-/// Removes unreferenced photo files (a crash between file and row, a failed removal): once
-/// at start, then every `PHOTO_SWEEP_INTERVAL_SECS`.
-async fn sweep_photos(services: Services, interval: Duration) {
+/// Runs a clean-up once at start, then every `interval`: removing unreferenced photo files
+/// (a crash between file and row, a failed removal), pruning ended sessions. Every replica
+/// runs them; each run is idempotent. A failure is logged and the next run comes on time.
+async fn periodically<F, T>(interval: Duration, task: impl Fn() -> F)
+where
+    F: Future<Output = Result<T, AppError>>,
+{
     let mut every = tokio::time::interval(interval);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        if let Err(err) = services.sweep_photos(PHOTO_SWEEP_GRACE).await {
+        if let Err(err) = task().await {
             err.log();
         }
     }

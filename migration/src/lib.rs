@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20250101_000001_create_users;
 mod m20250101_000002_create_profiles;
+mod m20261202_000003_create_sessions;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20250101_000001_create_users::Migration),
             Box::new(m20250101_000002_create_profiles::Migration),
+            Box::new(m20261202_000003_create_sessions::Migration),
         ]
     }
 }

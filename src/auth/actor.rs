@@ -1,4 +1,5 @@
 use axum::http::{HeaderMap, header::AUTHORIZATION};
+use uuid::Uuid;
 
 use super::JwtKeys;
 use crate::error::{AppError, NOT_AUTHENTICATED};
@@ -13,9 +14,16 @@ pub enum Actor {
     Anonymous,
     /// A token was sent but is malformed, forged or expired.
     InvalidToken,
-    /// A valid token for this user id. Whether the user still exists is checked by the
-    /// service that loads it.
-    User(i32),
+    /// A valid token. Whether its user and session are still live is checked by the
+    /// service that serves the request, in the query that loads the user.
+    User(Bearer),
+}
+
+/// What a valid access token says: the user, and the session it was issued in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bearer {
+    pub user_id: i32,
+    pub session_id: Uuid,
 }
 
 impl Actor {
@@ -30,15 +38,15 @@ impl Actor {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim());
         match token.and_then(|t| keys.verify(t)) {
-            Some(user_id) => Self::User(user_id),
+            Some(bearer) => Self::User(bearer),
             None => Self::InvalidToken,
         }
     }
 
-    /// The caller's user id, or 401.
-    pub fn user_id(&self) -> Result<i32, AppError> {
+    /// What the caller's token says, or 401.
+    pub fn bearer(&self) -> Result<Bearer, AppError> {
         match self {
-            Self::User(id) => Ok(*id),
+            Self::User(bearer) => Ok(*bearer),
             Self::Anonymous | Self::InvalidToken => {
                 Err(AppError::Unauthenticated(NOT_AUTHENTICATED))
             }

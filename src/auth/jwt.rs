@@ -1,4 +1,5 @@
-//! Access tokens: HMAC-signed JWTs with `sub`, `user_id`, `iat` and `exp` ; only the configured algorithm is accepted.
+//! Access tokens: HMAC-signed JWTs with `sub`, `user_id`, `sid`, `jti`, `iat` and `exp`; only the
+//! configured algorithm is accepted.
 //!
 //! Only the configured algorithm verifies (`alg: none` and other algorithms are refused by
 //! `jsonwebtoken` when the `Validation` names one), `exp` is required, and clock leeway is
@@ -9,7 +10,9 @@ use std::time::Duration;
 use chrono::Utc;
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
+use super::Bearer;
 use crate::{config::JwtConfig, error::AppError};
 
 /// Clock skew tolerated between the issuer and this verifier.
@@ -21,6 +24,12 @@ pub struct Claims {
     pub sub: String,
     /// The same id as a number, for clients that read it as one.
     pub user_id: i32,
+    /// The session the token belongs to; it is refused once the session ends.
+    pub sid: String,
+    /// A random id, so that no two tokens are the same (two issued within one second would
+    /// be otherwise).
+    #[serde(default)]
+    pub jti: String,
     pub iat: i64,
     pub exp: i64,
 }
@@ -55,12 +64,14 @@ impl JwtKeys {
         }
     }
 
-    pub fn issue(&self, user_id: i32) -> Result<IssuedToken, AppError> {
+    pub fn issue(&self, bearer: Bearer) -> Result<IssuedToken, AppError> {
         let now = Utc::now().timestamp();
         let ttl = self.ttl.as_secs();
         let claims = Claims {
-            sub: user_id.to_string(),
-            user_id,
+            sub: bearer.user_id.to_string(),
+            user_id: bearer.user_id,
+            sid: bearer.session_id.to_string(),
+            jti: Uuid::new_v4().simple().to_string(),
             iat: now,
             exp: now + ttl as i64,
         };
@@ -71,13 +82,21 @@ impl JwtKeys {
         })
     }
 
-    /// The user id a valid token speaks for; `None` for any invalid token, whatever the cause.
-    pub fn verify(&self, token: &str) -> Option<i32> {
+    /// The user and session a valid token speaks for; `None` for any invalid token, whatever
+    /// the cause (a token without `sid` included). Whether the session is still live is for
+    /// the service that serves the request to check.
+    pub fn verify(&self, token: &str) -> Option<Bearer> {
         let claims = decode::<Claims>(token, &self.decoding, &self.validation)
             .ok()?
             .claims;
         // `sub` and `user_id` are both signed; a token where they disagree was not made here.
-        (claims.sub.parse() == Ok(claims.user_id)).then_some(claims.user_id)
+        if claims.sub.parse() != Ok(claims.user_id) {
+            return None;
+        }
+        Some(Bearer {
+            user_id: claims.user_id,
+            session_id: Uuid::try_parse(&claims.sid).ok()?,
+        })
     }
 }
 
@@ -108,20 +127,44 @@ mod tests {
         .unwrap()
     }
 
+    const SID: &str = "6f1c3a4e-2b7d-4c1e-9a8f-0d2e4b6c8a10";
+
+    fn bearer(user_id: i32) -> Bearer {
+        Bearer {
+            user_id,
+            session_id: Uuid::parse_str(SID).unwrap(),
+        }
+    }
+
     #[test]
     fn issued_tokens_verify_and_carry_the_claims() {
         let k = keys(SECRET, Algorithm::HS256);
-        let t = k.issue(42).unwrap();
+        let t = k.issue(bearer(42)).unwrap();
         assert_eq!(t.expires_in, 3600);
-        assert_eq!(k.verify(&t.token), Some(42));
+        assert_eq!(k.verify(&t.token), Some(bearer(42)));
+    }
+
+    #[test]
+    fn tokens_without_a_session_are_refused() {
+        let k = keys(SECRET, Algorithm::HS256);
+        let now = Utc::now().timestamp();
+        let claims = serde_json::json!({"sub": "1", "user_id": 1, "iat": now, "exp": now + 60});
+        assert_eq!(k.verify(&forge(&claims, Algorithm::HS256, SECRET)), None);
+        let claims =
+            serde_json::json!({"sub": "1", "user_id": 1, "sid": "x", "iat": now, "exp": now + 60});
+        assert_eq!(k.verify(&forge(&claims, Algorithm::HS256, SECRET)), None);
     }
 
     #[test]
     fn tokens_signed_otherwise_are_refused() {
         let k = keys(SECRET, Algorithm::HS256);
         let now = Utc::now().timestamp();
-        let claims = serde_json::json!({"sub": "1", "user_id": 1, "iat": now, "exp": now + 60});
-        assert_eq!(k.verify(&forge(&claims, Algorithm::HS256, SECRET)), Some(1));
+        let claims =
+            serde_json::json!({"sub": "1", "user_id": 1, "sid": SID, "iat": now, "exp": now + 60});
+        assert_eq!(
+            k.verify(&forge(&claims, Algorithm::HS256, SECRET)),
+            Some(bearer(1))
+        );
         assert_eq!(k.verify(&forge(&claims, Algorithm::HS512, SECRET)), None);
         assert_eq!(
             k.verify(&forge(
@@ -144,7 +187,9 @@ mod tests {
         let token = format!(
             "{}.{}.",
             b64(&serde_json::json!({"alg": "none", "typ": "JWT"})),
-            b64(&serde_json::json!({"sub": "1", "user_id": 1, "iat": now, "exp": now + 60}))
+            b64(
+                &serde_json::json!({"sub": "1", "user_id": 1, "sid": SID, "iat": now, "exp": now + 60})
+            )
         );
         assert_eq!(k.verify(&token), None);
     }
@@ -153,12 +198,13 @@ mod tests {
     fn expired_and_incomplete_tokens_are_refused() {
         let k = keys(SECRET, Algorithm::HS256);
         let now = Utc::now().timestamp();
-        let expired =
-            serde_json::json!({"sub": "1", "user_id": 1, "iat": now - 300, "exp": now - 120});
+        let expired = serde_json::json!(
+            {"sub": "1", "user_id": 1, "sid": SID, "iat": now - 300, "exp": now - 120});
         assert_eq!(k.verify(&forge(&expired, Algorithm::HS256, SECRET)), None);
-        let no_exp = serde_json::json!({"sub": "1", "user_id": 1, "iat": now});
+        let no_exp = serde_json::json!({"sub": "1", "user_id": 1, "sid": SID, "iat": now});
         assert_eq!(k.verify(&forge(&no_exp, Algorithm::HS256, SECRET)), None);
-        let mismatched = serde_json::json!({"sub": "2", "user_id": 1, "iat": now, "exp": now + 60});
+        let mismatched =
+            serde_json::json!({"sub": "2", "user_id": 1, "sid": SID, "iat": now, "exp": now + 60});
         assert_eq!(
             k.verify(&forge(&mismatched, Algorithm::HS256, SECRET)),
             None

@@ -5,6 +5,6 @@ mod actor;
 pub mod jwt;
 pub mod password;
 
-pub use actor::Actor;
+pub use actor::{Actor, Bearer};
 pub use jwt::{Claims, JwtKeys};
 pub use password::PasswordHasher;

@@ -2,4 +2,6 @@
 //! (output types are separate structs, so `password_hash` has no road out).
 
 pub mod profile;
+pub mod refresh_token;
+pub mod session;
 pub mod user;

@@ -14,6 +14,8 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     #[sea_orm(has_one)]
     pub profile: HasOne<super::profile::Entity>,
+    #[sea_orm(has_many)]
+    pub sessions: HasMany<super::session::Entity>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

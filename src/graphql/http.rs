@@ -76,7 +76,7 @@ async fn get(state: GraphqlState, caller: Caller, uri: Uri) -> Response {
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    let request = request.data(caller.actor).data(caller.ip);
+    let request = request.data(caller.actor).data(caller.client);
     let mut response = state.schema.execute(request).await;
     log_failures(&response.errors);
     if rejected_before_execution(&mut response, state.suggestions.as_deref()) {
@@ -103,7 +103,7 @@ async fn post(state: GraphqlState, caller: Caller, request: axum::extract::Reque
     } else if has_media_type(headers, "multipart/form-data") {
         // Multipart exists for uploads, which need an account: checked before the body is
         // read or an upload slot taken, so anonymous clients cannot occupy the slots.
-        if caller.actor.user_id().is_err() {
+        if caller.actor.bearer().is_err() {
             let mut response = error(
                 StatusCode::UNAUTHORIZED,
                 ErrorCode::Unauthenticated,
@@ -159,7 +159,7 @@ async fn post(state: GraphqlState, caller: Caller, request: axum::extract::Reque
             }
         }
     }
-    let batch = batch.data(caller.actor).data(caller.ip);
+    let batch = batch.data(caller.actor).data(caller.client);
     let mut executed = execute_in_turn(&state, batch).await;
     let response = match &mut executed {
         async_graphql::BatchResponse::Single(response) => {

@@ -25,7 +25,9 @@ pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 pub use suggest::Suggestions;
 
-use crate::{auth::Actor, caller::ClientIp, config::Config, http::Uploads, services::Services};
+use crate::{
+    auth::Actor, caller::Client, config::Config, domain::Origin, http::Uploads, services::Services,
+};
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
@@ -83,8 +85,17 @@ fn context<'a>(ctx: &async_graphql::Context<'a>) -> (&'a Services, Actor) {
 
 /// The client address (for rate limits); unspecified when the request came from elsewhere.
 fn client_ip(ctx: &async_graphql::Context<'_>) -> std::net::IpAddr {
-    ctx.data_opt::<ClientIp>()
-        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |ip| ip.0)
+    ctx.data_opt::<Client>()
+        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |c| c.ip)
+}
+
+/// The client's address and user agent, for the sessions a login or refresh opens.
+fn origin(ctx: &async_graphql::Context<'_>) -> Origin {
+    let user_agent = ctx
+        .data_opt::<Client>()
+        .and_then(|c| c.user_agent.as_ref())
+        .map(|ua| String::from_utf8_lossy(ua.as_bytes()));
+    Origin::new(client_ip(ctx), user_agent.as_deref())
 }
 
 #[cfg(test)]

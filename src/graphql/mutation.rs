@@ -1,18 +1,26 @@
-use async_graphql::{Context, Object, Result, Upload};
+use async_graphql::{Context, ID, Object, Result, Upload};
 
 use super::{
-    client_ip, context,
-    types::{AuthPayload, LoginInput, Profile, ProfileInput, RegisterInput, UpdateMeInput, User},
+    client_ip, context, origin,
+    types::{
+        AuthPayload, ChangePasswordInput, DeleteAccountInput, LoginInput, Profile, ProfileInput,
+        RefreshInput, RegisterInput, UpdateMeInput, User,
+    },
 };
 use crate::{
-    domain::{AccountPatch, Credentials, NewAccount, ProfilePatch},
+    domain::{
+        AccountPatch, Confirmation, Credentials, NewAccount, PasswordChange, ProfilePatch,
+        RefreshToken,
+    },
     error::AppError,
 };
 
-/// Changes. `register` and `login` need no token; the rest act on the caller's own data.
+/// Changes. `register`, `login` and `refresh` need no token; the rest act on the caller's own
+/// data.
 pub struct MutationRoot;
 
-/// Changes. `register` and `login` need no token; the rest act on the caller's own data.
+/// Changes. `register`, `login` and `refresh` need no token; the rest act on the caller's own
+/// data.
 #[Object(name = "Mutation")]
 impl MutationRoot {
     /// Creates an account and its (empty) profile.
@@ -26,7 +34,7 @@ impl MutationRoot {
         Ok(User(services.register(client_ip(ctx), new).await?))
     }
 
-    /// Exchanges email and password for a bearer token.
+    /// Exchanges email and password for a bearer token and a refresh token: a new session.
     async fn login(
         &self,
         ctx: &Context<'_>,
@@ -34,7 +42,74 @@ impl MutationRoot {
     ) -> Result<AuthPayload> {
         let (services, _) = context(ctx);
         let credentials = Credentials::parse(&input.email, input.password)?;
-        Ok(services.login(client_ip(ctx), credentials).await?.into())
+        Ok(services.login(&origin(ctx), credentials).await?.into())
+    }
+
+    /// Exchanges a refresh token for a new pair; the one sent is spent. Unknown, expired or
+    /// revoked → `UNAUTHENTICATED`. A spent token sent again within a few seconds (two tabs
+    /// refreshing at once) gets a new pair; later, it ends the session.
+    async fn refresh(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The refresh token.")] input: RefreshInput,
+    ) -> Result<AuthPayload> {
+        let (services, _) = context(ctx);
+        let token = RefreshToken::parse(input.refresh_token)?;
+        Ok(services.refresh(&origin(ctx), token).await?.into())
+    }
+
+    /// Ends the current session: its access and refresh tokens stop working at once.
+    async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
+        let (services, actor) = context(ctx);
+        services.logout(&actor).await?;
+        Ok(true)
+    }
+
+    /// Ends every session of the account, this one included; returns how many ended.
+    async fn logout_all(&self, ctx: &Context<'_>) -> Result<u64> {
+        let (services, actor) = context(ctx);
+        Ok(services.logout_all(&actor).await?)
+    }
+
+    /// Ends one of the account's sessions; `NOT_FOUND` unless it is one of yours and live.
+    async fn revoke_session(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The session's id (from `mySessions`).")] id: ID,
+    ) -> Result<bool> {
+        let (services, actor) = context(ctx);
+        services.revoke_session(&actor, &id).await?;
+        Ok(true)
+    }
+
+    /// Changes the password after checking the current one (a wrong one counts as a failed
+    /// login). Every other session ends; this one stays.
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The current and the new password.")] input: ChangePasswordInput,
+    ) -> Result<bool> {
+        let (services, actor) = context(ctx);
+        let change = PasswordChange::parse(input.current_password, input.new_password)?;
+        services
+            .change_password(&actor, client_ip(ctx), change)
+            .await?;
+        Ok(true)
+    }
+
+    /// Deletes the account, its profile, photo and sessions, after checking the password.
+    /// The email can register again.
+    async fn delete_account(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The password, to confirm.")] input: DeleteAccountInput,
+    ) -> Result<bool> {
+        let (services, actor) = context(ctx);
+        let confirmation = Confirmation::parse(input.password)?;
+        services
+            .delete_account(&actor, client_ip(ctx), confirmation)
+            .await?;
+        Ok(true)
     }
 
     /// Changes the current account's email and/or name.

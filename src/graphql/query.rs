@@ -2,7 +2,7 @@ use async_graphql::{Context, Object, Result};
 
 use super::{
     context,
-    types::{Profile, User},
+    types::{Profile, Session, User},
 };
 
 /// Reads. Every field needs a bearer token.
@@ -32,5 +32,12 @@ impl QueryRoot {
     ) -> Result<Profile> {
         let (services, actor) = context(ctx);
         Ok(services.profile_of(&actor, user_id).await?.into())
+    }
+
+    /// The account's live sessions, most recently used first.
+    async fn my_sessions(&self, ctx: &Context<'_>) -> Result<Vec<Session>> {
+        let (services, actor) = context(ctx);
+        let sessions = services.my_sessions(&actor).await?;
+        Ok(sessions.into_iter().map(Session::from).collect())
     }
 }

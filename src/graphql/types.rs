@@ -2,15 +2,15 @@
 //! converted into domain types by the resolvers.
 
 use async_graphql::{
-    Context, InputObject, MaybeUndefined, Object, Result, Scalar, ScalarType, SimpleObject, Value,
-    dataloader::DataLoader,
+    Context, ID, InputObject, MaybeUndefined, Object, Result, Scalar, ScalarType, SimpleObject,
+    Value, dataloader::DataLoader,
 };
 use chrono::{SecondsFormat, Utc};
 
 use super::loaders::ProfileLoader;
 use crate::{
     domain::{Given, ProfileFields},
-    services::{AccessToken, Account, ProfileView},
+    services::{AccessToken, Account, ProfileView, SessionView},
 };
 
 /// A point in time, in UTC, as an RFC 3339 string (`2025-01-01T00:00:00Z`).
@@ -76,16 +76,20 @@ impl User {
     }
 }
 
-/// A bearer token (send it as `Authorization: Bearer <accessToken>`) and the account it is
-/// for, so a client has both from one round trip.
+/// A bearer token (send it as `Authorization: Bearer <accessToken>`), the refresh token that
+/// renews it, and the account it is for, so a client has all three from one round trip.
 #[derive(SimpleObject)]
 pub struct AuthPayload {
     /// The signed JWT.
     pub access_token: String,
     /// Always `bearer`.
     pub token_type: &'static str,
-    /// Seconds until the token expires.
+    /// Seconds until the access token expires.
     pub expires_in: u64,
+    /// Single use: `refresh` exchanges it for a new pair. Keep it secret, like a password.
+    pub refresh_token: String,
+    /// Seconds until the session ends unless it is refreshed.
+    pub refresh_expires_in: u64,
     /// The account that logged in.
     pub user: User,
 }
@@ -96,9 +100,67 @@ impl From<AccessToken> for AuthPayload {
             access_token: t.token,
             token_type: "bearer",
             expires_in: t.expires_in,
+            refresh_token: t.refresh_token,
+            refresh_expires_in: t.refresh_expires_in,
             user: User(t.account),
         }
     }
+}
+
+/// A signed-in session: one login, renewed by its refresh token until it ends.
+#[derive(SimpleObject)]
+pub struct Session {
+    /// The session's id (`sid` in its access tokens).
+    pub id: ID,
+    /// When the login happened.
+    pub created_at: DateTime,
+    /// The login or the last refresh.
+    pub last_used_at: DateTime,
+    /// When it ends unless it is refreshed.
+    pub expires_at: DateTime,
+    /// The client's `User-Agent` at the last login or refresh.
+    pub user_agent: Option<String>,
+    /// The client's address at the last login or refresh.
+    pub ip: Option<String>,
+    /// True for the session of the token that asks.
+    pub current: bool,
+}
+
+impl From<SessionView> for Session {
+    fn from(s: SessionView) -> Self {
+        Self {
+            id: ID(s.id),
+            created_at: DateTime(s.created_at),
+            last_used_at: DateTime(s.last_used_at),
+            expires_at: DateTime(s.expires_at),
+            user_agent: s.user_agent,
+            ip: s.ip,
+            current: s.current,
+        }
+    }
+}
+
+/// A refresh token to exchange for a new pair.
+#[derive(InputObject)]
+pub struct RefreshInput {
+    /// The `refreshToken` of the last login or refresh.
+    pub refresh_token: String,
+}
+
+/// A password change.
+#[derive(InputObject)]
+pub struct ChangePasswordInput {
+    /// The password in use now.
+    pub current_password: String,
+    /// At least 8 characters and at most 72 bytes.
+    pub new_password: String,
+}
+
+/// The password that confirms the deletion of the account.
+#[derive(InputObject)]
+pub struct DeleteAccountInput {
+    /// The account's password.
+    pub password: String,
 }
 
 /// A new account.

@@ -58,13 +58,7 @@ impl RateLimiter {
         client: IpAddr,
         email: &str,
     ) -> Result<Reservation, AppError> {
-        let (count, reset) = self
-            .store
-            .incr_address(&address_key("login", client), MINUTE)
-            .await;
-        if count > self.login_per_ip {
-            return Err(limited(reset));
-        }
+        self.refresh_attempt(client).await?;
         if let Some(left) = self.store.ttl(&lock_key(email)).await {
             return Err(limited(left));
         }
@@ -76,6 +70,19 @@ impl RateLimiter {
             return Err(limited(reset));
         }
         Ok(Reservation { number })
+    }
+
+    /// Counts a token refresh against the address's login limit: a refresh token is a
+    /// credential, and guessing one is guessing a password.
+    pub async fn refresh_attempt(&self, client: IpAddr) -> Result<(), AppError> {
+        let (count, reset) = self
+            .store
+            .incr_address(&address_key("login", client), MINUTE)
+            .await;
+        if count > self.login_per_ip {
+            return Err(limited(reset));
+        }
+        Ok(())
     }
 
     /// Records a failed check; the one that held the last reservation locks the account.

@@ -108,7 +108,7 @@ impl FromRequestParts<AppState> for Authenticated {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let Ok(caller) = Caller::from_request_parts(parts, state).await;
-        match caller.actor.user_id() {
+        match caller.actor.bearer() {
             Ok(_) => Ok(Self(caller)),
             Err(err) => Err(err.into_response()),
         }

@@ -35,7 +35,7 @@ pub async fn forward_request(
     caller: Caller,
     status: StatusCode,
 ) -> Response {
-    let request = request.data(caller.actor).data(caller.ip);
+    let request = request.data(caller.actor).data(caller.client);
     let mut response = state.graphql.schema.execute(request).await;
     if let Some(error) = response.errors.first() {
         return problem(error).into_response();

@@ -14,12 +14,13 @@ mod openapi;
 mod operations;
 mod profiles;
 mod schemas;
+mod sessions;
 
 use axum::{
     Router,
     extract::DefaultBodyLimit,
     http::{HeaderValue, header},
-    routing::{get, post, put},
+    routing::{delete, get, post, put},
 };
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -37,6 +38,16 @@ pub fn router(max_upload_bytes: usize) -> Router<AppState> {
         .route("/api/users/register", post(accounts::register_alias))
         .route("/api/auth/login", post(accounts::login))
         .route("/api/auth/token", post(accounts::token))
+        .route("/api/auth/refresh", post(sessions::refresh))
+        .route("/api/auth/logout", post(sessions::logout))
+        .route("/api/auth/logout-all", post(sessions::logout_all))
+        .route("/api/users/me", delete(sessions::delete_account))
+        .route("/api/users/me/password", put(sessions::change_password))
+        .route("/api/users/me/sessions", get(sessions::my_sessions))
+        .route(
+            "/api/users/me/sessions/{id}",
+            delete(sessions::revoke_session),
+        )
         .route(
             "/api/users/profile",
             get(accounts::get_account).put(accounts::update_account),

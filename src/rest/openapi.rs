@@ -11,7 +11,7 @@ use utoipa::{
 use axum::{Router, http::header, routing::get};
 use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
-use super::{accounts, profiles, schemas};
+use super::{accounts, profiles, schemas, sessions};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -29,8 +29,15 @@ use crate::state::AppState;
         accounts::register_alias,
         accounts::login,
         accounts::token,
+        sessions::refresh,
+        sessions::logout,
+        sessions::logout_all,
         accounts::get_account,
         accounts::update_account,
+        sessions::change_password,
+        sessions::delete_account,
+        sessions::my_sessions,
+        sessions::revoke_session,
         profiles::create_profile,
         profiles::my_profile,
         profiles::public_profile,
@@ -49,12 +56,16 @@ use crate::state::AppState;
         accounts::LoginBody,
         accounts::LoginForm,
         accounts::UpdateAccountBody,
+        sessions::RefreshBody,
+        sessions::ChangePasswordBody,
+        sessions::DeleteAccountBody,
         profiles::ProfileBody,
     )),
     modifiers(&SecuritySchemes),
     tags(
-        (name = "auth", description = "Registration and login"),
-        (name = "users", description = "The account view"),
+        (name = "auth", description = "Registration, login, refresh and logout"),
+        (name = "users", description = "The account: its view, password and deletion"),
+        (name = "sessions", description = "The account's signed-in sessions"),
         (name = "profiles", description = "Profiles: the caller's own, and others' public view"),
         (name = "photos", description = "Profile photos"),
         (name = "health", description = "Liveness and readiness"),

@@ -7,6 +7,8 @@ use std::sync::LazyLock;
 
 use async_graphql::{Request, parser::types::ExecutableDocument};
 
+const TOKEN_FIELDS: &str = "access_token: accessToken token_type: tokenType \
+    expires_in: expiresIn refresh_token: refreshToken refresh_expires_in: refreshExpiresIn";
 const ACCOUNT_FIELDS: &str = "id email name created_at: createdAt updated_at: updatedAt";
 /// ProfileOut, in the documented key order; ProfilePublic is the same without `email`.
 const PROFILE_FIELDS: &str = "id user_id: userId email name phone bio hobby occupation \
@@ -43,6 +45,13 @@ pub struct Operations {
     pub delete_profile: Operation,
     pub upload_photo: Operation,
     pub delete_photo: Operation,
+    pub refresh: Operation,
+    pub logout: Operation,
+    pub logout_all: Operation,
+    pub sessions: Operation,
+    pub revoke_session: Operation,
+    pub change_password: Operation,
+    pub delete_account: Operation,
 }
 
 impl Operations {
@@ -54,11 +63,10 @@ impl Operations {
                    result: register(input: $input) { id email created_at: createdAt } }"
                     .into(),
             ),
-            login: Operation::parse(
-                "mutation Login($input: LoginInput!) { result: login(input: $input) { \
-                   access_token: accessToken token_type: tokenType expires_in: expiresIn } }"
-                    .into(),
-            ),
+            login: Operation::parse(format!(
+                "mutation Login($input: LoginInput!) {{ \
+                   result: login(input: $input) {{ {TOKEN_FIELDS} }} }}"
+            )),
             account: Operation::parse(format!(
                 "query Account {{ result: me {{ {ACCOUNT_FIELDS} }} }}"
             )),
@@ -90,6 +98,31 @@ impl Operations {
             )),
             delete_photo: Operation::parse(
                 "mutation DeletePhoto { result: deleteProfilePhoto { id } }".into(),
+            ),
+            refresh: Operation::parse(format!(
+                "mutation Refresh($input: RefreshInput!) {{ \
+                   result: refresh(input: $input) {{ {TOKEN_FIELDS} }} }}"
+            )),
+            logout: Operation::parse("mutation Logout { result: logout }".into()),
+            logout_all: Operation::parse("mutation LogoutAll { result: logoutAll }".into()),
+            sessions: Operation::parse(
+                "query MySessions { result: mySessions { id created_at: createdAt \
+                   last_used_at: lastUsedAt expires_at: expiresAt user_agent: userAgent ip \
+                   current } }"
+                    .into(),
+            ),
+            revoke_session: Operation::parse(
+                "mutation RevokeSession($id: ID!) { result: revokeSession(id: $id) }".into(),
+            ),
+            change_password: Operation::parse(
+                "mutation ChangePassword($input: ChangePasswordInput!) { \
+                   result: changePassword(input: $input) }"
+                    .into(),
+            ),
+            delete_account: Operation::parse(
+                "mutation DeleteAccount($input: DeleteAccountInput!) { \
+                   result: deleteAccount(input: $input) }"
+                    .into(),
             ),
         }
     }
@@ -167,7 +200,7 @@ mod tests {
         }));
         let account = via::<UpdateAccountBody>(json!({"email": "a@b.c", "name": null}));
         let credentials = json!({"email": "a@b.c", "password": "StrongPass123"});
-        let cases: [(&str, &Operation, serde_json::Value); 11] = [
+        let cases: [(&str, &Operation, serde_json::Value); 18] = [
             (
                 "register",
                 &ops.register,
@@ -195,6 +228,29 @@ mod tests {
             ("delete_profile", &ops.delete_profile, json!({})),
             ("upload_photo", &ops.upload_photo, json!({"file": null})),
             ("delete_photo", &ops.delete_photo, json!({})),
+            (
+                "refresh",
+                &ops.refresh,
+                json!({"input": {"refreshToken": "t"}}),
+            ),
+            ("logout", &ops.logout, json!({})),
+            ("logout_all", &ops.logout_all, json!({})),
+            ("sessions", &ops.sessions, json!({})),
+            (
+                "revoke_session",
+                &ops.revoke_session,
+                json!({"id": "6f1c3a4e-2b7d-4c1e-9a8f-0d2e4b6c8a10"}),
+            ),
+            (
+                "change_password",
+                &ops.change_password,
+                json!({"input": {"currentPassword": "a", "newPassword": "b"}}),
+            ),
+            (
+                "delete_account",
+                &ops.delete_account,
+                json!({"input": {"password": "a"}}),
+            ),
         ];
         for (name, op, variables) in cases {
             let errors = errors_of(op, variables);

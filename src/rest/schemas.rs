@@ -22,14 +22,45 @@ pub struct UserCreated {
 
 /// An access token (OAuth2 token response).
 #[derive(Serialize, ToSchema)]
-#[schema(example = json!({"access_token": "<JWT_TOKEN_HERE>", "token_type": "bearer", "expires_in": 86400}))]
+#[schema(example = json!({
+    "access_token": "<JWT_TOKEN_HERE>", "token_type": "bearer", "expires_in": 86400,
+    "refresh_token": "<REFRESH_TOKEN_HERE>", "refresh_expires_in": 2592000
+}))]
 pub struct Token {
     /// Send as `Authorization: Bearer <access_token>`.
     pub access_token: String,
     /// Always `bearer`.
     pub token_type: String,
-    /// Seconds until the token expires.
+    /// Seconds until the access token expires.
     pub expires_in: u64,
+    /// Single use: `POST /api/auth/refresh` exchanges it for a new pair. Keep it secret.
+    pub refresh_token: String,
+    /// Seconds until the session ends unless it is refreshed.
+    pub refresh_expires_in: u64,
+}
+
+/// A signed-in session.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "6f1c3a4e-2b7d-4c1e-9a8f-0d2e4b6c8a10", "created_at": "2025-01-01T00:00:00Z",
+    "last_used_at": "2025-01-02T08:00:00Z", "expires_at": "2025-02-01T08:00:00Z",
+    "user_agent": "Mozilla/5.0", "ip": "203.0.113.7", "current": true
+}))]
+pub struct SessionOut {
+    /// The session's id (`sid` in its access tokens).
+    pub id: String,
+    /// When the login happened.
+    pub created_at: DateTime<Utc>,
+    /// The login or the last refresh.
+    pub last_used_at: DateTime<Utc>,
+    /// When it ends unless it is refreshed.
+    pub expires_at: DateTime<Utc>,
+    /// The client's `User-Agent` at the last login or refresh.
+    pub user_agent: Option<String>,
+    /// The client's address at the last login or refresh.
+    pub ip: Option<String>,
+    /// True for the session of the token that asks.
+    pub current: bool,
 }
 
 /// The account view: the user and the name kept on their profile.

@@ -3,14 +3,14 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use tracing::instrument;
 
-use super::{Services, now, unique_violation_as};
+use super::{Services, now, sessions::live_session, unique_violation_as};
 use crate::{
-    auth::Actor,
+    auth::{Actor, Bearer},
     db,
-    domain::{AccountPatch, Credentials, NewAccount, Patch},
+    domain::{AccountPatch, Credentials, NewAccount, Origin, Patch},
     entities::{profile, user},
     error::{AppError, BAD_CREDENTIALS, NOT_AUTHENTICATED},
 };
@@ -44,10 +44,13 @@ impl Account {
     }
 }
 
-/// A bearer token for the API, and the account it is for.
+/// A bearer token for the API, the refresh token that renews it, and the account.
 pub struct AccessToken {
     pub token: String,
     pub expires_in: u64,
+    pub refresh_token: String,
+    /// Seconds until the session ends unless it is refreshed.
+    pub refresh_expires_in: u64,
     pub account: Account,
 }
 
@@ -90,19 +93,20 @@ impl Services {
         Ok(Account::new(user, Some(profile)))
     }
 
-    /// Checks the credentials and issues a token. Unknown email and wrong password give the
-    /// same error after the same amount of work. Every attempt counts against the client
-    /// address; the password check is reserved against the account's limit before it runs,
-    /// so parallel attempts cannot check more passwords than the limit allows.
+    /// Checks the credentials, opens a session and issues its tokens. Unknown email and wrong
+    /// password give the same error after the same amount of work. Every attempt counts
+    /// against the client address; the password check is reserved against the account's
+    /// limit before it runs, so parallel attempts cannot check more passwords than the limit
+    /// allows.
     #[instrument(skip_all)]
     pub async fn login(
         &self,
-        client: IpAddr,
+        origin: &Origin,
         credentials: Credentials,
     ) -> Result<AccessToken, AppError> {
         let reservation = self
             .limits
-            .login_attempt(client, &credentials.email)
+            .login_attempt(origin.ip, &credentials.email)
             .await?;
         // The profile comes along in the same query: the answer carries the account.
         let found = user::Entity::find()
@@ -127,23 +131,17 @@ impl Services {
         self.limits
             .login_succeeded(&credentials.email, reservation)
             .await;
-        let issued = self.jwt.issue(user.id)?;
-        tracing::info!(user_id = user.id, "login succeeded");
-        Ok(AccessToken {
-            token: issued.token,
-            expires_in: issued.expires_in,
-            account: Account::new(user, profile),
-        })
+        let user_id = user.id;
+        let txn = db::begin_write(&self.db).await?;
+        let tokens = self.open_session(&txn, user, profile, origin).await?;
+        txn.commit().await?;
+        tracing::info!(user_id, "login succeeded");
+        Ok(tokens)
     }
 
-    /// The caller's account; 401 when the token's user no longer exists.
+    /// The caller's account; 401 when the token's user or session is gone.
     pub async fn me(&self, actor: &Actor) -> Result<Account, AppError> {
-        let user_id = actor.user_id()?;
-        let (user, profile) = user::Entity::find_by_id(user_id)
-            .find_also_related(profile::Entity)
-            .one(&self.db)
-            .await?
-            .ok_or(AppError::Unauthenticated(NOT_AUTHENTICATED))?;
+        let (user, profile) = self.my_account(&self.db, actor.bearer()?).await?;
         Ok(Account::new(user, profile))
     }
 
@@ -151,17 +149,14 @@ impl Services {
     /// the profile was deleted creates the profile again.
     #[instrument(skip_all)]
     pub async fn update_me(&self, actor: &Actor, patch: AccountPatch) -> Result<Account, AppError> {
-        let user_id = actor.user_id()?;
         if patch.is_empty() {
             return self.me(actor).await;
         }
+        let bearer = actor.bearer()?;
+        let user_id = bearer.user_id;
         let now = now();
         let txn = db::begin_write(&self.db).await?;
-        let (user, profile) = user::Entity::find_by_id(user_id)
-            .find_also_related(profile::Entity)
-            .one(&txn)
-            .await?
-            .ok_or(AppError::Unauthenticated(NOT_AUTHENTICATED))?;
+        let (user, profile) = self.my_account(&txn, bearer).await?;
 
         let mut user: user::ActiveModel = user.into();
         if let Some(email) = patch.email {
@@ -199,6 +194,19 @@ impl Services {
         };
         txn.commit().await?;
         Ok(Account::new(user, profile))
+    }
+
+    /// The caller's user row and profile, if their session is live: one query.
+    async fn my_account(
+        &self,
+        db: &impl ConnectionTrait,
+        bearer: Bearer,
+    ) -> Result<(user::Model, Option<profile::Model>), AppError> {
+        let query = user::Entity::find_by_id(bearer.user_id).find_also_related(profile::Entity);
+        live_session(query, bearer, now())
+            .one(db)
+            .await?
+            .ok_or(AppError::Unauthenticated(NOT_AUTHENTICATED))
     }
 
     async fn find_user_by_email(&self, email: &str) -> Result<Option<user::Model>, AppError> {

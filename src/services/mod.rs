@@ -8,6 +8,7 @@
 mod accounts;
 pub mod photos;
 mod profiles;
+mod sessions;
 
 use std::sync::Arc;
 
@@ -16,10 +17,11 @@ use sea_orm::{DatabaseConnection, DbErr, SqlErr};
 
 pub use accounts::{AccessToken, Account};
 pub use profiles::ProfileView;
+pub use sessions::SessionView;
 
 use crate::{
     auth::{JwtKeys, PasswordHasher},
-    config::Config,
+    config::{Config, SessionConfig},
     error::AppError,
     limits::RateLimiter,
 };
@@ -35,6 +37,7 @@ pub struct Services {
     photos: PhotoStore,
     limits: Arc<RateLimiter>,
     max_upload_bytes: usize,
+    sessions: SessionConfig,
 }
 
 impl Services {
@@ -48,6 +51,7 @@ impl Services {
             photos: PhotoStore::new(config.upload_dir.clone()),
             limits: Arc::new(RateLimiter::new(config)),
             max_upload_bytes: config.max_upload_bytes,
+            sessions: config.sessions.clone(),
         }
     }
 

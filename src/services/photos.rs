@@ -263,6 +263,19 @@ impl PhotoStore {
         remove_file(&self.root.join(user_id.to_string()).join(file)).await;
     }
 
+    /// Removes a user's folder and every file in it (their account is gone); a failure is
+    /// logged, not returned, and the sweep takes what is left.
+    pub async fn remove_user(&self, user_id: i32) {
+        let dir = self.root.join(user_id.to_string());
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::error!(path = %dir.display(), error = %e, "cannot remove a deleted user's photos");
+            }
+        }
+    }
+
     /// Removes the file behind a public path; a failure is logged, not returned.
     pub async fn remove(&self, public_path: &str) {
         let parts = public_path

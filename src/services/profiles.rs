@@ -10,13 +10,13 @@ use sea_orm::{
 };
 use tracing::instrument;
 
-use super::{Account, Services, now, unique_violation_as};
+use super::{Account, Services, now, sessions::live_session, unique_violation_as};
 use crate::{
-    auth::Actor,
+    auth::{Actor, Bearer},
     db,
     domain::ProfilePatch,
     entities::{profile, user},
-    error::{AppError, NOT_AUTHENTICATED},
+    error::AppError,
     services::photos::{self, ImageKind},
 };
 
@@ -69,17 +69,20 @@ impl ProfileView {
 impl Services {
     /// The caller's own profile.
     pub async fn my_profile(&self, actor: &Actor) -> Result<ProfileView, AppError> {
-        let user_id = actor.user_id()?;
-        // One query on the common path; telling 401 from 404 needs a second only when the
-        // profile is missing.
-        let found = by_user(user_id)
-            .find_also_related(user::Entity)
-            .one(&self.db)
-            .await?;
+        let bearer = actor.bearer()?;
+        // One query on the common path (profile, user and live session); telling 401 from
+        // 404 needs a second only when there is no row.
+        let found = live_session(
+            by_user(bearer.user_id).find_also_related(user::Entity),
+            bearer,
+            now(),
+        )
+        .one(&self.db)
+        .await?;
         match found {
             Some((profile, Some(user))) => Ok(ProfileView::owned(profile, user)),
             _ => {
-                self.caller(&self.db, user_id).await?;
+                self.signed_in(&self.db, bearer).await?;
                 Err(AppError::NotFound(PROFILE_NOT_FOUND))
             }
         }
@@ -88,8 +91,9 @@ impl Services {
     /// Anyone's profile, for a signed-in caller; the owner's account (and so the email)
     /// only when the caller is the owner.
     pub async fn profile_of(&self, actor: &Actor, user_id: i32) -> Result<ProfileView, AppError> {
-        let caller = actor.user_id()?;
-        self.caller(&self.db, caller).await?;
+        let bearer = actor.bearer()?;
+        let caller = bearer.user_id;
+        self.signed_in(&self.db, bearer).await?;
         let (profile, owner) = profile::Entity::find()
             .filter(profile::Column::UserId.eq(user_id))
             .find_also_related(user::Entity)
@@ -131,10 +135,11 @@ impl Services {
         actor: &Actor,
         fields: ProfilePatch,
     ) -> Result<ProfileView, AppError> {
-        let user_id = actor.user_id()?;
+        let bearer = actor.bearer()?;
+        let user_id = bearer.user_id;
         let now = now();
         let txn = db::begin_write(&self.db).await?;
-        let user = self.caller(&txn, user_id).await?;
+        let user = self.signed_in(&txn, bearer).await?;
         if user
             .find_related(profile::Entity)
             .one(&txn)
@@ -171,9 +176,10 @@ impl Services {
         actor: &Actor,
         patch: ProfilePatch,
     ) -> Result<ProfileView, AppError> {
-        let user_id = actor.user_id()?;
+        let bearer = actor.bearer()?;
+        let user_id = bearer.user_id;
         let txn = db::begin_write(&self.db).await?;
-        let user = self.caller(&txn, user_id).await?;
+        let user = self.signed_in(&txn, bearer).await?;
         let profile = find_profile(&txn, user_id).await?;
         let old_name = profile.name.clone();
         let mut active: profile::ActiveModel = profile.clone().into();
@@ -206,9 +212,10 @@ impl Services {
     /// Deletes the caller's profile and then its photo file; returns the deleted profile's id.
     #[instrument(skip_all)]
     pub async fn delete_profile(&self, actor: &Actor) -> Result<i32, AppError> {
-        let user_id = actor.user_id()?;
+        let bearer = actor.bearer()?;
+        let user_id = bearer.user_id;
         let txn = db::begin_write(&self.db).await?;
-        let user = self.caller(&txn, user_id).await?;
+        let user = self.signed_in(&txn, bearer).await?;
         let profile = find_profile_for_update(&txn, user_id).await?;
         let (id, photo, named) = (
             profile.id,
@@ -228,7 +235,7 @@ impl Services {
     /// Replaces the caller's photo with `bytes` (checked, re-encoded, stored).
     #[instrument(skip_all, fields(bytes = bytes.len()))]
     pub async fn set_photo(&self, actor: &Actor, bytes: Vec<u8>) -> Result<ProfileView, AppError> {
-        let user_id = actor.user_id()?;
+        let user_id = actor.bearer()?.user_id;
         if bytes.len() > self.max_upload_bytes {
             return Err(super::photos::too_large(self.max_upload_bytes));
         }
@@ -236,7 +243,7 @@ impl Services {
         self.my_profile(actor).await?;
         let (kind, encoded) = self.photos.process(bytes).await?;
         let path = self.photos.save(user_id, kind, encoded).await?;
-        match self.swap_photo(user_id, Some(path.clone())).await {
+        match self.swap_photo(actor.bearer()?, Some(path.clone())).await {
             Ok((view, old)) => {
                 if let Some(old) = old {
                     self.photos.remove(&old).await;
@@ -253,8 +260,7 @@ impl Services {
     /// Removes the caller's photo (and its file); fine when there is none.
     #[instrument(skip_all)]
     pub async fn delete_photo(&self, actor: &Actor) -> Result<ProfileView, AppError> {
-        let user_id = actor.user_id()?;
-        let (view, old) = self.swap_photo(user_id, None).await?;
+        let (view, old) = self.swap_photo(actor.bearer()?, None).await?;
         if let Some(old) = old {
             self.photos.remove(&old).await;
         }
@@ -266,12 +272,12 @@ impl Services {
     /// see the other's file as the one to remove: none is left behind.
     async fn swap_photo(
         &self,
-        user_id: i32,
+        bearer: Bearer,
         path: Option<String>,
     ) -> Result<(ProfileView, Option<String>), AppError> {
         let txn = db::begin_write(&self.db).await?;
-        let user = self.caller(&txn, user_id).await?;
-        let profile = find_profile_for_update(&txn, user_id).await?;
+        let user = self.signed_in(&txn, bearer).await?;
+        let profile = find_profile_for_update(&txn, bearer.user_id).await?;
         let old = profile.profile_photo_path.clone();
         let profile = if old == path {
             profile
@@ -324,18 +330,6 @@ impl Services {
             tracing::info!(removed, "removed photo files that no profile references");
         }
         Ok(removed)
-    }
-
-    /// The caller's user row; 401 when the token outlived its user.
-    async fn caller(
-        &self,
-        db: &impl ConnectionTrait,
-        user_id: i32,
-    ) -> Result<user::Model, AppError> {
-        user::Entity::find_by_id(user_id)
-            .one(db)
-            .await?
-            .ok_or(AppError::Unauthenticated(NOT_AUTHENTICATED))
     }
 }
 

@@ -312,9 +312,10 @@ async fn tampered_tokens_are_401(app: TestApp) {
     )
     .await;
     // Signed correctly but with `sub` and `user_id` disagreeing.
+    let sid = decode_claims(&token)["sid"].clone();
     let now = chrono::Utc::now().timestamp();
     let mixed = sign(
-        json!({"sub": other.to_string(), "user_id": id, "iat": now, "exp": now + 60}),
+        json!({"sub": other.to_string(), "user_id": id, "sid": sid, "iat": now, "exp": now + 60}),
         "HS256",
     );
     expect_error(
@@ -325,12 +326,12 @@ async fn tampered_tokens_are_401(app: TestApp) {
     .await;
     // Within the leeway an expired token still works; past it, not.
     let recent = sign(
-        json!({"sub": id.to_string(), "user_id": id, "iat": now - 100, "exp": now - 5}),
+        json!({"sub": id.to_string(), "user_id": id, "sid": sid, "iat": now - 100, "exp": now - 5}),
         "HS256",
     );
     assert_eq!(app.account(&recent).await.status(), StatusCode::OK);
     let stale = sign(
-        json!({"sub": id.to_string(), "user_id": id, "iat": now - 100, "exp": now - 31}),
+        json!({"sub": id.to_string(), "user_id": id, "sid": sid, "iat": now - 100, "exp": now - 31}),
         "HS256",
     );
     assert_eq!(app.account(&stale).await.status(), StatusCode::UNAUTHORIZED);

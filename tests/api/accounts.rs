@@ -372,23 +372,34 @@ async fn account_view_needs_a_valid_token(app: TestApp) {
     assert_eq!(no_token.headers()["www-authenticate"], "Bearer");
     expect_error(no_token, StatusCode::UNAUTHORIZED, "Not authenticated").await;
 
+    // Each forgery names the live session, so only the stated flaw refuses it.
+    let sid = decode_claims(&token)["sid"].clone();
     let now = chrono::Utc::now().timestamp();
+    let claims = |iat: i64, exp: Option<i64>| {
+        let mut c = json!({"sub": id.to_string(), "user_id": id, "sid": sid, "iat": iat});
+        if let Some(exp) = exp {
+            c["exp"] = json!(exp);
+        }
+        c
+    };
+    assert_eq!(
+        app.account(&sign(claims(now, Some(now + 60)), "HS256"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
     let forged = [
         "garbage".to_owned(),
         format!("{token}x"),
-        sign(
-            json!({"sub": id.to_string(), "user_id": id, "iat": now - 300, "exp": now - 120}),
-            "HS256",
-        ),
-        sign(
-            json!({"sub": id.to_string(), "user_id": id, "iat": now}),
-            "HS256",
-        ),
+        sign(claims(now - 300, Some(now - 120)), "HS256"),
+        sign(claims(now, None), "HS256"),
+        sign(claims(now, Some(now + 60)), "HS512"),
+        unsigned(claims(now, Some(now + 60))),
+        // No session at all.
         sign(
             json!({"sub": id.to_string(), "user_id": id, "iat": now, "exp": now + 60}),
-            "HS512",
+            "HS256",
         ),
-        unsigned(json!({"sub": id.to_string(), "user_id": id, "iat": now, "exp": now + 60})),
     ];
     for bad in forged {
         let response = app.account(&bad).await;

@@ -24,6 +24,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// A connection of the test's own to the app's database, to check rows.
     pub db: DatabaseConnection,
+    /// The app's `DATABASE_URL` (for a second replica on the same database).
+    pub database_url: String,
     /// Holds the SQLite file and the upload folder; removed when the test ends.
     _dir: TempDir,
     shutdown: Option<oneshot::Sender<()>>,
@@ -80,6 +82,7 @@ pub async fn spawn_app_with(backend: Backend, settings: &[(&str, &str)]) -> Test
         address: format!("http://127.0.0.1:{port}"),
         client: reqwest::Client::new(),
         db,
+        database_url,
         _dir: dir,
         shutdown: Some(shutdown),
         server: Some(server),
@@ -230,6 +233,37 @@ impl TestApp {
             &json!({"email": email, "password": password}),
         )
         .await
+    }
+
+    /// Logs in with the standard password and returns the answer's body (asserting a 200).
+    pub async fn tokens(&self, email: &str) -> Value {
+        self.tokens_with(email, PASSWORD).await
+    }
+
+    /// Logs in and returns the answer's body (asserting a 200).
+    pub async fn tokens_with(&self, email: &str, password: &str) -> Value {
+        let login = self.login(email, password).await;
+        assert_eq!(login.status(), StatusCode::OK);
+        body(login).await
+    }
+
+    /// `POST /api/auth/refresh`.
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        self.post_json(
+            "/api/auth/refresh",
+            &json!({ "refresh_token": refresh_token }),
+        )
+        .await
+    }
+
+    /// `POST` to a path with a token and no body.
+    pub async fn post_auth(&self, path: &str, token: &str) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Registers `email` with the standard password and returns `(user_id, token)`.

@@ -17,3 +17,4 @@ mod photos;
 mod process;
 mod profiles;
 mod resilience;
+mod sessions;

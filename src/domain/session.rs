@@ -1,0 +1,144 @@
+//! Inputs of the session operations: refresh, password change, account deletion, and where
+//! a login comes from.
+
+use std::{fmt, net::IpAddr};
+
+use super::{Checks, Password};
+use crate::error::AppError;
+
+/// Longest user agent kept with a session (the column's size), in characters.
+pub const MAX_USER_AGENT_CHARS: usize = 255;
+
+/// Where a login or refresh comes from, as shown in the list of sessions.
+#[derive(Clone, Debug)]
+pub struct Origin {
+    pub ip: IpAddr,
+    /// The `User-Agent` header, printable characters only, cut to 255 characters.
+    pub user_agent: Option<String>,
+}
+
+impl Origin {
+    pub fn new(ip: IpAddr, user_agent: Option<&str>) -> Self {
+        let user_agent = user_agent
+            .map(|ua| {
+                ua.chars()
+                    .filter(|c| !c.is_control())
+                    .take(MAX_USER_AGENT_CHARS)
+                    .collect::<String>()
+                    .trim()
+                    .to_owned()
+            })
+            .filter(|ua| !ua.is_empty());
+        Self { ip, user_agent }
+    }
+}
+
+/// A refresh token as presented. Never printed.
+pub struct RefreshToken(String);
+
+impl RefreshToken {
+    pub fn parse(raw: String) -> Result<Self, AppError> {
+        let mut checks = Checks::default();
+        let raw = raw.trim().to_owned();
+        if raw.is_empty() {
+            checks.check::<()>("refresh_token", Err("Refresh token is required.".into()));
+        }
+        checks.finish(|| Some(Self(raw)))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RefreshToken([redacted])")
+    }
+}
+
+/// A password change: the current password (only checked against the hash, so only its
+/// presence is validated) and a new one that follows the registration rules.
+pub struct PasswordChange {
+    pub current: String,
+    pub new: Password,
+}
+
+impl PasswordChange {
+    pub fn parse(current: String, new: String) -> Result<Self, AppError> {
+        let mut checks = Checks::default();
+        if current.is_empty() {
+            checks.check::<()>(
+                "current_password",
+                Err("Current password is required.".into()),
+            );
+        }
+        let new = checks.check("new_password", Password::parse(new));
+        checks.finish(|| Some(Self { current, new: new? }))
+    }
+}
+
+impl fmt::Debug for PasswordChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordChange([redacted])")
+    }
+}
+
+/// The password that confirms an account's deletion.
+pub struct Confirmation(pub String);
+
+impl Confirmation {
+    pub fn parse(password: String) -> Result<Self, AppError> {
+        let mut checks = Checks::default();
+        if password.is_empty() {
+            checks.check::<()>("password", Err("Password is required.".into()));
+        }
+        checks.finish(|| Some(Self(password)))
+    }
+}
+
+impl fmt::Debug for Confirmation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Confirmation([redacted])")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_agents_are_printable_and_bounded() {
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        assert_eq!(Origin::new(ip, None).user_agent, None);
+        assert_eq!(Origin::new(ip, Some("  \t")).user_agent, None);
+        assert_eq!(
+            Origin::new(ip, Some("curl/8\r\n\u{7}x"))
+                .user_agent
+                .as_deref(),
+            Some("curl/8x")
+        );
+        let long = "é".repeat(1000);
+        assert_eq!(
+            Origin::new(ip, Some(&long))
+                .user_agent
+                .unwrap()
+                .chars()
+                .count(),
+            MAX_USER_AGENT_CHARS
+        );
+    }
+
+    #[test]
+    fn a_new_password_follows_the_registration_rules() {
+        let err = PasswordChange::parse(String::new(), "short".into()).unwrap_err();
+        let AppError::Validation(errors) = err else {
+            panic!("not a validation error")
+        };
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["current_password", "new_password"]);
+        assert!(PasswordChange::parse("old".into(), "NewPass1234".into()).is_ok());
+        assert!(RefreshToken::parse("  ".into()).is_err());
+        assert!(Confirmation::parse(String::new()).is_err());
+    }
+}

@@ -1,0 +1,506 @@
+//! Sessions: what a login opens and a refresh extends, and what logout, revocation, a
+//! password change and account deletion end.
+//!
+//! - An access token names its session (`sid`). Every authenticated service call loads the
+//!   caller's user row joined to that session, live (not revoked, not expired): one query,
+//!   and a session ended on any replica is refused on the very next request.
+//! - A refresh token is 32 random bytes, stored as its SHA-256. Each refresh spends it (and
+//!   any other live token of the session) and issues one new token, so a session has at
+//!   most one live token at a time: one chain. A spent token used again within the grace
+//!   window gets a new pair for the same session (two tabs refreshing at once); used later,
+//!   it is taken as stolen and the whole session ends (RFC 9700 §4.14).
+//! - Refreshes are serialised per session: the session row is locked (PostgreSQL) or the
+//!   database's write lock is held (SQLite) while the token is checked and replaced.
+
+use std::{net::IpAddr, time::Duration};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, TimeDelta, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, JoinType, QueryFilter,
+    QueryOrder, QuerySelect, Related, Set,
+    sea_query::{Expr, ExprTrait},
+};
+use sha2::{Digest, Sha256};
+use tracing::instrument;
+use uuid::Uuid;
+
+use super::{AccessToken, Account, Services, now};
+use crate::{
+    auth::{Actor, Bearer},
+    db,
+    domain::{Confirmation, Origin, PasswordChange, RefreshToken},
+    entities::{profile, refresh_token, session, user},
+    error::{AppError, NOT_AUTHENTICATED},
+};
+
+pub const INVALID_REFRESH_TOKEN: &str = "Invalid refresh token";
+pub const SESSION_NOT_FOUND: &str = "Session not found";
+pub const CURRENT_PASSWORD_WRONG: &str = "Current password is incorrect.";
+pub const PASSWORD_WRONG: &str = "Password is incorrect.";
+
+/// Random bytes in a refresh token.
+const REFRESH_TOKEN_BYTES: usize = 32;
+/// No lifetime is taken as longer than this (a century), so every expiry fits both databases.
+const LONGEST: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// One of the caller's live sessions.
+#[derive(Clone, Debug)]
+pub struct SessionView {
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    /// The session of the token that asked.
+    pub current: bool,
+}
+
+impl Services {
+    /// The caller's user row, if their token's session is live: one query (the session is
+    /// joined, not fetched apart). 401 otherwise.
+    pub(super) async fn signed_in(
+        &self,
+        db: &impl ConnectionTrait,
+        bearer: Bearer,
+    ) -> Result<user::Model, AppError> {
+        live_session(user::Entity::find_by_id(bearer.user_id), bearer, now())
+            .one(db)
+            .await?
+            .ok_or(AppError::Unauthenticated(NOT_AUTHENTICATED))
+    }
+
+    /// Opens a session for `user` (in the caller's transaction) and issues its first pair.
+    pub(super) async fn open_session(
+        &self,
+        db: &impl ConnectionTrait,
+        user: user::Model,
+        profile: Option<profile::Model>,
+        origin: &Origin,
+    ) -> Result<AccessToken, AppError> {
+        let now = now();
+        let session = session::ActiveModel {
+            id: Set(Uuid::new_v4().to_string()),
+            user_id: Set(user.id),
+            created_at: Set(now),
+            last_used_at: Set(now),
+            expires_at: Set(self.session_expiry(now, now)),
+            revoked_at: Set(None),
+            user_agent: Set(origin.user_agent.clone()),
+            ip: Set(Some(origin.ip.to_string())),
+        }
+        .insert(db)
+        .await?;
+        self.issue_pair(db, &session, Account::new(user, profile), now)
+            .await
+    }
+
+    /// Exchanges a refresh token for a new pair (see the module comment for the rules).
+    #[instrument(skip_all)]
+    pub async fn refresh(
+        &self,
+        origin: &Origin,
+        token: RefreshToken,
+    ) -> Result<AccessToken, AppError> {
+        self.limits.refresh_attempt(origin.ip).await?;
+        let invalid = || AppError::Unauthenticated(INVALID_REFRESH_TOKEN);
+        let hash = token_hash(token.expose());
+        let now = now();
+
+        let txn = db::begin_write(&self.db).await?;
+        let Some(presented) = find_token(&txn, &hash).await? else {
+            return Err(invalid());
+        };
+        let session = for_update(&txn, session::Entity::find_by_id(&presented.session_id))
+            .one(&txn)
+            .await?
+            .filter(|s| s.revoked_at.is_none() && s.expires_at > now)
+            .ok_or_else(invalid)?;
+        // Read again under the lock: a refresh that held it first may have spent the token.
+        let presented = find_token(&txn, &hash).await?.ok_or_else(invalid)?;
+        if let Some(spent_at) = presented.spent_at
+            && now - spent_at > delta(self.sessions.reuse_grace)
+        {
+            let user_id = session.user_id;
+            end_sessions(&txn, session::Column::Id.eq(&session.id), now).await?;
+            txn.commit().await?;
+            tracing::warn!(
+                user_id,
+                "a spent refresh token was used again after its grace window; session ended"
+            );
+            return Err(invalid());
+        }
+        let (user, profile) = user::Entity::find_by_id(session.user_id)
+            .find_also_related(profile::Entity)
+            .one(&txn)
+            .await?
+            .ok_or_else(invalid)?;
+
+        let created_at = session.created_at;
+        let mut active: session::ActiveModel = session.into();
+        active.last_used_at = Set(now);
+        active.expires_at = Set(self.session_expiry(created_at, now));
+        active.user_agent = Set(origin.user_agent.clone());
+        active.ip = Set(Some(origin.ip.to_string()));
+        let session = active.update(&txn).await?;
+        let pair = self
+            .issue_pair(&txn, &session, Account::new(user, profile), now)
+            .await?;
+        txn.commit().await?;
+        Ok(pair)
+    }
+
+    /// Ends the caller's session.
+    #[instrument(skip_all)]
+    pub async fn logout(&self, actor: &Actor) -> Result<(), AppError> {
+        let bearer = actor.bearer()?;
+        let now = now();
+        let ended = end_sessions(
+            &self.db,
+            live(session::Column::Id.eq(bearer.session_id.to_string()), now)
+                .and(session::Column::UserId.eq(bearer.user_id)),
+            now,
+        )
+        .await?;
+        if ended == 0 {
+            return Err(AppError::Unauthenticated(NOT_AUTHENTICATED));
+        }
+        Ok(())
+    }
+
+    /// Ends every session of the caller, this one included; returns how many.
+    #[instrument(skip_all)]
+    pub async fn logout_all(&self, actor: &Actor) -> Result<u64, AppError> {
+        let bearer = actor.bearer()?;
+        let now = now();
+        let txn = db::begin_write(&self.db).await?;
+        self.signed_in(&txn, bearer).await?;
+        let ended = end_sessions(
+            &txn,
+            live(session::Column::UserId.eq(bearer.user_id), now),
+            now,
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(ended)
+    }
+
+    /// The caller's live sessions, most recently used first.
+    pub async fn my_sessions(&self, actor: &Actor) -> Result<Vec<SessionView>, AppError> {
+        let bearer = actor.bearer()?;
+        let current = bearer.session_id.to_string();
+        // One query: the caller's own session must be among them, or the token is dead.
+        let sessions = session::Entity::find()
+            .filter(live(session::Column::UserId.eq(bearer.user_id), now()))
+            .order_by_desc(session::Column::LastUsedAt)
+            .order_by_desc(session::Column::CreatedAt)
+            .all(&self.db)
+            .await?;
+        if !sessions.iter().any(|s| s.id == current) {
+            return Err(AppError::Unauthenticated(NOT_AUTHENTICATED));
+        }
+        Ok(sessions
+            .into_iter()
+            .map(|s| SessionView {
+                current: s.id == current,
+                id: s.id,
+                created_at: s.created_at,
+                last_used_at: s.last_used_at,
+                expires_at: s.expires_at,
+                user_agent: s.user_agent,
+                ip: s.ip,
+            })
+            .collect())
+    }
+
+    /// Ends one of the caller's live sessions (their own included); 404 for any other id.
+    #[instrument(skip_all)]
+    pub async fn revoke_session(&self, actor: &Actor, id: &str) -> Result<(), AppError> {
+        let bearer = actor.bearer()?;
+        self.signed_in(&self.db, bearer).await?;
+        let not_found = || AppError::NotFound(SESSION_NOT_FOUND);
+        // Ids are made as hyphenated lower-case UUIDs; anything else names no session.
+        let id = Uuid::try_parse(id).map_err(|_| not_found())?.to_string();
+        let now = now();
+        let ended = end_sessions(
+            &self.db,
+            live(session::Column::Id.eq(id), now).and(session::Column::UserId.eq(bearer.user_id)),
+            now,
+        )
+        .await?;
+        if ended == 0 {
+            return Err(not_found());
+        }
+        Ok(())
+    }
+
+    /// Changes the caller's password after checking the current one (a wrong one counts as
+    /// a failed login), and ends every other session.
+    #[instrument(skip_all)]
+    pub async fn change_password(
+        &self,
+        actor: &Actor,
+        client: IpAddr,
+        change: PasswordChange,
+    ) -> Result<(), AppError> {
+        let bearer = actor.bearer()?;
+        let user = self.signed_in(&self.db, bearer).await?;
+        self.confirm_password(
+            client,
+            &user,
+            &change.current,
+            "current_password",
+            CURRENT_PASSWORD_WRONG,
+        )
+        .await?;
+        let password_hash = self.hasher.hash(&change.new).await?;
+
+        let now = now();
+        let txn = db::begin_write(&self.db).await?;
+        // Still signed in? The session may have ended while the hash ran.
+        let user = self.signed_in(&txn, bearer).await?;
+        let mut active: user::ActiveModel = user.into();
+        active.password_hash = Set(password_hash);
+        active.update(&txn).await?;
+        let others = end_sessions(
+            &txn,
+            live(session::Column::UserId.eq(bearer.user_id), now)
+                .and(session::Column::Id.ne(bearer.session_id.to_string())),
+            now,
+        )
+        .await?;
+        txn.commit().await?;
+        tracing::info!(
+            user_id = bearer.user_id,
+            ended_sessions = others,
+            "password changed"
+        );
+        Ok(())
+    }
+
+    /// Deletes the caller's account after checking their password: the user row and, with
+    /// it, the profile, sessions and refresh tokens (one statement; the foreign keys
+    /// cascade); then the photo files.
+    #[instrument(skip_all)]
+    pub async fn delete_account(
+        &self,
+        actor: &Actor,
+        client: IpAddr,
+        confirmation: Confirmation,
+    ) -> Result<(), AppError> {
+        let bearer = actor.bearer()?;
+        let user = self.signed_in(&self.db, bearer).await?;
+        self.confirm_password(client, &user, &confirmation.0, "password", PASSWORD_WRONG)
+            .await?;
+
+        let txn = db::begin_write(&self.db).await?;
+        let user = self.signed_in(&txn, bearer).await?;
+        user::Entity::delete_by_id(user.id).exec(&txn).await?;
+        txn.commit().await?;
+        self.photos.remove_user(bearer.user_id).await;
+        tracing::info!(user_id = bearer.user_id, "account deleted");
+        Ok(())
+    }
+
+    /// Deletes sessions that ended (revoked or expired), with their tokens, and spent tokens
+    /// that would have expired by now anyway (a reuse of one is refused as unknown). Returns
+    /// how many rows went.
+    pub async fn prune_sessions(&self) -> Result<u64, AppError> {
+        let now = now();
+        let sessions = session::Entity::delete_many()
+            .filter(
+                session::Column::RevokedAt
+                    .is_not_null()
+                    .or(session::Column::ExpiresAt.lte(now)),
+            )
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        let tokens = refresh_token::Entity::delete_many()
+            .filter(refresh_token::Column::SpentAt.is_not_null())
+            .filter(refresh_token::Column::CreatedAt.lte(now - delta(self.sessions.refresh_ttl)))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        if sessions + tokens > 0 {
+            tracing::info!(
+                sessions,
+                tokens,
+                "pruned ended sessions and old refresh tokens"
+            );
+        }
+        Ok(sessions + tokens)
+    }
+
+    /// Checks `password` against the user's hash, as a login attempt would be counted: a
+    /// wrong one is a failed login for the lockout, and is answered as a 400 on `field`.
+    async fn confirm_password(
+        &self,
+        client: IpAddr,
+        user: &user::Model,
+        password: &str,
+        field: &str,
+        wrong: &str,
+    ) -> Result<(), AppError> {
+        let reservation = self.limits.login_attempt(client, &user.email).await?;
+        if self.hasher.verify(password, &user.password_hash).await? {
+            self.limits.login_succeeded(&user.email, reservation).await;
+            Ok(())
+        } else {
+            self.limits.login_failed(&user.email, reservation).await;
+            Err(AppError::validation(field, wrong))
+        }
+    }
+
+    /// Spends every live refresh token of `session` and issues a new one with an access
+    /// token: the session's only live chain.
+    async fn issue_pair(
+        &self,
+        db: &impl ConnectionTrait,
+        session: &session::Model,
+        account: Account,
+        now: DateTime<Utc>,
+    ) -> Result<AccessToken, AppError> {
+        refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::SpentAt, Expr::value(now))
+            .filter(refresh_token::Column::SessionId.eq(&session.id))
+            .filter(refresh_token::Column::SpentAt.is_null())
+            .exec(db)
+            .await?;
+        let refresh_token = new_refresh_token()?;
+        refresh_token::ActiveModel {
+            session_id: Set(session.id.clone()),
+            token_hash: Set(token_hash(&refresh_token)),
+            created_at: Set(now),
+            spent_at: Set(None),
+            ..Default::default()
+        }
+        .insert(db)
+        .await?;
+        let session_id = Uuid::try_parse(&session.id).map_err(AppError::internal)?;
+        let access = self.jwt.issue(Bearer {
+            user_id: session.user_id,
+            session_id,
+        })?;
+        Ok(AccessToken {
+            token: access.token,
+            expires_in: access.expires_in,
+            refresh_token,
+            refresh_expires_in: std::cmp::max((session.expires_at - now).num_seconds(), 0) as u64,
+            account,
+        })
+    }
+
+    /// When a session used at `now` ends: `REFRESH_TOKEN_DAYS` later, but never more than
+    /// `SESSION_MAX_DAYS` after it began.
+    fn session_expiry(&self, created_at: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+        std::cmp::min(
+            now + delta(self.sessions.refresh_ttl),
+            created_at + delta(self.sessions.max_age),
+        )
+    }
+}
+
+/// `query` (which reaches `users`) restricted to the bearer's live session.
+pub(super) fn live_session<Q: QuerySelect + QueryFilter>(
+    query: Q,
+    bearer: Bearer,
+    now: DateTime<Utc>,
+) -> Q {
+    query
+        .join(
+            JoinType::InnerJoin,
+            <user::Entity as Related<session::Entity>>::to(),
+        )
+        .filter(live(
+            session::Column::Id.eq(bearer.session_id.to_string()),
+            now,
+        ))
+}
+
+/// `condition` on sessions, and the session neither revoked nor expired.
+fn live(condition: Expr, now: DateTime<Utc>) -> Expr {
+    condition
+        .and(session::Column::RevokedAt.is_null())
+        .and(session::Column::ExpiresAt.gt(now))
+}
+
+/// Marks the sessions matching `condition` revoked; returns how many.
+async fn end_sessions(
+    db: &impl ConnectionTrait,
+    condition: Expr,
+    now: DateTime<Utc>,
+) -> Result<u64, AppError> {
+    Ok(session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(now))
+        .filter(condition)
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
+async fn find_token(
+    db: &impl ConnectionTrait,
+    hash: &str,
+) -> Result<Option<refresh_token::Model>, AppError> {
+    Ok(refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(hash))
+        .one(db)
+        .await?)
+}
+
+/// `select` holding its rows until the transaction ends. SQLite has no row locks (and no
+/// `FOR UPDATE`); there the transaction's `BEGIN IMMEDIATE` already serialises writers.
+fn for_update<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    select: sea_orm::Select<E>,
+) -> sea_orm::Select<E> {
+    match db.get_database_backend() {
+        DbBackend::Postgres => select.lock_exclusive(),
+        _ => select,
+    }
+}
+
+/// A new refresh token: 32 random bytes, URL-safe base64 without padding (43 characters).
+fn new_refresh_token() -> Result<String, AppError> {
+    let mut bytes = [0u8; REFRESH_TOKEN_BYTES];
+    getrandom::fill(&mut bytes).map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The stored form of a refresh token: lower-case hex SHA-256. The token is random and
+/// long, so a fast hash is enough (nothing to brute-force).
+fn token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn delta(d: Duration) -> TimeDelta {
+    TimeDelta::from_std(d.min(LONGEST)).unwrap_or(TimeDelta::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_tokens_are_long_random_and_url_safe() {
+        let a = new_refresh_token().unwrap();
+        let b = new_refresh_token().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
+        assert_eq!(token_hash(&a).len(), 64);
+        assert_ne!(token_hash(&a), a);
+        assert_eq!(
+            token_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}
