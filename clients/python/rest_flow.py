@@ -13,7 +13,7 @@ import uuid
 import zlib
 
 from nta_user_svc_client import AuthenticatedClient, Client
-from nta_user_svc_client.api.auth import login, register, register_user, token
+from nta_user_svc_client.api.auth import login, logout, logout_all, refresh, register, register_user, token
 from nta_user_svc_client.api.health import healthz, readyz
 from nta_user_svc_client.api.photos import delete_my_photo, get_photo, upload_my_photo
 from nta_user_svc_client.api.profiles import (
@@ -23,8 +23,11 @@ from nta_user_svc_client.api.profiles import (
     get_public_profile,
     update_my_profile,
 )
-from nta_user_svc_client.api.users import get_account, update_account
+from nta_user_svc_client.api.sessions import list_my_sessions, revoke_my_session
+from nta_user_svc_client.api.users import change_my_password, delete_my_account, get_account, update_account
 from nta_user_svc_client.models import (
+    ChangePasswordBody,
+    DeleteAccountBody,
     ErrorBody,
     Health,
     LoginBody,
@@ -32,7 +35,9 @@ from nta_user_svc_client.models import (
     ProfileBody,
     ProfileOut,
     ProfilePublic,
+    RefreshBody,
     RegisterBody,
+    SessionOut,
     Token,
     TypeErrorBody,
     UpdateAccountBody,
@@ -135,6 +140,37 @@ def main():
     check(get_my_profile.sync_detailed(client=client), 404, ErrorBody)
     again = check(create_profile.sync_detailed(client=client, body=ProfileBody(bio="back")), 201, ProfileOut)
     assert again.bio == "back"
+
+    # Sessions: refresh, the list, ending one, password change, logout, logout everywhere.
+    renewed = check(refresh.sync_detailed(client=anonymous, body=RefreshBody(refresh_token=tok.refresh_token)), 200, Token)
+    assert renewed.refresh_token != tok.refresh_token and renewed.refresh_expires_in > 0
+    check(refresh.sync_detailed(client=anonymous, body=RefreshBody(refresh_token="not-a-token")), 401, ErrorBody)
+    client = AuthenticatedClient(base_url=BASE, token=renewed.access_token, raise_on_unexpected_status=True)
+    sessions = check(list_my_sessions.sync_detailed(client=client), 200, list)
+    assert all(isinstance(s, SessionOut) for s in sessions), sessions
+    assert [s.current for s in sessions].count(True) == 1
+    other = next(s for s in sessions if not s.current)
+    check(revoke_my_session.sync_detailed(other.id, client=client), 204, None)
+    check(revoke_my_session.sync_detailed(other.id, client=client), 404, ErrorBody)
+    new_password = "NewStrong456"
+    wrong = check(change_my_password.sync_detailed(client=client, body=ChangePasswordBody(current_password="Wrong-pass-1", new_password=new_password)), 400, ValidationErrorBody)
+    assert wrong.errors[0].field == "current_password"
+    check(change_my_password.sync_detailed(client=client, body=ChangePasswordBody(current_password=PASSWORD, new_password=new_password)), 204, None)
+    check(logout.sync_detailed(client=client), 204, None)
+    check(get_account.sync_detailed(client=client), 401, ErrorBody)
+    tok = check(login.sync_detailed(client=anonymous, body=LoginBody(email=email, password=new_password)), 200, Token)
+    client = AuthenticatedClient(base_url=BASE, token=tok.access_token, raise_on_unexpected_status=True)
+    check(logout_all.sync_detailed(client=client), 204, None)
+    check(get_account.sync_detailed(client=client), 401, ErrorBody)
+
+    # Deleting the account.
+    tok = check(login.sync_detailed(client=anonymous, body=LoginBody(email=email, password=new_password)), 200, Token)
+    client = AuthenticatedClient(base_url=BASE, token=tok.access_token, raise_on_unexpected_status=True)
+    wrong = check(delete_my_account.sync_detailed(client=client, body=DeleteAccountBody(password="Wrong-pass-1")), 400, ValidationErrorBody)
+    assert wrong.errors[0].field == "password"
+    check(delete_my_account.sync_detailed(client=client, body=DeleteAccountBody(password=new_password)), 204, None)
+    check(login.sync_detailed(client=anonymous, body=LoginBody(email=email, password=new_password)), 401, ErrorBody)
+    check(register.sync_detailed(client=anonymous, body=RegisterBody(email=email, password=PASSWORD)), 201, UserCreated)
 
     print(f"python client: {steps} steps passed")
 

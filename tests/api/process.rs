@@ -289,6 +289,62 @@ async fn logs_never_hold_secrets() {
         .send()
         .await
         .unwrap();
+    // Sessions: refresh (fresh, reused, unknown), the list, password change and deletion.
+    let refresh_token = login["refresh_token"].as_str().unwrap().to_owned();
+    let renewed: Value = post(
+        "/api/auth/refresh",
+        json!({ "refresh_token": refresh_token }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let renewed_refresh = renewed["refresh_token"].as_str().unwrap().to_owned();
+    post(
+        "/api/auth/refresh",
+        json!({ "refresh_token": refresh_token }),
+    )
+    .await
+    .unwrap();
+    post(
+        "/api/auth/refresh",
+        json!({ "refresh_token": "Guessed-Refresh-Token" }),
+    )
+    .await
+    .unwrap();
+    graphql(
+        "mutation($t: String!) { refresh(input: {refreshToken: $t}) { accessToken } }",
+        json!({"t": renewed_refresh}),
+    )
+    .await
+    .unwrap();
+    auth(client.get(server.url("/api/users/me/sessions")))
+        .await
+        .unwrap();
+    for current in ["Wrong-Secret-Passw0rd", SECRET_PASSWORD] {
+        auth(
+            client
+                .put(server.url("/api/users/me/password"))
+                .json(&json!({"current_password": current, "new_password": "New-Secret-Passw0rd"})),
+        )
+        .await
+        .unwrap();
+    }
+    auth(
+        client
+            .delete(server.url("/api/users/me"))
+            .json(&json!({"password": "Wrong-Secret-Passw0rd"})),
+    )
+    .await
+    .unwrap();
+    auth(
+        client
+            .delete(server.url("/api/users/me"))
+            .json(&json!({"password": "New-Secret-Passw0rd"})),
+    )
+    .await
+    .unwrap();
 
     let log = server.log();
     let text = log.join("\n");
@@ -300,6 +356,10 @@ async fn logs_never_hold_secrets() {
         "tiny-pw",
         token.as_str(),
         signature,
+        refresh_token.as_str(),
+        renewed_refresh.as_str(),
+        "Guessed-Refresh-Token",
+        "New-Secret-Passw0rd",
         JWT_SECRET,
         "$2b$",
     ] {
