@@ -163,6 +163,7 @@ fn complete(doc: &mut serde_json::Value) {
         "UserOut",
         "ProfileOut",
         "ProfilePublic",
+        "SessionOut",
         "ErrorBody",
     ] {
         let schema = &mut schemas[name];

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use tracing::instrument;
 
-use super::{Services, now, sessions::live_session, unique_violation_as};
+use super::{Services, now, prepared, unique_violation_as};
 use crate::{
     auth::{Actor, Bearer},
     db,
@@ -202,9 +202,7 @@ impl Services {
         db: &impl ConnectionTrait,
         bearer: Bearer,
     ) -> Result<(user::Model, Option<profile::Model>), AppError> {
-        let query = user::Entity::find_by_id(bearer.user_id).find_also_related(profile::Entity);
-        live_session(query, bearer, now())
-            .one(db)
+        prepared::account(db, bearer, now())
             .await?
             .ok_or(AppError::Unauthenticated(NOT_AUTHENTICATED))
     }

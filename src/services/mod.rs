@@ -7,6 +7,7 @@
 
 mod accounts;
 pub mod photos;
+mod prepared;
 mod profiles;
 mod sessions;
 

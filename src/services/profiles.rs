@@ -10,7 +10,7 @@ use sea_orm::{
 };
 use tracing::instrument;
 
-use super::{Account, Services, now, sessions::live_session, unique_violation_as};
+use super::{Account, Services, now, prepared, unique_violation_as};
 use crate::{
     auth::{Actor, Bearer},
     db,
@@ -72,16 +72,9 @@ impl Services {
         let bearer = actor.bearer()?;
         // One query on the common path (profile, user and live session); telling 401 from
         // 404 needs a second only when there is no row.
-        let found = live_session(
-            by_user(bearer.user_id).find_also_related(user::Entity),
-            bearer,
-            now(),
-        )
-        .one(&self.db)
-        .await?;
-        match found {
-            Some((profile, Some(user))) => Ok(ProfileView::owned(profile, user)),
-            _ => {
+        match prepared::profile(&self.db, bearer, now()).await? {
+            Some((profile, user)) => Ok(ProfileView::owned(profile, user)),
+            None => {
                 self.signed_in(&self.db, bearer).await?;
                 Err(AppError::NotFound(PROFILE_NOT_FOUND))
             }

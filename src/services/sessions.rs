@@ -65,8 +65,7 @@ impl Services {
         db: &impl ConnectionTrait,
         bearer: Bearer,
     ) -> Result<user::Model, AppError> {
-        live_session(user::Entity::find_by_id(bearer.user_id), bearer, now())
-            .one(db)
+        super::prepared::user(db, bearer, now())
             .await?
             .ok_or(AppError::Unauthenticated(NOT_AUTHENTICATED))
     }

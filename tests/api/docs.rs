@@ -50,6 +50,9 @@ async fn the_openapi_document_describes_every_rest_path() {
         ("post", "/api/users/register"),
         ("post", "/api/auth/login"),
         ("post", "/api/auth/token"),
+        ("post", "/api/auth/refresh"),
+        ("post", "/api/auth/logout"),
+        ("post", "/api/auth/logout-all"),
         ("get", "/api/users/profile"),
         ("put", "/api/users/profile"),
         ("post", "/api/profiles"),
@@ -59,6 +62,10 @@ async fn the_openapi_document_describes_every_rest_path() {
         ("delete", "/api/profiles/me"),
         ("post", "/api/profiles/me/photo"),
         ("delete", "/api/profiles/me/photo"),
+        ("put", "/api/users/me/password"),
+        ("delete", "/api/users/me"),
+        ("get", "/api/users/me/sessions"),
+        ("delete", "/api/users/me/sessions/{id}"),
         ("get", "/uploads/{user_id}/{file}"),
         ("get", "/healthz"),
         ("get", "/readyz"),
@@ -68,9 +75,14 @@ async fn the_openapi_document_describes_every_rest_path() {
         assert!(op.is_object(), "{method} {path} is not documented");
         assert!(op["tags"][0].is_string(), "{method} {path} has no tag");
         assert!(op["summary"].is_string(), "{method} {path} has no summary");
-        let needs_token = path.starts_with("/api/")
-            && !path.starts_with("/api/auth")
-            && path != "/api/users/register";
+        let anonymous = [
+            "/api/auth/register",
+            "/api/users/register",
+            "/api/auth/login",
+            "/api/auth/token",
+            "/api/auth/refresh",
+        ];
+        let needs_token = path.starts_with("/api/") && !anonymous.contains(&path);
         assert_eq!(op["security"].is_array(), needs_token, "{method} {path}");
         if needs_token {
             assert!(
@@ -135,6 +147,10 @@ async fn documented_schemas_match_the_real_responses(app: TestApp) {
     let token = body(app.login("doc@example.com", PASSWORD).await).await;
     assert_eq!(keys(&token), properties(&doc, "Token"));
     let bearer = token["access_token"].as_str().unwrap();
+    let renewed = body(app.refresh(token["refresh_token"].as_str().unwrap()).await).await;
+    assert_eq!(keys(&renewed), properties(&doc, "Token"));
+    let sessions = body(app.get_auth("/api/users/me/sessions", bearer).await).await;
+    assert_eq!(keys(&sessions[0]), properties(&doc, "SessionOut"));
     let account = body(app.account(bearer).await).await;
     assert_eq!(keys(&account), properties(&doc, "UserOut"));
     let mine = body(app.my_profile(bearer).await).await;
