@@ -40,6 +40,24 @@ pub struct Config {
     /// How often photo files that no profile references are looked for and removed.
     pub photo_sweep_interval: Duration,
     pub sessions: SessionConfig,
+    pub mail: MailConfig,
+}
+
+/// Outgoing mail, and the links it carries.
+#[derive(Clone, Debug)]
+pub struct MailConfig {
+    /// Where messages are written as `.eml` files when there is no SMTP server.
+    pub dir: PathBuf,
+    /// `smtp://host:port` or `smtps://user:pass@host`; may hold a password.
+    pub smtp_url: Option<Secret>,
+    /// The `From` header.
+    pub from: String,
+    /// The service's public address, for links in messages (no trailing slash).
+    pub public_url: String,
+    /// Delivery attempts before a message is given up (and logged).
+    pub max_attempts: u32,
+    /// How long an email-verification link works.
+    pub verify_ttl: Duration,
 }
 
 /// How long sessions and their refresh tokens live.
@@ -128,7 +146,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Every environment variable the service reads (the deployment files are checked against it).
-pub const VARIABLES: [&str; 35] = [
+pub const VARIABLES: [&str; 41] = [
     "DATABASE_URL",
     "DATABASE_MAX_CONNECTIONS",
     "DATABASE_ACQUIRE_TIMEOUT_SECS",
@@ -161,6 +179,12 @@ pub const VARIABLES: [&str; 35] = [
     "SESSION_MAX_DAYS",
     "REFRESH_REUSE_GRACE_SECS",
     "SESSION_PRUNE_INTERVAL_SECS",
+    "MAIL_DIR",
+    "SMTP_URL",
+    "MAIL_FROM",
+    "PUBLIC_URL",
+    "MAIL_MAX_ATTEMPTS",
+    "VERIFY_TOKEN_HOURS",
     // Read by the logging set-up and the Rust runtime, not by `Config`.
     "RUST_LOG",
     "RUST_BACKTRACE",
@@ -267,6 +291,18 @@ impl Config {
                 max_age: days(&get, "SESSION_MAX_DAYS", 90)?,
                 reuse_grace: Duration::from_secs(number(&get, "REFRESH_REUSE_GRACE_SECS", 10)?),
                 prune_interval: seconds(&get, "SESSION_PRUNE_INTERVAL_SECS", 3600)?,
+            },
+            mail: MailConfig {
+                dir: PathBuf::from(parse("MAIL_DIR", "data/mail")?),
+                smtp_url: get("SMTP_URL").map(Secret::new),
+                from: parse("MAIL_FROM", "nta-user-svc <no-reply@localhost>")?,
+                public_url: parse("PUBLIC_URL", "http://127.0.0.1:8000")?
+                    .trim_end_matches('/')
+                    .to_owned(),
+                max_attempts: positive(&get, "MAIL_MAX_ATTEMPTS", 8)?,
+                verify_ttl: Duration::from_secs(
+                    positive::<u64>(&get, "VERIFY_TOKEN_HOURS", 48)?.saturating_mul(3600),
+                ),
             },
         })
     }

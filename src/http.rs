@@ -86,6 +86,15 @@ impl IntoResponse for AppError {
 }
 
 impl Problem {
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The message (`detail`) of the body.
+    pub fn detail(&self) -> &str {
+        self.body["detail"].as_str().unwrap_or_default()
+    }
+
     /// The same body under another status (415 has no code of its own).
     pub fn into_status(self, status: StatusCode) -> Response {
         let mut response = self.into_response();
@@ -115,10 +124,14 @@ pub fn has_media_type(headers: &HeaderMap, media_type: &str) -> bool {
 
 /// The safety net under the error format: an error answered by a library in plain text (an
 /// extractor's rejection, say, whose message may name our types) goes out as
-/// `{"detail": "<the status's reason>"}` instead. The status and other headers stay.
+/// `{"detail": "<the status's reason>"}` instead. The status and other headers stay. The
+/// account pages' own HTML error pages go out as they are.
 pub fn as_json_error(response: Response) -> Response {
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_json(response.headers()) {
+    if !(status.is_client_error() || status.is_server_error())
+        || is_json(response.headers())
+        || has_media_type(response.headers(), "text/html")
+    {
         return response;
     }
     let detail = status.canonical_reason().unwrap_or("Error");

@@ -37,6 +37,8 @@ pub mod graphql;
 pub mod http;
 /// Rate limits on login and registration, counted in memory or in Redis.
 pub mod limits;
+/// Outgoing mail: templates, and the `.eml` file and SMTP transports.
+pub mod mail;
 /// Client addresses: trusted proxy networks and `X-Forwarded-For`.
 pub mod net;
 /// The REST compatibility layer: each documented path runs a named GraphQL operation.

@@ -28,6 +28,7 @@ use crate::{
     error::{AppError, ErrorCode, INTERNAL},
     graphql,
     http::{MAX_JSON_BODY, Problem},
+    mail::Mailer,
     rest, server,
     services::Services,
     state::AppState,
@@ -61,7 +62,10 @@ impl App {
         db::migrate(&db).await.context("cannot apply migrations")?;
 
         let jwt = Arc::new(JwtKeys::new(&config.jwt));
-        let services = Services::new(db, &config, Arc::clone(&jwt));
+        let mailer = Mailer::new(&config.mail).map_err(anyhow::Error::msg)?;
+        tracing::info!(transport = %mailer.describe(), "mail");
+        let services = Services::new(db, &config, Arc::clone(&jwt), Arc::new(mailer));
+        tokio::spawn(deliver_mail(services.clone()));
         let photos = services.clone();
         tokio::spawn(periodically(config.photo_sweep_interval, move || {
             let services = photos.clone();
@@ -211,6 +215,23 @@ where
         every.tick().await;
         if let Err(err) = task().await {
             err.log();
+        }
+    }
+}
+
+/// The mail worker: delivers what the outbox holds as soon as it is queued, and looks again
+/// every second for messages due for a retry (or queued by another replica).
+async fn deliver_mail(services: Services) {
+    loop {
+        match services.deliver_mail().await {
+            Ok(0) => {}
+            // There may be more.
+            Ok(_) => continue,
+            Err(err) => err.log(),
+        }
+        tokio::select! {
+            () = services.mail_waiting() => {}
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
 }

@@ -13,7 +13,7 @@ import uuid
 import zlib
 
 from nta_user_svc_client import AuthenticatedClient, Client
-from nta_user_svc_client.api.auth import login, logout, logout_all, refresh, register, register_user, token
+from nta_user_svc_client.api.auth import login, logout, logout_all, refresh, register, register_user, token, verify_email
 from nta_user_svc_client.api.health import healthz, readyz
 from nta_user_svc_client.api.photos import delete_my_photo, get_photo, upload_my_photo
 from nta_user_svc_client.api.profiles import (
@@ -24,7 +24,13 @@ from nta_user_svc_client.api.profiles import (
     update_my_profile,
 )
 from nta_user_svc_client.api.sessions import list_my_sessions, revoke_my_session
-from nta_user_svc_client.api.users import change_my_password, delete_my_account, get_account, update_account
+from nta_user_svc_client.api.users import (
+    change_my_password,
+    delete_my_account,
+    get_account,
+    request_email_verification,
+    update_account,
+)
 from nta_user_svc_client.models import (
     ChangePasswordBody,
     DeleteAccountBody,
@@ -39,6 +45,7 @@ from nta_user_svc_client.models import (
     RegisterBody,
     SessionOut,
     Token,
+    TokenBody,
     TypeErrorBody,
     UpdateAccountBody,
     UploadMyPhotoBody,
@@ -106,7 +113,13 @@ def main():
 
     # The account view.
     account = check(get_account.sync_detailed(client=client), 200, UserOut)
-    assert account.email == email and account.name is None
+    assert account.email == email and account.name is None and account.email_verified is False
+
+    # Email verification: a bad token, and a new message.
+    bad = check(verify_email.sync_detailed(client=anonymous, body=TokenBody(token="made-up")), 400, ValidationErrorBody)
+    assert bad.errors[0].field == "token"
+    sent = check(request_email_verification.sync_detailed(client=client), 202, ErrorBody)
+    assert sent.detail == "A verification message has been sent."
     renamed = check(update_account.sync_detailed(client=client, body=UpdateAccountBody(name="Pia")), 200, UserOut)
     assert renamed.name == "Pia"
     check(update_account.sync_detailed(client=client, body=UpdateAccountBody(email="n" + email)), 409, ErrorBody)

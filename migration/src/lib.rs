@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20250101_000001_create_users;
 mod m20250101_000002_create_profiles;
 mod m20261202_000003_create_sessions;
+mod m20261202_000004_create_mail_and_account_tokens;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000001_create_users::Migration),
             Box::new(m20250101_000002_create_profiles::Migration),
             Box::new(m20261202_000003_create_sessions::Migration),
+            Box::new(m20261202_000004_create_mail_and_account_tokens::Migration),
         ]
     }
 }

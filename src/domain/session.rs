@@ -57,6 +57,30 @@ impl fmt::Debug for RefreshToken {
     }
 }
 
+/// A verification or reset token as presented (from a link). Never printed.
+pub struct AccountToken(String);
+
+impl AccountToken {
+    pub fn parse(raw: String) -> Result<Self, AppError> {
+        let mut checks = Checks::default();
+        let raw = raw.trim().to_owned();
+        if raw.is_empty() {
+            checks.check::<()>("token", Err("Token is required.".into()));
+        }
+        checks.finish(|| Some(Self(raw)))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AccountToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AccountToken([redacted])")
+    }
+}
+
 /// A password change: the current password (only checked against the hash, so only its
 /// presence is validated) and a new one that follows the registration rules.
 pub struct PasswordChange {

@@ -1,6 +1,8 @@
 //! sea-orm entities, one per table. Only `services` uses them; nothing here leaves that layer
 //! (output types are separate structs, so `password_hash` has no road out).
 
+pub mod account_token;
+pub mod mail_outbox;
 pub mod profile;
 pub mod refresh_token;
 pub mod session;

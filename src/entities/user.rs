@@ -10,12 +10,16 @@ pub struct Model {
     #[sea_orm(unique)]
     pub email: String,
     pub password_hash: String,
+    /// Set when a verification link sent to `email` was followed (or a reset link was).
+    pub email_verified: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     #[sea_orm(has_one)]
     pub profile: HasOne<super::profile::Entity>,
     #[sea_orm(has_many)]
     pub sessions: HasMany<super::session::Entity>,
+    #[sea_orm(has_many)]
+    pub account_tokens: HasMany<super::account_token::Entity>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

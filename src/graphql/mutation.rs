@@ -9,8 +9,8 @@ use super::{
 };
 use crate::{
     domain::{
-        AccountPatch, Confirmation, Credentials, NewAccount, PasswordChange, ProfilePatch,
-        RefreshToken,
+        AccountPatch, AccountToken, Confirmation, Credentials, NewAccount, PasswordChange,
+        ProfilePatch, RefreshToken,
     },
     error::AppError,
 };
@@ -109,6 +109,26 @@ impl MutationRoot {
         services
             .delete_account(&actor, client_ip(ctx), confirmation)
             .await?;
+        Ok(true)
+    }
+
+    /// Confirms an email address with the token from the link sent to it. A bad, expired or
+    /// used token → `BAD_USER_INPUT` on `token`.
+    async fn verify_email(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The `token` of the link.")] token: String,
+    ) -> Result<bool> {
+        let (services, _) = context(ctx);
+        services.verify_email(AccountToken::parse(token)?).await?;
+        Ok(true)
+    }
+
+    /// Sends a new verification message to the account's address; `CONFLICT` when it is
+    /// verified already. At most 3 an hour.
+    async fn request_email_verification(&self, ctx: &Context<'_>) -> Result<bool> {
+        let (services, actor) = context(ctx);
+        services.request_email_verification(&actor).await?;
         Ok(true)
     }
 

@@ -53,6 +53,11 @@ impl User {
         &self.0.email
     }
 
+    /// True once a link sent to `email` was followed (a changed email is unverified again).
+    async fn email_verified(&self) -> bool {
+        self.0.email_verified
+    }
+
     /// The display name from the profile; null when unset or when the profile is deleted.
     async fn name(&self) -> Option<&str> {
         self.0.name.as_deref()

@@ -22,7 +22,10 @@ pub use store::CounterStore;
 use crate::{config::Config, error::AppError};
 
 const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(24 * 3600);
+/// Messages one account may ask for in an hour.
+const MAILS_PER_HOUR: u64 = 3;
 
 pub struct RateLimiter {
     store: CounterStore,
@@ -107,6 +110,18 @@ impl RateLimiter {
     /// history).
     pub async fn login_succeeded(&self, email: &str, _reservation: Reservation) {
         self.store.delete(&failures_key(email)).await;
+    }
+
+    /// Counts a verification message asked for by `user_id`: at most 3 an hour.
+    pub async fn verification_mail(&self, user_id: i32) -> Result<(), AppError> {
+        let (count, reset) = self
+            .store
+            .incr(&format!("mail:verify:{user_id}"), HOUR)
+            .await;
+        if count > MAILS_PER_HOUR {
+            return Err(limited(reset));
+        }
+        Ok(())
     }
 
     /// Counts a registration from `client`; refuses it over the limit.

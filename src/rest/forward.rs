@@ -16,6 +16,49 @@ use crate::{
     state::AppState,
 };
 
+/// Executes `op` for `caller` with `variables`; on success answers `status` with
+/// `{"detail": detail}` (for the paths whose operation only says that it worked).
+pub async fn forward_detail(
+    state: &AppState,
+    op: &Operation,
+    caller: Caller,
+    variables: Value,
+    status: StatusCode,
+    detail: &'static str,
+) -> Response {
+    match run(state, op, caller, variables).await {
+        Ok(_) => (status, Json(serde_json::json!({ "detail": detail }))).into_response(),
+        Err(problem) => problem.into_response(),
+    }
+}
+
+/// Executes `op` for `caller` with `variables`: its `result`, or the REST error.
+pub async fn run(
+    state: &AppState,
+    op: &Operation,
+    caller: Caller,
+    variables: Value,
+) -> Result<async_graphql::Value, Problem> {
+    let request = op
+        .request()
+        .variables(Variables::from_json(variables))
+        .data(caller.actor)
+        .data(caller.client);
+    let mut response = state.graphql.schema.execute(request).await;
+    if let Some(error) = response.errors.first() {
+        return Err(problem(error));
+    }
+    match std::mem::take(&mut response.data) {
+        async_graphql::Value::Object(mut data) => data.shift_remove("result").ok_or_else(no_result),
+        _ => Err(no_result()),
+    }
+}
+
+fn no_result() -> Problem {
+    tracing::error!("REST operation returned no `result`");
+    Problem::new(ErrorCode::InternalServerError, INTERNAL)
+}
+
 /// Executes `op` for `caller` with `variables`; on success answers `status` with `data.result`.
 pub async fn forward(
     state: &AppState,

@@ -12,7 +12,9 @@ mod forward;
 mod health;
 mod openapi;
 mod operations;
+mod pages;
 mod profiles;
+mod recovery;
 mod schemas;
 mod sessions;
 
@@ -41,6 +43,11 @@ pub fn router(max_upload_bytes: usize) -> Router<AppState> {
         .route("/api/auth/refresh", post(sessions::refresh))
         .route("/api/auth/logout", post(sessions::logout))
         .route("/api/auth/logout-all", post(sessions::logout_all))
+        .route("/api/auth/verify-email", post(recovery::verify_email))
+        .route(
+            "/api/users/me/verify-email",
+            post(recovery::request_verification),
+        )
         .route("/api/users/me", delete(sessions::delete_account))
         .route("/api/users/me/password", put(sessions::change_password))
         .route("/api/users/me/sessions", get(sessions::my_sessions))
@@ -69,6 +76,11 @@ pub fn router(max_upload_bytes: usize) -> Router<AppState> {
     Router::new()
         .merge(api)
         .route("/uploads/{user_id}/{file}", get(profiles::serve_upload))
+        .route(
+            "/account/verify-email",
+            get(pages::verify_email_form).post(pages::verify_email),
+        )
+        .route("/account/style.css", get(pages::style))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(openapi::docs())

@@ -11,7 +11,7 @@ use utoipa::{
 use axum::{Router, http::header, routing::get};
 use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
-use super::{accounts, profiles, schemas, sessions};
+use super::{accounts, profiles, recovery, schemas, sessions};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -32,8 +32,10 @@ use crate::state::AppState;
         sessions::refresh,
         sessions::logout,
         sessions::logout_all,
+        recovery::verify_email,
         accounts::get_account,
         accounts::update_account,
+        recovery::request_verification,
         sessions::change_password,
         sessions::delete_account,
         sessions::my_sessions,
@@ -59,11 +61,12 @@ use crate::state::AppState;
         sessions::RefreshBody,
         sessions::ChangePasswordBody,
         sessions::DeleteAccountBody,
+        recovery::TokenBody,
         profiles::ProfileBody,
     )),
     modifiers(&SecuritySchemes),
     tags(
-        (name = "auth", description = "Registration, login, refresh and logout"),
+        (name = "auth", description = "Registration, login, refresh, logout and email verification"),
         (name = "users", description = "The account: its view, password and deletion"),
         (name = "sessions", description = "The account's signed-in sessions"),
         (name = "profiles", description = "Profiles: the caller's own, and others' public view"),

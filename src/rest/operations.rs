@@ -9,7 +9,8 @@ use async_graphql::{Request, parser::types::ExecutableDocument};
 
 const TOKEN_FIELDS: &str = "access_token: accessToken token_type: tokenType \
     expires_in: expiresIn refresh_token: refreshToken refresh_expires_in: refreshExpiresIn";
-const ACCOUNT_FIELDS: &str = "id email name created_at: createdAt updated_at: updatedAt";
+const ACCOUNT_FIELDS: &str =
+    "id email email_verified: emailVerified name created_at: createdAt updated_at: updatedAt";
 /// ProfileOut, in the documented key order; ProfilePublic is the same without `email`.
 const PROFILE_FIELDS: &str = "id user_id: userId email name phone bio hobby occupation \
     location profile_photo_path: profilePhotoPath created_at: createdAt updated_at: updatedAt";
@@ -52,6 +53,8 @@ pub struct Operations {
     pub revoke_session: Operation,
     pub change_password: Operation,
     pub delete_account: Operation,
+    pub verify_email: Operation,
+    pub request_verification: Operation,
 }
 
 impl Operations {
@@ -123,6 +126,13 @@ impl Operations {
                 "mutation DeleteAccount($input: DeleteAccountInput!) { \
                    result: deleteAccount(input: $input) }"
                     .into(),
+            ),
+            verify_email: Operation::parse(
+                "mutation VerifyEmail($token: String!) { result: verifyEmail(token: $token) }"
+                    .into(),
+            ),
+            request_verification: Operation::parse(
+                "mutation RequestVerification { result: requestEmailVerification }".into(),
             ),
         }
     }
@@ -200,7 +210,7 @@ mod tests {
         }));
         let account = via::<UpdateAccountBody>(json!({"email": "a@b.c", "name": null}));
         let credentials = json!({"email": "a@b.c", "password": "StrongPass123"});
-        let cases: [(&str, &Operation, serde_json::Value); 18] = [
+        let cases: [(&str, &Operation, serde_json::Value); 20] = [
             (
                 "register",
                 &ops.register,
@@ -251,6 +261,8 @@ mod tests {
                 &ops.delete_account,
                 json!({"input": {"password": "a"}}),
             ),
+            ("verify_email", &ops.verify_email, json!({"token": "t"})),
+            ("request_verification", &ops.request_verification, json!({})),
         ];
         for (name, op, variables) in cases {
             let errors = errors_of(op, variables);

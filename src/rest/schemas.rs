@@ -66,12 +66,14 @@ pub struct SessionOut {
 /// The account view: the user and the name kept on their profile.
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({
-    "id": 42, "email": "alice@example.com", "name": "Alice",
+    "id": 42, "email": "alice@example.com", "email_verified": true, "name": "Alice",
     "created_at": "2025-01-01T00:00:00Z", "updated_at": "2025-01-02T12:00:00Z"
 }))]
 pub struct UserOut {
     pub id: i32,
     pub email: String,
+    /// True once a link sent to `email` was followed.
+    pub email_verified: bool,
     pub name: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

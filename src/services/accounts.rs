@@ -13,6 +13,7 @@ use crate::{
     domain::{AccountPatch, Credentials, NewAccount, Origin, Patch},
     entities::{profile, user},
     error::{AppError, BAD_CREDENTIALS, NOT_AUTHENTICATED},
+    mail::Template,
 };
 
 pub const EMAIL_TAKEN: &str = "Email already registered.";
@@ -22,6 +23,8 @@ pub const EMAIL_TAKEN: &str = "Email already registered.";
 pub struct Account {
     pub id: i32,
     pub email: String,
+    /// A link sent to `email` was followed.
+    pub email_verified: bool,
     pub name: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -37,6 +40,7 @@ impl Account {
         Self {
             id: user.id,
             email: user.email,
+            email_verified: user.email_verified,
             name,
             created_at: user.created_at,
             updated_at: user.updated_at,
@@ -71,6 +75,7 @@ impl Services {
         let user = user::ActiveModel {
             email: Set(new.email.into_inner()),
             password_hash: Set(password_hash),
+            email_verified: Set(false),
             created_at: Set(now),
             updated_at: Set(now),
             ..Default::default()
@@ -87,7 +92,9 @@ impl Services {
         }
         .insert(&txn)
         .await?;
+        self.send_verification(&txn, user.id, &user.email).await?;
         txn.commit().await?;
+        self.mail_queued();
 
         tracing::info!(user_id = user.id, "account registered");
         Ok(Account::new(user, Some(profile)))
@@ -158,15 +165,31 @@ impl Services {
         let txn = db::begin_write(&self.db).await?;
         let (user, profile) = self.my_account(&txn, bearer).await?;
 
+        let old_email = user.email.clone();
         let mut user: user::ActiveModel = user.into();
-        if let Some(email) = patch.email {
-            user.email = Set(email.into_inner());
+        let new_email = patch
+            .email
+            .map(|e| e.into_inner())
+            .filter(|e| *e != old_email);
+        if let Some(email) = &new_email {
+            // A new address is unverified until a link sent to it is followed.
+            user.email = Set(email.clone());
+            user.email_verified = Set(false);
         }
         user.updated_at = Set(now);
         let user = user
             .update(&txn)
             .await
             .map_err(unique_violation_as(AppError::Conflict(EMAIL_TAKEN)))?;
+        if let Some(new_email) = &new_email {
+            self.send_verification(&txn, user_id, new_email).await?;
+            let notice = Template::EmailChanged {
+                email: &old_email,
+                new_email,
+            }
+            .render();
+            self.enqueue(&txn, &old_email, notice).await?;
+        }
 
         let profile = match (patch.name, profile) {
             (Patch::Keep, profile) => profile,
@@ -193,6 +216,9 @@ impl Services {
             ),
         };
         txn.commit().await?;
+        if new_email.is_some() {
+            self.mail_queued();
+        }
         Ok(Account::new(user, profile))
     }
 

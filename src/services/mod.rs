@@ -6,12 +6,15 @@
 //! `Conflict`, a missing row a `NotFound`, an unreachable database `Unavailable`.
 
 mod accounts;
+mod mail;
 pub mod photos;
 mod prepared;
 mod profiles;
 mod sessions;
 
 use std::sync::Arc;
+
+use tokio::sync::Notify;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{DatabaseConnection, DbErr, SqlErr};
@@ -22,9 +25,10 @@ pub use sessions::SessionView;
 
 use crate::{
     auth::{JwtKeys, PasswordHasher},
-    config::{Config, SessionConfig},
+    config::{Config, MailConfig, SessionConfig},
     error::AppError,
     limits::RateLimiter,
+    mail::Mailer,
 };
 use photos::PhotoStore;
 
@@ -39,12 +43,21 @@ pub struct Services {
     limits: Arc<RateLimiter>,
     max_upload_bytes: usize,
     sessions: SessionConfig,
+    mailer: Arc<Mailer>,
+    mail: MailConfig,
+    /// Rung when a transaction that queued mail commits.
+    mail_wake: Arc<Notify>,
 }
 
 impl Services {
     /// The rules over `db`; `jwt` signs the tokens that logins issue (the transports verify
-    /// them with the same keys).
-    pub fn new(db: DatabaseConnection, config: &Config, jwt: Arc<JwtKeys>) -> Self {
+    /// them with the same keys); `mailer` delivers what the outbox holds.
+    pub fn new(
+        db: DatabaseConnection,
+        config: &Config,
+        jwt: Arc<JwtKeys>,
+        mailer: Arc<Mailer>,
+    ) -> Self {
         Self {
             db,
             hasher: PasswordHasher::new(config.bcrypt_cost),
@@ -53,7 +66,15 @@ impl Services {
             limits: Arc::new(RateLimiter::new(config)),
             max_upload_bytes: config.max_upload_bytes,
             sessions: config.sessions.clone(),
+            mailer,
+            mail: config.mail.clone(),
+            mail_wake: Arc::new(Notify::new()),
         }
+    }
+
+    /// Resolves when mail was queued since the last call (for the mail worker).
+    pub async fn mail_waiting(&self) {
+        self.mail_wake.notified().await;
     }
 
     /// Is the database answering? For `/readyz`.

@@ -39,8 +39,8 @@ pub const SESSION_NOT_FOUND: &str = "Session not found";
 pub const CURRENT_PASSWORD_WRONG: &str = "Current password is incorrect.";
 pub const PASSWORD_WRONG: &str = "Password is incorrect.";
 
-/// Random bytes in a refresh token.
-const REFRESH_TOKEN_BYTES: usize = 32;
+/// Random bytes in a token.
+const TOKEN_BYTES: usize = 32;
 /// No lifetime is taken as longer than this (a century), so every expiry fits both databases.
 const LONGEST: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
@@ -105,7 +105,6 @@ impl Services {
         self.limits.refresh_attempt(origin.ip).await?;
         let invalid = || AppError::Unauthenticated(INVALID_REFRESH_TOKEN);
         let hash = token_hash(token.expose());
-        let now = now();
 
         let txn = db::begin_write(&self.db).await?;
         let Some(presented) = find_token(&txn, &hash).await? else {
@@ -113,7 +112,10 @@ impl Services {
         };
         let session = for_update(&txn, session::Entity::find_by_id(&presented.session_id))
             .one(&txn)
-            .await?
+            .await?;
+        // The time once the lock is held: refreshes of one session see it move forward.
+        let now = now();
+        let session = session
             .filter(|s| s.revoked_at.is_none() && s.expires_at > now)
             .ok_or_else(invalid)?;
         // Read again under the lock: a refresh that held it first may have spent the token.
@@ -367,7 +369,7 @@ impl Services {
             .filter(refresh_token::Column::SpentAt.is_null())
             .exec(db)
             .await?;
-        let refresh_token = new_refresh_token()?;
+        let refresh_token = new_random_token()?;
         refresh_token::ActiveModel {
             session_id: Set(session.id.clone()),
             token_hash: Set(token_hash(&refresh_token)),
@@ -461,23 +463,24 @@ fn for_update<E: EntityTrait>(
     }
 }
 
-/// A new refresh token: 32 random bytes, URL-safe base64 without padding (43 characters).
-fn new_refresh_token() -> Result<String, AppError> {
-    let mut bytes = [0u8; REFRESH_TOKEN_BYTES];
+/// A new token (refresh, verification, reset): 32 random bytes, URL-safe base64 without
+/// padding (43 characters).
+pub(super) fn new_random_token() -> Result<String, AppError> {
+    let mut bytes = [0u8; TOKEN_BYTES];
     getrandom::fill(&mut bytes).map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// The stored form of a refresh token: lower-case hex SHA-256. The token is random and
+/// The stored form of a token: lower-case hex SHA-256. The token is random and
 /// long, so a fast hash is enough (nothing to brute-force).
-fn token_hash(token: &str) -> String {
+pub(super) fn token_hash(token: &str) -> String {
     Sha256::digest(token.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
 }
 
-fn delta(d: Duration) -> TimeDelta {
+pub(super) fn delta(d: Duration) -> TimeDelta {
     TimeDelta::from_std(d.min(LONGEST)).unwrap_or(TimeDelta::MAX)
 }
 
@@ -487,8 +490,8 @@ mod tests {
 
     #[test]
     fn refresh_tokens_are_long_random_and_url_safe() {
-        let a = new_refresh_token().unwrap();
-        let b = new_refresh_token().unwrap();
+        let a = new_random_token().unwrap();
+        let b = new_random_token().unwrap();
         assert_ne!(a, b);
         assert_eq!(a.len(), 43);
         assert!(

@@ -360,7 +360,17 @@ async fn account_view_needs_a_valid_token(app: TestApp) {
     let (id, token) = app.signed_up("kim@example.com").await;
     let ok = body(app.account(&token).await).await;
     let keys: Vec<&str> = ok.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["id", "email", "name", "created_at", "updated_at"]);
+    assert_eq!(
+        keys,
+        [
+            "id",
+            "email",
+            "email_verified",
+            "name",
+            "created_at",
+            "updated_at"
+        ]
+    );
     assert_eq!(ok["id"], id);
 
     let no_token = app

@@ -53,6 +53,8 @@ async fn the_openapi_document_describes_every_rest_path() {
         ("post", "/api/auth/refresh"),
         ("post", "/api/auth/logout"),
         ("post", "/api/auth/logout-all"),
+        ("post", "/api/auth/verify-email"),
+        ("post", "/api/users/me/verify-email"),
         ("get", "/api/users/profile"),
         ("put", "/api/users/profile"),
         ("post", "/api/profiles"),
@@ -81,6 +83,7 @@ async fn the_openapi_document_describes_every_rest_path() {
             "/api/auth/login",
             "/api/auth/token",
             "/api/auth/refresh",
+            "/api/auth/verify-email",
         ];
         let needs_token = path.starts_with("/api/") && !anonymous.contains(&path);
         assert_eq!(op["security"].is_array(), needs_token, "{method} {path}");

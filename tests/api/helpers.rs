@@ -51,6 +51,7 @@ pub async fn spawn_app_with(backend: Backend, settings: &[(&str, &str)]) -> Test
         Some(pg) => pg.url.clone(),
     };
     let upload_dir = dir.path().join("uploads");
+    let mail_dir = dir.path().join("mail");
     let mut env: HashMap<String, String> = [
         ("DATABASE_URL", database_url.as_str()),
         ("HOST", "127.0.0.1"),
@@ -58,6 +59,7 @@ pub async fn spawn_app_with(backend: Backend, settings: &[(&str, &str)]) -> Test
         ("JWT_SECRET", JWT_SECRET),
         ("BCRYPT_COST", "4"),
         ("UPLOAD_DIR", upload_dir.to_str().unwrap()),
+        ("MAIL_DIR", mail_dir.to_str().unwrap()),
         // Tests register and log in far more often than a person; the limits' own tests
         // set them low again.
         ("LOGIN_PER_IP_PER_MINUTE", "10000"),
@@ -98,6 +100,36 @@ impl TestApp {
     /// The app's `UPLOAD_DIR`.
     pub fn upload_dir(&self) -> std::path::PathBuf {
         self._dir.path().join("uploads")
+    }
+
+    /// The app's `MAIL_DIR` (messages as `.eml` files when no SMTP server is set).
+    pub fn mail_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("mail")
+    }
+
+    /// The messages delivered to `MAIL_DIR` for `to`, oldest first, waiting up to 10 s for
+    /// at least `count` of them.
+    pub async fn mail_to(&self, to: &str, count: usize) -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let mut files: Vec<_> = std::fs::read_dir(self.mail_dir())
+                .map(|dir| dir.flatten().map(|f| f.path()).collect())
+                .unwrap_or_default();
+            files.retain(|p| p.extension().is_some_and(|e| e == "eml"));
+            files.sort();
+            let messages: Vec<String> = files
+                .iter()
+                .filter_map(|p| std::fs::read_to_string(p).ok())
+                .filter(|m| {
+                    m.lines()
+                        .any(|l| l.eq_ignore_ascii_case(&format!("To: {to}")))
+                })
+                .collect();
+            if messages.len() >= count || std::time::Instant::now() > deadline {
+                return messages;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     /// Every file under `UPLOAD_DIR`, as `uploads/{user}/{file}` paths, sorted.

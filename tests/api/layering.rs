@@ -20,10 +20,11 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("db", &["config"]),
     ("auth", &["config", "domain", "error"]),
     ("limits", &["config", "error", "net"]),
+    ("mail", &["config"]),
     (
         "services",
         &[
-            "auth", "config", "db", "domain", "entities", "error", "limits",
+            "auth", "config", "db", "domain", "entities", "error", "limits", "mail",
         ],
     ),
     ("caller", &["auth", "net"]),

@@ -18,3 +18,4 @@ mod process;
 mod profiles;
 mod resilience;
 mod sessions;
+mod verification;

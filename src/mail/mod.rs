@@ -1,0 +1,268 @@
+//! Outgoing mail: the messages, made from the templates in `templates/mail/` (a text and an
+//! HTML part each), and the transport that delivers them: `.eml` files in `MAIL_DIR` by
+//! default (zero setup: open the file, follow the link), SMTP through lettre with `SMTP_URL`.
+//!
+//! Nothing here decides *when* to send: the services write each message to the outbox in the
+//! transaction of the change that causes it, and their worker hands it to [`Mailer::send`].
+
+use std::{path::PathBuf, time::Duration};
+
+use lettre::{
+    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+    message::{Mailbox, MultiPart},
+};
+
+use crate::config::MailConfig;
+
+/// How long one SMTP exchange may take before it counts as a failed attempt.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A message's content, ready for the outbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Letter {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// The messages the service sends.
+pub enum Template<'a> {
+    /// To the address to confirm, with the link that confirms it.
+    VerifyEmail {
+        email: &'a str,
+        link: &'a str,
+        hours: u64,
+    },
+    /// To the old address, after the account's address changed.
+    EmailChanged { email: &'a str, new_email: &'a str },
+}
+
+impl Template<'_> {
+    pub fn render(&self) -> Letter {
+        match self {
+            Self::VerifyEmail { email, link, hours } => {
+                let hours = hours.to_string();
+                let values = [
+                    ("email", *email),
+                    ("link", *link),
+                    ("hours", hours.as_str()),
+                ];
+                Letter {
+                    subject: "Confirm your email address".into(),
+                    text: fill(
+                        include_str!("../../templates/mail/verify-email.txt"),
+                        &values,
+                        false,
+                    ),
+                    html: fill(
+                        include_str!("../../templates/mail/verify-email.html"),
+                        &values,
+                        true,
+                    ),
+                }
+            }
+            Self::EmailChanged { email, new_email } => {
+                let values = [("email", *email), ("new_email", *new_email)];
+                Letter {
+                    subject: "Your email address was changed".into(),
+                    text: fill(
+                        include_str!("../../templates/mail/email-changed.txt"),
+                        &values,
+                        false,
+                    ),
+                    html: fill(
+                        include_str!("../../templates/mail/email-changed.html"),
+                        &values,
+                        true,
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// Replaces each `{{name}}` with its value, HTML-escaped for the HTML part.
+fn fill(template: &str, values: &[(&str, &str)], html: bool) -> String {
+    let mut out = template.to_owned();
+    for (name, value) in values {
+        let value = if html {
+            escape_html(value)
+        } else {
+            (*value).to_owned()
+        };
+        out = out.replace(&format!("{{{{{name}}}}}"), &value);
+    }
+    out
+}
+
+fn escape_html(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Hands messages to the configured transport.
+pub struct Mailer {
+    from: Mailbox,
+    transport: Transport,
+}
+
+enum Transport {
+    Files(PathBuf),
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+}
+
+impl Mailer {
+    /// The transport `config` names; an unusable `MAIL_FROM` or `SMTP_URL` is an error (the
+    /// server does not start), and neither is echoed, as the URL may hold a password.
+    pub fn new(config: &MailConfig) -> Result<Self, String> {
+        let from = config
+            .from
+            .parse::<Mailbox>()
+            .map_err(|_| "MAIL_FROM is not a valid mailbox (`Name <address>`)".to_owned())?;
+        let transport = match &config.smtp_url {
+            Some(url) => Transport::Smtp(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
+                    .map_err(|_| "SMTP_URL is not a valid smtp:// or smtps:// URL".to_owned())?
+                    .timeout(Some(SMTP_TIMEOUT))
+                    .build(),
+            ),
+            None => Transport::Files(config.dir.clone()),
+        };
+        Ok(Self { from, transport })
+    }
+
+    /// Where messages go, for the start-up log (never the SMTP credentials).
+    pub fn describe(&self) -> String {
+        match &self.transport {
+            Transport::Files(dir) => format!("files in {}", dir.display()),
+            Transport::Smtp(_) => "SMTP".to_owned(),
+        }
+    }
+
+    /// Delivers message `id` (its outbox row) to `to`. Sending the same id again writes the
+    /// same file, so a retry after a crash leaves one copy on disk. The error says what
+    /// failed, without the message's content.
+    pub async fn send(&self, id: i32, to: &str, letter: &Letter) -> Result<(), String> {
+        let to = to
+            .parse::<Mailbox>()
+            .map_err(|e| format!("invalid recipient: {e}"))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(&letter.subject)
+            .multipart(MultiPart::alternative_plain_html(
+                letter.text.clone(),
+                letter.html.clone(),
+            ))
+            .map_err(|e| format!("cannot build the message: {e}"))?;
+        match &self.transport {
+            Transport::Smtp(smtp) => smtp
+                .send(message)
+                .await
+                .map(drop)
+                .map_err(|e| format!("SMTP: {e}")),
+            Transport::Files(dir) => write_eml(dir, id, &message.formatted()).await,
+        }
+    }
+}
+
+/// Writes `MAIL_DIR/message-{id}.eml` (through a temporary name, so a reader never sees half
+/// a message).
+async fn write_eml(dir: &std::path::Path, id: i32, bytes: &[u8]) -> Result<(), String> {
+    let io = |e: std::io::Error| format!("cannot write to MAIL_DIR: {e}");
+    tokio::fs::create_dir_all(dir).await.map_err(io)?;
+    let name = format!("message-{id:08}.eml");
+    let temporary = dir.join(format!(".{name}.tmp"));
+    tokio::fs::write(&temporary, bytes).await.map_err(io)?;
+    tokio::fs::rename(&temporary, dir.join(name))
+        .await
+        .map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_fill_every_placeholder_and_escape_html() {
+        let letter = Template::VerifyEmail {
+            email: "a<b>@example.com",
+            link: "http://x/account/verify-email?token=abc&x=1",
+            hours: 48,
+        }
+        .render();
+        for part in [&letter.text, &letter.html] {
+            assert!(!part.contains("{{"), "{part}");
+        }
+        assert!(
+            letter
+                .text
+                .contains("http://x/account/verify-email?token=abc&x=1")
+        );
+        assert!(letter.text.contains("48 hours"));
+        assert!(letter.html.contains("token=abc&amp;x=1"));
+        assert!(letter.html.contains("a&lt;b&gt;@example.com"));
+        let notice = Template::EmailChanged {
+            email: "old@example.com",
+            new_email: "new@example.com",
+        }
+        .render();
+        assert!(notice.text.contains("old@example.com") && notice.text.contains("new@example.com"));
+        assert!(!notice.html.contains("{{"));
+    }
+
+    #[tokio::test]
+    async fn the_file_transport_writes_one_eml_per_message_with_both_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = MailConfig {
+            dir: dir.path().to_owned(),
+            smtp_url: None,
+            from: "nta-user-svc <no-reply@localhost>".into(),
+            public_url: "http://127.0.0.1:8000".into(),
+            max_attempts: 8,
+            verify_ttl: Duration::from_secs(3600),
+        };
+        let mailer = Mailer::new(&config).unwrap();
+        let letter = Template::VerifyEmail {
+            email: "a@example.com",
+            link: "http://127.0.0.1:8000/account/verify-email?token=t",
+            hours: 1,
+        }
+        .render();
+        mailer.send(7, "a@example.com", &letter).await.unwrap();
+        mailer.send(7, "a@example.com", &letter).await.unwrap();
+        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert_eq!(files.len(), 1, "a retry rewrites the same file");
+        let eml = std::fs::read_to_string(files[0].path()).unwrap();
+        assert!(eml.contains("To: a@example.com"));
+        assert!(eml.contains("Subject: Confirm your email address"));
+        assert!(eml.contains("text/plain") && eml.contains("text/html"));
+    }
+
+    #[test]
+    fn a_bad_from_or_smtp_url_is_refused_without_echoing_it() {
+        let mut config = MailConfig {
+            dir: PathBuf::from("x"),
+            smtp_url: Some(crate::config::Secret::new("ftp://user:hunter2@host")),
+            from: "nta-user-svc <no-reply@localhost>".into(),
+            public_url: String::new(),
+            max_attempts: 1,
+            verify_ttl: Duration::from_secs(1),
+        };
+        let err = Mailer::new(&config).err().unwrap();
+        assert!(err.contains("SMTP_URL") && !err.contains("hunter2"));
+        config.smtp_url = None;
+        config.from = "not a mailbox".into();
+        assert!(Mailer::new(&config).err().unwrap().contains("MAIL_FROM"));
+    }
+}

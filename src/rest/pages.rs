@@ -1,0 +1,138 @@
+//! The pages the links in messages open, served by the service itself so that the links work
+//! with nothing else deployed: plain HTML forms (no script, no asset from elsewhere, a strict
+//! Content-Security-Policy), each with a clear success and error state.
+//!
+//! Opening a link never acts by itself: the page shows a form that the user submits. Mail
+//! scanners open every link in a message (to check it); a link that spent its token on a
+//! `GET` would be spent before its reader ever saw it.
+
+use axum::{
+    Form,
+    extract::{Query, State},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{forward::run, operations::OPERATIONS};
+use crate::{caller::Caller, error::ErrorCode, state::AppState};
+
+/// Stricter than the API's policy: no script at all, styles from this origin only, forms
+/// posting back here only.
+const PAGE_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+    form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+#[derive(Deserialize)]
+pub struct TokenParam {
+    #[serde(default)]
+    token: String,
+}
+
+/// `GET /account/verify-email?token=…`: the button that confirms the address.
+pub async fn verify_email_form(Query(query): Query<TokenParam>) -> Response {
+    if query.token.is_empty() {
+        return invalid_link();
+    }
+    page(
+        StatusCode::OK,
+        "Confirm your email address",
+        "form",
+        &format!(
+            "<p>Confirm that this email address is yours.</p>\n\
+             <form method=\"post\" action=\"/account/verify-email\">\n\
+             <input type=\"hidden\" name=\"token\" value=\"{}\">\n\
+             <button type=\"submit\">Confirm my email address</button>\n\
+             </form>",
+            escape(&query.token)
+        ),
+    )
+}
+
+/// `POST /account/verify-email` (the form above).
+pub async fn verify_email(
+    State(state): State<AppState>,
+    caller: Caller,
+    form: Result<Form<TokenParam>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return invalid_link();
+    };
+    let op = &OPERATIONS.verify_email;
+    match run(&state, op, caller, json!({ "token": form.token })).await {
+        Ok(_) => page(
+            StatusCode::OK,
+            "Email address confirmed",
+            "success",
+            "<p class=\"message\">Thank you: your email address is confirmed. You can close \
+             this page.</p>",
+        ),
+        Err(problem) if problem.code() == ErrorCode::BadUserInput => invalid_link(),
+        Err(problem) => failure(problem.code().status(), problem.detail()),
+    }
+}
+
+/// `GET /account/style.css`.
+pub async fn style() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../templates/pages/style.css"),
+    )
+        .into_response()
+}
+
+fn invalid_link() -> Response {
+    failure(
+        StatusCode::BAD_REQUEST,
+        "This link is invalid, has expired or was used already. Ask for a new message from \
+         the app, and use the link of the newest one.",
+    )
+}
+
+fn failure(status: StatusCode, message: &str) -> Response {
+    page(
+        status,
+        "That did not work",
+        "error",
+        &format!("<p class=\"message\">{}</p>", escape(message)),
+    )
+}
+
+/// A whole page: the layout in `templates/pages/page.html` around `content` (HTML, already
+/// escaped where it holds values), never cached (the URL holds a token).
+fn page(status: StatusCode, title: &str, state: &str, content: &str) -> Response {
+    let html = include_str!("../../templates/pages/page.html")
+        .replace("{{title}}", &escape(title))
+        .replace("{{state}}", state)
+        .replace("{{content}}", content);
+    let mut response = (status, html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(PAGE_POLICY),
+    );
+    response
+}
+
+fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}

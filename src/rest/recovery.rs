@@ -1,0 +1,82 @@
+//! Email verification over REST (the links in messages open the pages in `pages`).
+
+use axum::{extract::State, http::StatusCode, response::Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::{
+    body::{Authenticated, JsonBody},
+    forward::{forward, forward_detail},
+    operations::OPERATIONS,
+    schemas::{ErrorBody, TypeErrorBody, ValidationErrorBody},
+};
+use crate::{caller::Caller, state::AppState};
+
+pub const VERIFICATION_SENT: &str = "A verification message has been sent.";
+
+/// The token from a verification link.
+#[derive(Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({"token": "<TOKEN_FROM_THE_LINK>"}))]
+pub struct TokenBody {
+    /// The `token` parameter of the link.
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    token: Option<String>,
+}
+
+/// Verify an email address
+///
+/// With the token from the link sent to the address. Works once; a newer message voids the
+/// older links.
+#[utoipa::path(
+    post, path = "/api/auth/verify-email", tag = "auth", operation_id = "verifyEmail",
+    request_body = TokenBody,
+    responses(
+        (status = 204, description = "The address is verified"),
+        (status = 400, description = "Bad, expired or used token", body = ValidationErrorBody,
+            example = json!({"detail": "Invalid or expired token.", "errors": [{"field": "token", "message": "Invalid or expired token."}]})),
+        (status = 422, description = "JSON of the wrong type", body = TypeErrorBody),
+    )
+)]
+pub async fn verify_email(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<TokenBody>,
+) -> Response {
+    let op = &OPERATIONS.verify_email;
+    let variables = json!({ "token": body.token.unwrap_or_default() });
+    forward(&state, op, caller, variables, StatusCode::NO_CONTENT).await
+}
+
+/// Send me a new verification message
+///
+/// To the account's address; the links of earlier messages stop working. At most 3 an hour.
+#[utoipa::path(
+    post, path = "/api/users/me/verify-email", tag = "users", operation_id = "requestEmailVerification",
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 202, description = "The message is on its way", body = ErrorBody,
+            example = json!({"detail": VERIFICATION_SENT})),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 409, description = "The address is verified already", body = ErrorBody,
+            example = json!({"detail": "Email already verified"})),
+        (status = 429, description = "Three messages in the last hour; see `Retry-After`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
+pub async fn request_verification(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Response {
+    let op = &OPERATIONS.request_verification;
+    forward_detail(
+        &state,
+        op,
+        caller,
+        json!({}),
+        StatusCode::ACCEPTED,
+        VERIFICATION_SENT,
+    )
+    .await
+}

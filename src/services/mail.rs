@@ -1,0 +1,311 @@
+//! Mail in the service layer: the outbox and its worker, and the account tokens that links
+//! in messages carry.
+//!
+//! - A message is a row of `mail_outbox`, written in the transaction of the change that
+//!   causes it: if the change commits, the message will be sent; if not, it never existed.
+//! - The worker claims due rows for a while (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the
+//!   write lock on SQLite), so replicas never send one message at the same time; delivers
+//!   them; and marks them sent, or due again after a backoff. A worker that dies holding a
+//!   claim loses it when the claim runs out: delivery is at least once.
+//! - A sent message keeps its row (recipient, subject, times) but not its content: the links
+//!   it carried hold tokens, which the database otherwise keeps only as hashes.
+//! - Account tokens are 32 random bytes, stored as SHA-256, single use; issuing one voids the
+//!   earlier unused ones of the same purpose.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
+    QueryFilter, Set, Statement, sea_query::Expr,
+};
+use tracing::instrument;
+
+use super::{
+    Services, now,
+    sessions::{delta, new_random_token, token_hash},
+};
+use crate::{
+    auth::Actor,
+    db,
+    domain::AccountToken,
+    entities::{account_token, mail_outbox, user},
+    error::AppError,
+    mail::{Letter, Template},
+};
+
+pub const INVALID_TOKEN: &str = "Invalid or expired token.";
+pub const ALREADY_VERIFIED: &str = "Email already verified";
+
+/// How long a worker holds the messages it claimed.
+const CLAIM: Duration = Duration::from_secs(30);
+/// Messages claimed at once.
+const BATCH: u64 = 10;
+/// The wait after the first failed attempt; it doubles with each further one.
+const FIRST_RETRY: Duration = Duration::from_secs(2);
+/// The longest wait between two attempts.
+const LONGEST_RETRY: Duration = Duration::from_secs(300);
+
+const VERIFY: &str = "verify";
+
+impl Services {
+    /// Writes a message to `to` into the outbox, in `db`'s transaction. Call
+    /// [`Services::mail_queued`] once it commits.
+    pub(super) async fn enqueue(
+        &self,
+        db: &impl ConnectionTrait,
+        to: &str,
+        letter: Letter,
+    ) -> Result<(), AppError> {
+        let now = now();
+        mail_outbox::ActiveModel {
+            recipient: Set(to.to_owned()),
+            subject: Set(letter.subject),
+            text_body: Set(letter.text),
+            html_body: Set(letter.html),
+            created_at: Set(now),
+            attempts: Set(0),
+            next_attempt_at: Set(now),
+            claimed_until: Set(None),
+            sent_at: Set(None),
+            last_error: Set(None),
+            ..Default::default()
+        }
+        .insert(db)
+        .await?;
+        Ok(())
+    }
+
+    /// Wakes the mail worker (after a transaction that queued mail committed).
+    pub(super) fn mail_queued(&self) {
+        self.mail_wake.notify_one();
+    }
+
+    /// Issues a verification token for `email` (voiding the user's earlier ones) and queues
+    /// the message that carries its link, in `db`'s transaction.
+    pub(super) async fn send_verification(
+        &self,
+        db: &impl ConnectionTrait,
+        user_id: i32,
+        email: &str,
+    ) -> Result<(), AppError> {
+        let ttl = self.mail.verify_ttl;
+        let token = issue_account_token(db, user_id, VERIFY, email, ttl).await?;
+        let link = format!(
+            "{}/account/verify-email?token={token}",
+            self.mail.public_url
+        );
+        let letter = Template::VerifyEmail {
+            email,
+            link: &link,
+            hours: ttl.as_secs() / 3600,
+        }
+        .render();
+        self.enqueue(db, email, letter).await
+    }
+
+    /// Confirms the address a verification token was sent to (if it is still the account's).
+    #[instrument(skip_all)]
+    pub async fn verify_email(&self, token: AccountToken) -> Result<(), AppError> {
+        let txn = db::begin_write(&self.db).await?;
+        let now = now();
+        let (row, user) = use_account_token(&txn, &token, VERIFY, now).await?;
+        if user.email != row.email {
+            // The address changed since the link was sent.
+            return Err(AppError::validation("token", INVALID_TOKEN));
+        }
+        if !user.email_verified {
+            let mut active: user::ActiveModel = user.into();
+            active.email_verified = Set(true);
+            active.updated_at = Set(now);
+            active.update(&txn).await?;
+        }
+        txn.commit().await?;
+        tracing::info!(user_id = row.user_id, "email verified");
+        Ok(())
+    }
+
+    /// Sends the caller a new verification message; 409 when the address is verified.
+    #[instrument(skip_all)]
+    pub async fn request_email_verification(&self, actor: &Actor) -> Result<(), AppError> {
+        let bearer = actor.bearer()?;
+        let txn = db::begin_write(&self.db).await?;
+        let user = self.signed_in(&txn, bearer).await?;
+        if user.email_verified {
+            return Err(AppError::Conflict(ALREADY_VERIFIED));
+        }
+        self.limits.verification_mail(user.id).await?;
+        self.send_verification(&txn, user.id, &user.email).await?;
+        txn.commit().await?;
+        self.mail_queued();
+        Ok(())
+    }
+
+    /// Delivers the messages that are due; returns how many it tried.
+    pub async fn deliver_mail(&self) -> Result<usize, AppError> {
+        let claimed = self.claim_mail().await?;
+        for message in &claimed {
+            let letter = Letter {
+                subject: message.subject.clone(),
+                text: message.text_body.clone(),
+                html: message.html_body.clone(),
+            };
+            let outcome = self
+                .mailer
+                .send(message.id, &message.recipient, &letter)
+                .await;
+            let mut active: mail_outbox::ActiveModel = message.clone().into();
+            active.claimed_until = Set(None);
+            let now = now();
+            match outcome {
+                Ok(()) => {
+                    active.sent_at = Set(Some(now));
+                    active.last_error = Set(None);
+                    // The content held a token's link; once sent, the database forgets it.
+                    active.text_body = Set(String::new());
+                    active.html_body = Set(String::new());
+                    tracing::info!(message_id = message.id, "mail sent");
+                }
+                Err(error) => {
+                    let attempts = message.attempts.max(1) as u32;
+                    if attempts >= self.mail.max_attempts {
+                        tracing::error!(message_id = message.id, attempts, %error, "mail given up");
+                    } else {
+                        tracing::warn!(message_id = message.id, attempts, %error, "mail delivery failed; will retry");
+                    }
+                    active.next_attempt_at = Set(now + delta(retry_after(attempts)));
+                    active.last_error = Set(Some(error.chars().take(500).collect()));
+                }
+            }
+            active.update(&self.db).await?;
+        }
+        Ok(claimed.len())
+    }
+
+    /// Claims up to [`BATCH`] due messages for [`CLAIM`], counting an attempt on each.
+    async fn claim_mail(&self) -> Result<Vec<mail_outbox::Model>, AppError> {
+        let backend = self.db.get_database_backend();
+        let now = now();
+        let until = now + delta(CLAIM);
+        let sql = match backend {
+            DbBackend::Postgres => {
+                "UPDATE mail_outbox SET claimed_until = $1, attempts = attempts + 1 \
+                 WHERE id IN (SELECT id FROM mail_outbox \
+                   WHERE sent_at IS NULL AND attempts < $2 AND next_attempt_at <= $3 \
+                   AND (claimed_until IS NULL OR claimed_until < $3) \
+                   ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+                 RETURNING *"
+            }
+            _ => {
+                "UPDATE mail_outbox SET claimed_until = ?, attempts = attempts + 1 \
+                 WHERE id IN (SELECT id FROM mail_outbox \
+                   WHERE sent_at IS NULL AND attempts < ? AND next_attempt_at <= ? \
+                   AND (claimed_until IS NULL OR claimed_until < ?) \
+                   ORDER BY id LIMIT ?) \
+                 RETURNING *"
+            }
+        };
+        let max = i32::try_from(self.mail.max_attempts).unwrap_or(i32::MAX);
+        let values: Vec<sea_orm::Value> = match backend {
+            DbBackend::Postgres => {
+                vec![until.into(), max.into(), now.into(), (BATCH as i64).into()]
+            }
+            _ => vec![
+                until.into(),
+                max.into(),
+                now.into(),
+                now.into(),
+                (BATCH as i64).into(),
+            ],
+        };
+        // One statement: on SQLite it runs under the write lock, on PostgreSQL the rows it
+        // claims are skipped by every other replica's claim.
+        let txn = db::begin_write(&self.db).await?;
+        let rows = txn
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        txn.commit().await?;
+        let mut claimed = rows
+            .iter()
+            .map(|row| mail_outbox::Model::from_query_result(row, ""))
+            .collect::<Result<Vec<_>, _>>()?;
+        claimed.sort_by_key(|m| m.id);
+        Ok(claimed)
+    }
+}
+
+/// The wait before attempt `attempts + 1`: 2 s, 4 s, 8 s, … up to 5 minutes.
+fn retry_after(attempts: u32) -> Duration {
+    FIRST_RETRY
+        .saturating_mul(1u32 << attempts.saturating_sub(1).min(16))
+        .min(LONGEST_RETRY)
+}
+
+/// A new token for `purpose`, stored as its hash; the user's earlier unused ones of that
+/// purpose stop working. Returns the token itself, for the link.
+async fn issue_account_token(
+    db: &impl ConnectionTrait,
+    user_id: i32,
+    purpose: &str,
+    email: &str,
+    ttl: Duration,
+) -> Result<String, AppError> {
+    let now = now();
+    account_token::Entity::update_many()
+        .col_expr(account_token::Column::UsedAt, Expr::value(now))
+        .filter(account_token::Column::UserId.eq(user_id))
+        .filter(account_token::Column::Purpose.eq(purpose))
+        .filter(account_token::Column::UsedAt.is_null())
+        .exec(db)
+        .await?;
+    let token = new_random_token()?;
+    account_token::ActiveModel {
+        user_id: Set(user_id),
+        purpose: Set(purpose.to_owned()),
+        token_hash: Set(token_hash(&token)),
+        email: Set(email.to_owned()),
+        created_at: Set(now),
+        expires_at: Set(now + delta(ttl)),
+        used_at: Set(None),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(token)
+}
+
+/// Spends a live token of `purpose`: the token's row and its user; 400 on `token` otherwise.
+async fn use_account_token(
+    db: &impl ConnectionTrait,
+    token: &AccountToken,
+    purpose: &str,
+    now: DateTime<Utc>,
+) -> Result<(account_token::Model, user::Model), AppError> {
+    let invalid = || AppError::validation("token", INVALID_TOKEN);
+    let (row, user) = account_token::Entity::find()
+        .filter(account_token::Column::TokenHash.eq(token_hash(token.expose())))
+        .filter(account_token::Column::Purpose.eq(purpose))
+        .find_also_related(user::Entity)
+        .one(db)
+        .await?
+        .ok_or_else(invalid)?;
+    let user = user.ok_or_else(invalid)?;
+    if row.used_at.is_some() || row.expires_at <= now {
+        return Err(invalid());
+    }
+    let mut active: account_token::ActiveModel = row.clone().into();
+    active.used_at = Set(Some(now));
+    active.update(db).await?;
+    Ok((row, user))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_to_five_minutes() {
+        let waits: Vec<u64> = (1..=10).map(|a| retry_after(a).as_secs()).collect();
+        assert_eq!(waits, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+    }
+}
