@@ -14,6 +14,7 @@ USER app
 ENV HOST=0.0.0.0 \
     PORT=8000 \
     UPLOAD_DIR=/uploads \
+    MAIL_DIR=/data/mail \
     DATABASE_URL=sqlite:///data/nta_user_svc.db?mode=rwc \
     LOG_FORMAT=json
 EXPOSE 8000

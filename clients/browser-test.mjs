@@ -1,10 +1,12 @@
 // Headless Chromium against a running server: Swagger UI renders the operations, Authorize
-// (the OAuth2 password flow) + "Try it out" on GET /api/users/me/profile answers 200, and
-// GraphiQL renders and runs a `me` query. No request may leave the server: a page that
-// needs the internet fails the test. Screenshots go to $SCREENSHOT_DIR.
+// (the OAuth2 password flow) + "Try it out" on GET /api/users/me/profile answers 200,
+// GraphiQL renders and runs a `me` query, and the links of real messages (read from the
+// server's MAIL_DIR) open pages that verify the address and reset the password, after which
+// the new password logs in. No request may leave the server: a page that needs the internet
+// fails the test. Screenshots of every page state go to $SCREENSHOT_DIR.
 //
-//   BASE_URL=http://127.0.0.1:8000 SCREENSHOT_DIR=../target/screenshots node browser-test.mjs
-import { mkdirSync } from "node:fs";
+//   BASE_URL=http://127.0.0.1:8000 SCREENSHOT_DIR=../target/screenshots MAIL_DIR=… node browser-test.mjs
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 
 const base = process.env.BASE_URL ?? "http://127.0.0.1:8000";
@@ -12,8 +14,33 @@ const shots = process.env.SCREENSHOT_DIR ?? "../target/screenshots";
 const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 mkdirSync(shots, { recursive: true });
 
+const mailDir = process.env.MAIL_DIR ?? "../data/mail";
 const email = `browser-${Date.now()}@example.com`;
 const password = "StrongPass123";
+const newPassword = "EvenStronger456";
+
+/// The first `${base}${path}?token=…` link in the newest of `count` messages to `email`
+/// (quoted-printable undone), waiting for it to arrive.
+async function linkFromMail(path, count) {
+  for (let i = 0; i < 100; i++) {
+    let files = [];
+    try {
+      files = readdirSync(mailDir).filter((f) => f.endsWith(".eml")).sort();
+    } catch {}
+    const messages = files
+      .map((f) => readFileSync(`${mailDir}/${f}`, "utf8"))
+      .filter((m) => m.split(/\r?\n/).some((line) => line.toLowerCase() === `to: ${email}`))
+      .map((m) => m.replace(/=\r?\n/g, "").replace(/=([0-9A-F]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16))));
+    if (messages.length >= count) {
+      const text = messages[count - 1];
+      const match = text.match(new RegExp(`${base}${path}\\?token=[A-Za-z0-9_-]+`));
+      if (!match) throw new Error(`no ${path} link in message ${count}`);
+      return match[0];
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`message ${count} to ${email} never arrived in ${mailDir}`);
+}
 
 async function register() {
   const response = await fetch(`${base}/api/auth/register`, {
@@ -122,6 +149,53 @@ try {
     { timeout: 10000 },
   );
   await page.screenshot({ path: `${shots}/graphiql.png` });
+
+  step("The link of the registration message confirms the address");
+  const verifyLink = await linkFromMail("/account/verify-email", 1);
+  await page.goto(verifyLink);
+  await page.getByRole("button", { name: "Confirm my email address" }).waitFor();
+  await page.screenshot({ path: `${shots}/verify-email-form.png` });
+  await page.getByRole("button", { name: "Confirm my email address" }).click();
+  await page.getByText("your email address is confirmed").waitFor({ timeout: 10000 });
+  await page.screenshot({ path: `${shots}/verify-email-done.png` });
+  await page.goto(verifyLink);
+  await page.getByRole("button", { name: "Confirm my email address" }).click();
+  await page.getByText("This link is invalid").waitFor({ timeout: 10000 });
+  await page.screenshot({ path: `${shots}/verify-email-used.png` });
+
+  step("The link of a reset message sets a new password");
+  const forgot = await fetch(`${base}/api/auth/forgot-password`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email }),
+  });
+  if (forgot.status !== 202) throw new Error(`forgot-password: ${forgot.status}`);
+  const resetLink = await linkFromMail("/account/reset-password", 2);
+  await page.goto(resetLink);
+  await page.locator("#new_password").waitFor();
+  await page.screenshot({ path: `${shots}/reset-password-form.png` });
+  await page.fill("#new_password", newPassword);
+  await page.fill("#confirm_password", "Something-else-1");
+  await page.getByRole("button", { name: "Set the new password" }).click();
+  await page.getByText("The two passwords differ.").waitFor({ timeout: 10000 });
+  await page.screenshot({ path: `${shots}/reset-password-mismatch.png` });
+  await page.fill("#new_password", newPassword);
+  await page.fill("#confirm_password", newPassword);
+  await page.getByRole("button", { name: "Set the new password" }).click();
+  await page.getByText("Your new password is set").waitFor({ timeout: 10000 });
+  await page.screenshot({ path: `${shots}/reset-password-done.png` });
+  const relogin = await fetch(`${base}/api/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email, password: newPassword }),
+  });
+  if (relogin.status !== 200) throw new Error(`login with the new password: ${relogin.status}`);
+  const old = await fetch(`${base}/api/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email, password }),
+  });
+  if (old.status !== 401) throw new Error(`login with the old password: ${old.status}`);
 
   if (outside.length > 0) throw new Error(`pages tried to reach the internet: ${outside.join(", ")}`);
   if (blocked.length > 0) throw new Error(`the CSP blocked: ${blocked.join("; ")}`);

@@ -58,6 +58,12 @@ pub struct MailConfig {
     pub max_attempts: u32,
     /// How long an email-verification link works.
     pub verify_ttl: Duration,
+    /// How long a password-reset link works.
+    pub reset_ttl: Duration,
+    /// Password-reset requests per client address per hour.
+    pub recovery_per_ip_per_hour: u32,
+    /// Refuse the login of an account whose address is not verified.
+    pub require_verified_email: bool,
 }
 
 /// How long sessions and their refresh tokens live.
@@ -146,7 +152,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Every environment variable the service reads (the deployment files are checked against it).
-pub const VARIABLES: [&str; 41] = [
+pub const VARIABLES: [&str; 44] = [
     "DATABASE_URL",
     "DATABASE_MAX_CONNECTIONS",
     "DATABASE_ACQUIRE_TIMEOUT_SECS",
@@ -185,6 +191,9 @@ pub const VARIABLES: [&str; 41] = [
     "PUBLIC_URL",
     "MAIL_MAX_ATTEMPTS",
     "VERIFY_TOKEN_HOURS",
+    "RESET_TOKEN_MINUTES",
+    "RECOVERY_PER_IP_PER_HOUR",
+    "REQUIRE_VERIFIED_EMAIL",
     // Read by the logging set-up and the Rust runtime, not by `Config`.
     "RUST_LOG",
     "RUST_BACKTRACE",
@@ -303,6 +312,11 @@ impl Config {
                 verify_ttl: Duration::from_secs(
                     positive::<u64>(&get, "VERIFY_TOKEN_HOURS", 48)?.saturating_mul(3600),
                 ),
+                reset_ttl: Duration::from_secs(
+                    positive::<u64>(&get, "RESET_TOKEN_MINUTES", 30)?.saturating_mul(60),
+                ),
+                recovery_per_ip_per_hour: number(&get, "RECOVERY_PER_IP_PER_HOUR", 10)?,
+                require_verified_email: flag(&get, "REQUIRE_VERIFIED_EMAIL", false)?,
             },
         })
     }

@@ -45,6 +45,8 @@ pub enum AppError {
     /// Input failed validation; never empty, the first entry becomes `detail`.
     Validation(Vec<FieldError>),
     Unauthenticated(&'static str),
+    /// Authenticated (or the right password) but not allowed.
+    Forbidden(&'static str),
     NotFound(&'static str),
     Conflict(&'static str),
     PayloadTooLarge(String),
@@ -113,6 +115,7 @@ impl AppError {
         match self {
             Self::Validation(_) => ErrorCode::BadUserInput,
             Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
@@ -128,7 +131,10 @@ impl AppError {
             Self::Validation(errors) => errors
                 .first()
                 .map_or_else(|| "Invalid input".to_owned(), |e| e.message.clone()),
-            Self::Unauthenticated(m) | Self::NotFound(m) | Self::Conflict(m) => (*m).to_owned(),
+            Self::Unauthenticated(m)
+            | Self::Forbidden(m)
+            | Self::NotFound(m)
+            | Self::Conflict(m) => (*m).to_owned(),
             Self::PayloadTooLarge(m) => m.clone(),
             Self::RateLimited { .. } => RATE_LIMITED.to_owned(),
             Self::Unavailable(_) => UNAVAILABLE.to_owned(),

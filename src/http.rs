@@ -95,6 +95,11 @@ impl Problem {
         self.body["detail"].as_str().unwrap_or_default()
     }
 
+    /// The field of the first validation error, if there is one.
+    pub fn field(&self) -> Option<&str> {
+        self.body["errors"][0]["field"].as_str()
+    }
+
     /// The same body under another status (415 has no code of its own).
     pub fn into_status(self, status: StatusCode) -> Response {
         let mut response = self.into_response();

@@ -13,7 +13,18 @@ import uuid
 import zlib
 
 from nta_user_svc_client import AuthenticatedClient, Client
-from nta_user_svc_client.api.auth import login, logout, logout_all, refresh, register, register_user, token, verify_email
+from nta_user_svc_client.api.auth import (
+    forgot_password,
+    login,
+    logout,
+    logout_all,
+    refresh,
+    register,
+    register_user,
+    reset_password,
+    token,
+    verify_email,
+)
 from nta_user_svc_client.api.health import healthz, readyz
 from nta_user_svc_client.api.photos import delete_my_photo, get_photo, upload_my_photo
 from nta_user_svc_client.api.profiles import (
@@ -35,6 +46,7 @@ from nta_user_svc_client.models import (
     ChangePasswordBody,
     DeleteAccountBody,
     ErrorBody,
+    ForgotBody,
     Health,
     LoginBody,
     LoginForm,
@@ -43,6 +55,7 @@ from nta_user_svc_client.models import (
     ProfilePublic,
     RefreshBody,
     RegisterBody,
+    ResetBody,
     SessionOut,
     Token,
     TokenBody,
@@ -120,6 +133,11 @@ def main():
     assert bad.errors[0].field == "token"
     sent = check(request_email_verification.sync_detailed(client=client), 202, ErrorBody)
     assert sent.detail == "A verification message has been sent."
+    for anyone in (email, "nobody-" + email):
+        asked = check(forgot_password.sync_detailed(client=anonymous, body=ForgotBody(email=anyone)), 202, ErrorBody)
+        assert asked.detail == "If the account exists, a message has been sent."
+    bad = check(reset_password.sync_detailed(client=anonymous, body=ResetBody(token="made-up", new_password="NewStrong456")), 400, ValidationErrorBody)
+    assert bad.errors[0].field == "token"
     renamed = check(update_account.sync_detailed(client=client, body=UpdateAccountBody(name="Pia")), 200, UserOut)
     assert renamed.name == "Pia"
     check(update_account.sync_detailed(client=client, body=UpdateAccountBody(email="n" + email)), 409, ErrorBody)

@@ -12,7 +12,9 @@ pub use account::{AccountPatch, Credentials, NewAccount};
 pub use email::Email;
 pub use password::{MAX_PASSWORD_BYTES, Password};
 pub use profile::{ProfileFields, ProfilePatch};
-pub use session::{AccountToken, Confirmation, Origin, PasswordChange, RefreshToken};
+pub use session::{
+    AccountToken, Confirmation, Origin, PasswordChange, PasswordReset, RefreshToken,
+};
 pub use text::{Given, Name, Patch};
 
 use crate::error::{AppError, FieldError};

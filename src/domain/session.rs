@@ -81,6 +81,32 @@ impl fmt::Debug for AccountToken {
     }
 }
 
+/// A password reset: the token from the link and the new password.
+pub struct PasswordReset {
+    pub token: AccountToken,
+    pub new: Password,
+}
+
+impl PasswordReset {
+    pub fn parse(token: String, new: String) -> Result<Self, AppError> {
+        let mut checks = Checks::default();
+        let token = checks.check("token", AccountToken::parse(token).map_err(|e| e.message()));
+        let new = checks.check("new_password", Password::parse(new));
+        checks.finish(|| {
+            Some(Self {
+                token: token?,
+                new: new?,
+            })
+        })
+    }
+}
+
+impl fmt::Debug for PasswordReset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordReset([redacted])")
+    }
+}
+
 /// A password change: the current password (only checked against the hash, so only its
 /// presence is validated) and a new one that follows the registration rules.
 pub struct PasswordChange {

@@ -4,13 +4,13 @@ use super::{
     client_ip, context, origin,
     types::{
         AuthPayload, ChangePasswordInput, DeleteAccountInput, LoginInput, Profile, ProfileInput,
-        RefreshInput, RegisterInput, UpdateMeInput, User,
+        RefreshInput, RegisterInput, ResetPasswordInput, UpdateMeInput, User,
     },
 };
 use crate::{
     domain::{
         AccountPatch, AccountToken, Confirmation, Credentials, NewAccount, PasswordChange,
-        ProfilePatch, RefreshToken,
+        PasswordReset, ProfilePatch, RefreshToken,
     },
     error::AppError,
 };
@@ -129,6 +129,31 @@ impl MutationRoot {
     async fn request_email_verification(&self, ctx: &Context<'_>) -> Result<bool> {
         let (services, actor) = context(ctx);
         services.request_email_verification(&actor).await?;
+        Ok(true)
+    }
+
+    /// Sends a password-reset link to the address if it is an account's. The answer is the
+    /// same (`true`), after about the same time, whether it is or not.
+    async fn forgot_password(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The account's email.")] email: String,
+    ) -> Result<bool> {
+        let (services, _) = context(ctx);
+        services.forgot_password(client_ip(ctx), &email).await?;
+        Ok(true)
+    }
+
+    /// Sets a new password with the token from a reset link: every session ends. A bad,
+    /// expired or used token → `BAD_USER_INPUT` on `token`.
+    async fn reset_password(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The token and the new password.")] input: ResetPasswordInput,
+    ) -> Result<bool> {
+        let (services, _) = context(ctx);
+        let reset = PasswordReset::parse(input.token, input.new_password)?;
+        services.reset_password(reset).await?;
         Ok(true)
     }
 

@@ -161,6 +161,15 @@ pub struct ChangePasswordInput {
     pub new_password: String,
 }
 
+/// A new password, with the token from a reset link.
+#[derive(InputObject)]
+pub struct ResetPasswordInput {
+    /// The `token` of the link.
+    pub token: String,
+    /// At least 8 characters and at most 72 bytes.
+    pub new_password: String,
+}
+
 /// The password that confirms the deletion of the account.
 #[derive(InputObject)]
 pub struct DeleteAccountInput {

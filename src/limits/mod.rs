@@ -124,6 +124,31 @@ impl RateLimiter {
         Ok(())
     }
 
+    /// Counts a password-reset request from `client`: 429 past `per_hour`.
+    pub async fn recovery_request(&self, client: IpAddr, per_hour: u64) -> Result<(), AppError> {
+        let (count, reset) = self
+            .store
+            .incr_address(&address_key("recovery", client), HOUR)
+            .await;
+        if count > per_hour {
+            return Err(limited(reset));
+        }
+        Ok(())
+    }
+
+    /// Counts a reset message for `email`; false past 3 an hour (the request is answered as
+    /// usual, and nothing is sent).
+    pub async fn recovery_mail(&self, email: &str) -> bool {
+        let (count, _) = self.store.incr(&format!("mail:reset:{email}"), HOUR).await;
+        count <= MAILS_PER_HOUR
+    }
+
+    /// Forgets the account's failed logins and lock (after a password reset).
+    pub async fn clear_lockout(&self, email: &str) {
+        self.store.delete(&failures_key(email)).await;
+        self.store.delete(&lock_key(email)).await;
+    }
+
     /// Counts a registration from `client`; refuses it over the limit.
     pub async fn registration(&self, client: IpAddr) -> Result<(), AppError> {
         let (count, reset) = self

@@ -35,6 +35,8 @@ pub enum Template<'a> {
     },
     /// To the old address, after the account's address changed.
     EmailChanged { email: &'a str, new_email: &'a str },
+    /// To the account's address, with the link that sets a new password.
+    ResetPassword { link: &'a str, minutes: u64 },
 }
 
 impl Template<'_> {
@@ -56,6 +58,23 @@ impl Template<'_> {
                     ),
                     html: fill(
                         include_str!("../../templates/mail/verify-email.html"),
+                        &values,
+                        true,
+                    ),
+                }
+            }
+            Self::ResetPassword { link, minutes } => {
+                let minutes = minutes.to_string();
+                let values = [("link", *link), ("minutes", minutes.as_str())];
+                Letter {
+                    subject: "Reset your password".into(),
+                    text: fill(
+                        include_str!("../../templates/mail/reset-password.txt"),
+                        &values,
+                        false,
+                    ),
+                    html: fill(
+                        include_str!("../../templates/mail/reset-password.html"),
                         &values,
                         true,
                     ),
@@ -231,6 +250,9 @@ mod tests {
             public_url: "http://127.0.0.1:8000".into(),
             max_attempts: 8,
             verify_ttl: Duration::from_secs(3600),
+            reset_ttl: Duration::from_secs(1800),
+            recovery_per_ip_per_hour: 10,
+            require_verified_email: false,
         };
         let mailer = Mailer::new(&config).unwrap();
         let letter = Template::VerifyEmail {
@@ -258,6 +280,9 @@ mod tests {
             public_url: String::new(),
             max_attempts: 1,
             verify_ttl: Duration::from_secs(1),
+            reset_ttl: Duration::from_secs(1),
+            recovery_per_ip_per_hour: 1,
+            require_verified_email: false,
         };
         let err = Mailer::new(&config).err().unwrap();
         assert!(err.contains("SMTP_URL") && !err.contains("hunter2"));

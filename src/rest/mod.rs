@@ -44,6 +44,8 @@ pub fn router(max_upload_bytes: usize) -> Router<AppState> {
         .route("/api/auth/logout", post(sessions::logout))
         .route("/api/auth/logout-all", post(sessions::logout_all))
         .route("/api/auth/verify-email", post(recovery::verify_email))
+        .route("/api/auth/forgot-password", post(recovery::forgot_password))
+        .route("/api/auth/reset-password", post(recovery::reset_password))
         .route(
             "/api/users/me/verify-email",
             post(recovery::request_verification),
@@ -79,6 +81,10 @@ pub fn router(max_upload_bytes: usize) -> Router<AppState> {
         .route(
             "/account/verify-email",
             get(pages::verify_email_form).post(pages::verify_email),
+        )
+        .route(
+            "/account/reset-password",
+            get(pages::reset_password_form).post(pages::reset_password),
         )
         .route("/account/style.css", get(pages::style))
         .route("/healthz", get(health::healthz))

@@ -55,6 +55,8 @@ pub struct Operations {
     pub delete_account: Operation,
     pub verify_email: Operation,
     pub request_verification: Operation,
+    pub forgot_password: Operation,
+    pub reset_password: Operation,
 }
 
 impl Operations {
@@ -134,6 +136,15 @@ impl Operations {
             request_verification: Operation::parse(
                 "mutation RequestVerification { result: requestEmailVerification }".into(),
             ),
+            forgot_password: Operation::parse(
+                "mutation ForgotPassword($email: String!) { result: forgotPassword(email: $email) }"
+                    .into(),
+            ),
+            reset_password: Operation::parse(
+                "mutation ResetPassword($input: ResetPasswordInput!) { \
+                   result: resetPassword(input: $input) }"
+                    .into(),
+            ),
         }
     }
 }
@@ -210,7 +221,7 @@ mod tests {
         }));
         let account = via::<UpdateAccountBody>(json!({"email": "a@b.c", "name": null}));
         let credentials = json!({"email": "a@b.c", "password": "StrongPass123"});
-        let cases: [(&str, &Operation, serde_json::Value); 20] = [
+        let cases: [(&str, &Operation, serde_json::Value); 22] = [
             (
                 "register",
                 &ops.register,
@@ -263,6 +274,16 @@ mod tests {
             ),
             ("verify_email", &ops.verify_email, json!({"token": "t"})),
             ("request_verification", &ops.request_verification, json!({})),
+            (
+                "forgot_password",
+                &ops.forgot_password,
+                json!({"email": "a@b.c"}),
+            ),
+            (
+                "reset_password",
+                &ops.reset_password,
+                json!({"input": {"token": "t", "newPassword": "p"}}),
+            ),
         ];
         for (name, op, variables) in cases {
             let errors = errors_of(op, variables);

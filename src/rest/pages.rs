@@ -72,6 +72,90 @@ pub async fn verify_email(
     }
 }
 
+#[derive(Deserialize)]
+pub struct ResetForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    confirm_password: String,
+}
+
+/// `GET /account/reset-password?token=…`: the form for the new password.
+pub async fn reset_password_form(Query(query): Query<TokenParam>) -> Response {
+    if query.token.is_empty() {
+        return invalid_link();
+    }
+    reset_form(StatusCode::OK, &query.token, None)
+}
+
+/// `POST /account/reset-password` (the form above): sets the password, or shows the form
+/// again with what to fix.
+pub async fn reset_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    form: Result<Form<ResetForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return invalid_link();
+    };
+    if form.token.is_empty() {
+        return invalid_link();
+    }
+    if form.new_password != form.confirm_password {
+        return reset_form(
+            StatusCode::BAD_REQUEST,
+            &form.token,
+            Some("The two passwords differ."),
+        );
+    }
+    let op = &OPERATIONS.reset_password;
+    let input = json!({ "token": form.token, "newPassword": form.new_password });
+    match run(&state, op, caller, json!({ "input": input })).await {
+        Ok(_) => page(
+            StatusCode::OK,
+            "Password changed",
+            "success",
+            "<p class=\"message\">Your new password is set, and every device that was signed \
+             in has been signed out. Sign in again with the new password.</p>",
+        ),
+        Err(problem) if problem.field() == Some("new_password") => {
+            reset_form(StatusCode::BAD_REQUEST, &form.token, Some(problem.detail()))
+        }
+        Err(problem) if problem.code() == ErrorCode::BadUserInput => invalid_link(),
+        Err(problem) => failure(problem.code().status(), problem.detail()),
+    }
+}
+
+fn reset_form(status: StatusCode, token: &str, error: Option<&str>) -> Response {
+    let (state, notice) = match error {
+        Some(error) => (
+            "error",
+            format!("<p class=\"message\">{}</p>\n", escape(error)),
+        ),
+        None => ("form", String::new()),
+    };
+    page(
+        status,
+        "Choose a new password",
+        state,
+        &format!(
+            "{notice}<form method=\"post\" action=\"/account/reset-password\">\n\
+             <input type=\"hidden\" name=\"token\" value=\"{}\">\n\
+             <label for=\"new_password\">New password (at least 8 characters)</label>\n\
+             <input type=\"password\" id=\"new_password\" name=\"new_password\" \
+             autocomplete=\"new-password\" minlength=\"8\" required>\n\
+             <label for=\"confirm_password\">The same again</label>\n\
+             <input type=\"password\" id=\"confirm_password\" name=\"confirm_password\" \
+             autocomplete=\"new-password\" minlength=\"8\" required>\n\
+             <button type=\"submit\">Set the new password</button>\n\
+             </form>",
+            escape(token)
+        ),
+    )
+}
+
 /// `GET /account/style.css`.
 pub async fn style() -> Response {
     (

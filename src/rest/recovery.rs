@@ -1,4 +1,5 @@
-//! Email verification over REST (the links in messages open the pages in `pages`).
+//! Account recovery and email verification over REST (the links in messages open the pages
+//! in `pages`).
 
 use axum::{extract::State, http::StatusCode, response::Response};
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,99 @@ use super::{
 use crate::{caller::Caller, state::AppState};
 
 pub const VERIFICATION_SENT: &str = "A verification message has been sent.";
+pub const RESET_SENT: &str = "If the account exists, a message has been sent.";
+
+/// The address to send a reset link to.
+#[derive(Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({"email": "user@example.com"}))]
+pub struct ForgotBody {
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    email: Option<String>,
+}
+
+/// The token from a reset link and the new password.
+#[derive(Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({"token": "<TOKEN_FROM_THE_LINK>", "new_password": "EvenStronger456"}))]
+pub struct ResetBody {
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    token: Option<String>,
+    /// At least 8 characters, at most 72 bytes.
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    new_password: Option<String>,
+}
+
+/// Forgot my password
+///
+/// Sends a reset link to the address if it is an account's; the answer is the same, after
+/// about the same time, either way. At most 3 messages per address an hour (more requests
+/// are answered the same, and nothing is sent), and `RECOVERY_PER_IP_PER_HOUR` requests per
+/// client address (then 429).
+#[utoipa::path(
+    post, path = "/api/auth/forgot-password", tag = "auth", operation_id = "forgotPassword",
+    request_body = ForgotBody,
+    responses(
+        (status = 202, description = "Sent if the account exists", body = ErrorBody,
+            example = json!({"detail": RESET_SENT})),
+        (status = 400, description = "`email` missing", body = ValidationErrorBody),
+        (status = 422, description = "JSON of the wrong type", body = TypeErrorBody),
+        (status = 429, description = "Too many requests from this address; see `Retry-After`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
+pub async fn forgot_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<ForgotBody>,
+) -> Response {
+    let op = &OPERATIONS.forgot_password;
+    let variables = json!({ "email": body.email.unwrap_or_default() });
+    forward_detail(
+        &state,
+        op,
+        caller,
+        variables,
+        StatusCode::ACCEPTED,
+        RESET_SENT,
+    )
+    .await
+}
+
+/// Reset my password
+///
+/// With the token from the reset link: sets the new password, ends every session, clears
+/// the login lockout and marks the address verified. The link works once.
+#[utoipa::path(
+    post, path = "/api/auth/reset-password", tag = "auth", operation_id = "resetPassword",
+    request_body = ResetBody,
+    responses(
+        (status = 204, description = "The password is set"),
+        (status = 400, description = "Bad, expired or used token, or a weak password", body = ValidationErrorBody,
+            example = json!({"detail": "Invalid or expired token.", "errors": [{"field": "token", "message": "Invalid or expired token."}]})),
+        (status = 422, description = "JSON of the wrong type", body = TypeErrorBody),
+    )
+)]
+pub async fn reset_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<ResetBody>,
+) -> Response {
+    let op = &OPERATIONS.reset_password;
+    let input = json!({
+        "token": body.token.unwrap_or_default(),
+        "newPassword": body.new_password.unwrap_or_default(),
+    });
+    forward(
+        &state,
+        op,
+        caller,
+        json!({ "input": input }),
+        StatusCode::NO_CONTENT,
+    )
+    .await
+}
 
 /// The token from a verification link.
 #[derive(Deserialize, Serialize, ToSchema)]

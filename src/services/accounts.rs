@@ -17,6 +17,7 @@ use crate::{
 };
 
 pub const EMAIL_TAKEN: &str = "Email already registered.";
+pub const EMAIL_NOT_VERIFIED: &str = "Email not verified";
 
 /// The account view: the user's row and the name kept on their profile.
 #[derive(Clone, Debug)]
@@ -138,6 +139,9 @@ impl Services {
         self.limits
             .login_succeeded(&credentials.email, reservation)
             .await;
+        if self.mail.require_verified_email && !user.email_verified {
+            return Err(AppError::Forbidden(EMAIL_NOT_VERIFIED));
+        }
         let user_id = user.id;
         let txn = db::begin_write(&self.db).await?;
         let tokens = self.open_session(&txn, user, profile, origin).await?;
@@ -233,7 +237,10 @@ impl Services {
             .ok_or(AppError::Unauthenticated(NOT_AUTHENTICATED))
     }
 
-    async fn find_user_by_email(&self, email: &str) -> Result<Option<user::Model>, AppError> {
+    pub(super) async fn find_user_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<user::Model>, AppError> {
         Ok(user::Entity::find()
             .filter(user::Column::Email.eq(email))
             .one(&self.db)

@@ -12,7 +12,7 @@
 //! - Account tokens are 32 random bytes, stored as SHA-256, single use; issuing one voids the
 //!   earlier unused ones of the same purpose.
 
-use std::time::Duration;
+use std::{net::IpAddr, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -28,8 +28,8 @@ use super::{
 use crate::{
     auth::Actor,
     db,
-    domain::AccountToken,
-    entities::{account_token, mail_outbox, user},
+    domain::{AccountToken, Email, PasswordReset},
+    entities::{account_token, mail_outbox, session, user},
     error::AppError,
     mail::{Letter, Template},
 };
@@ -47,6 +47,10 @@ const FIRST_RETRY: Duration = Duration::from_secs(2);
 const LONGEST_RETRY: Duration = Duration::from_secs(300);
 
 const VERIFY: &str = "verify";
+const RESET: &str = "reset";
+/// Every forgot-password request takes at least this long, whether a message goes or not,
+/// so the time of the answer does not tell whether an account exists.
+const FORGOT_TAKES: Duration = Duration::from_millis(250);
 
 impl Services {
     /// Writes a message to `to` into the outbox, in `db`'s transaction. Call
@@ -138,6 +142,83 @@ impl Services {
         self.send_verification(&txn, user.id, &user.email).await?;
         txn.commit().await?;
         self.mail_queued();
+        Ok(())
+    }
+
+    /// Sends a password-reset link to `email` if it is an account's (at most 3 an hour), and
+    /// answers the same, after the same time, either way. 429 past the address's limit.
+    #[instrument(skip_all)]
+    pub async fn forgot_password(&self, client: IpAddr, email: &str) -> Result<(), AppError> {
+        if Email::normalize(email).is_empty() {
+            return Err(AppError::validation("email", "Email is required."));
+        }
+        let per_hour = u64::from(self.mail.recovery_per_ip_per_hour);
+        self.limits.recovery_request(client, per_hour).await?;
+        let until = tokio::time::Instant::now() + FORGOT_TAKES;
+        let sent = self.send_reset(&Email::normalize(email)).await;
+        tokio::time::sleep_until(until).await;
+        sent
+    }
+
+    async fn send_reset(&self, email: &str) -> Result<(), AppError> {
+        let Some(user) = self.find_user_by_email(email).await? else {
+            return Ok(());
+        };
+        if !self.limits.recovery_mail(&user.email).await {
+            tracing::info!(
+                user_id = user.id,
+                "reset messages for this account are at their limit; none sent"
+            );
+            return Ok(());
+        }
+        let ttl = self.mail.reset_ttl;
+        let txn = db::begin_write(&self.db).await?;
+        let token = issue_account_token(&txn, user.id, RESET, &user.email, ttl).await?;
+        let link = format!(
+            "{}/account/reset-password?token={token}",
+            self.mail.public_url
+        );
+        let letter = Template::ResetPassword {
+            link: &link,
+            minutes: ttl.as_secs() / 60,
+        }
+        .render();
+        self.enqueue(&txn, &user.email, letter).await?;
+        txn.commit().await?;
+        self.mail_queued();
+        Ok(())
+    }
+
+    /// Sets a new password with a reset token: every session ends, the lockout is cleared,
+    /// and the address counts as verified (the link reached it).
+    #[instrument(skip_all)]
+    pub async fn reset_password(&self, reset: PasswordReset) -> Result<(), AppError> {
+        // The token first: a bad one costs no hashing.
+        find_live_token(&self.db, &reset.token, RESET, now()).await?;
+        let password_hash = self.hasher.hash(&reset.new).await?;
+        let txn = db::begin_write(&self.db).await?;
+        let now = now();
+        let (row, user) = use_account_token(&txn, &reset.token, RESET, now).await?;
+        if user.email != row.email {
+            return Err(AppError::validation("token", INVALID_TOKEN));
+        }
+        let email = user.email.clone();
+        let mut active: user::ActiveModel = user.into();
+        active.password_hash = Set(password_hash);
+        if !*active.email_verified.as_ref() {
+            active.email_verified = Set(true);
+            active.updated_at = Set(now);
+        }
+        active.update(&txn).await?;
+        session::Entity::update_many()
+            .col_expr(session::Column::RevokedAt, Expr::value(now))
+            .filter(session::Column::UserId.eq(row.user_id))
+            .filter(session::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        self.limits.clear_lockout(&email).await;
+        tracing::info!(user_id = row.user_id, "password reset");
         Ok(())
     }
 
@@ -274,8 +355,8 @@ async fn issue_account_token(
     Ok(token)
 }
 
-/// Spends a live token of `purpose`: the token's row and its user; 400 on `token` otherwise.
-async fn use_account_token(
+/// A live (unused, unexpired) token of `purpose` and its user; 400 on `token` otherwise.
+async fn find_live_token(
     db: &impl ConnectionTrait,
     token: &AccountToken,
     purpose: &str,
@@ -293,6 +374,17 @@ async fn use_account_token(
     if row.used_at.is_some() || row.expires_at <= now {
         return Err(invalid());
     }
+    Ok((row, user))
+}
+
+/// Spends a live token of `purpose`: the token's row and its user; 400 on `token` otherwise.
+async fn use_account_token(
+    db: &impl ConnectionTrait,
+    token: &AccountToken,
+    purpose: &str,
+    now: DateTime<Utc>,
+) -> Result<(account_token::Model, user::Model), AppError> {
+    let (row, user) = find_live_token(db, token, purpose, now).await?;
     let mut active: account_token::ActiveModel = row.clone().into();
     active.used_at = Set(Some(now));
     active.update(db).await?;

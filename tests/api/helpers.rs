@@ -132,6 +132,19 @@ impl TestApp {
         }
     }
 
+    /// Waits (up to 10 s) until the outbox holds no message still to send.
+    pub async fn mail_delivered(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self
+            .count("SELECT COUNT(*) FROM mail_outbox WHERE sent_at IS NULL")
+            .await
+            > 0
+        {
+            assert!(std::time::Instant::now() < deadline, "mail still queued");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Every file under `UPLOAD_DIR`, as `uploads/{user}/{file}` paths, sorted.
     pub fn stored_files(&self) -> Vec<String> {
         let mut files = Vec::new();
@@ -645,4 +658,39 @@ pub async fn login_at(client: &reqwest::Client, base: &str, email: &str) -> Opti
     }
     let body: Value = response.json().await.ok()?;
     body["access_token"].as_str().map(str::to_owned)
+}
+
+/// A message's text with quoted-printable soft breaks and escapes undone.
+pub fn decoded(message: &str) -> String {
+    let joined = message.replace("=\r\n", "").replace("=\n", "");
+    let mut out = Vec::with_capacity(joined.len());
+    let bytes = joined.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Ok(byte) = u8::from_str_radix(&joined[i + 1..i + 3], 16)
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The token of the first `http://127.0.0.1:8000{path}?token=…` link in `message`.
+pub fn link_token(message: &str, path: &str) -> String {
+    let text = decoded(message);
+    let marker = format!("http://127.0.0.1:8000{path}?token=");
+    let start = text
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {path} link in {text}"))
+        + marker.len();
+    text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
 }

@@ -48,8 +48,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "startup",
         &[
-            "auth", "config", "db", "error", "graphql", "http", "rest", "server", "services",
-            "state",
+            "auth", "config", "db", "error", "graphql", "http", "mail", "rest", "server",
+            "services", "state",
         ],
     ),
     ("cli", &["config", "db", "graphql", "rest", "startup"]),

@@ -16,6 +16,8 @@ mod operations;
 mod photos;
 mod process;
 mod profiles;
+mod recovery;
 mod resilience;
 mod sessions;
+mod smtp;
 mod verification;

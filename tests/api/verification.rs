@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{PASSWORD, TestApp, body, expect_error},
+    helpers::{PASSWORD, TestApp, body, decoded, expect_error, link_token},
     on_both_backends,
 };
 
@@ -19,39 +19,9 @@ on_both_backends!(
     sent_messages_leave_no_token_in_the_database,
 );
 
-/// A message's text with quoted-printable soft breaks and escapes undone.
-fn decoded(message: &str) -> String {
-    let joined = message.replace("=\r\n", "").replace("=\n", "");
-    let mut out = Vec::with_capacity(joined.len());
-    let bytes = joined.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'='
-            && i + 2 < bytes.len()
-            && let Ok(byte) = u8::from_str_radix(&joined[i + 1..i + 3], 16)
-        {
-            out.push(byte);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The token of the first `…/account/verify-email?token=` link in `message`.
+/// The token of the first verification link in `message`.
 fn verify_token(message: &str) -> String {
-    let text = decoded(message);
-    let marker = "http://127.0.0.1:8000/account/verify-email?token=";
-    let start = text
-        .find(marker)
-        .unwrap_or_else(|| panic!("no link in {text}"))
-        + marker.len();
-    text[start..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect()
+    link_token(message, "/account/verify-email")
 }
 
 async fn verified(app: &TestApp, token: &str) -> bool {
