@@ -16,8 +16,8 @@ use std::{net::IpAddr, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
-    QueryFilter, Set, Statement, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait,
+    FromQueryResult, QueryFilter, QuerySelect, Set, Statement, sea_query::Expr,
 };
 use tracing::instrument;
 
@@ -267,6 +267,25 @@ impl Services {
     async fn claim_mail(&self) -> Result<Vec<mail_outbox::Model>, AppError> {
         let backend = self.db.get_database_backend();
         let now = now();
+        let max = i32::try_from(self.mail.max_attempts).unwrap_or(i32::MAX);
+        // A read first: an idle worker (the usual case) takes no write lock.
+        let due = mail_outbox::Entity::find()
+            .select_only()
+            .column(mail_outbox::Column::Id)
+            .filter(mail_outbox::Column::SentAt.is_null())
+            .filter(mail_outbox::Column::Attempts.lt(max))
+            .filter(mail_outbox::Column::NextAttemptAt.lte(now))
+            .filter(
+                Condition::any()
+                    .add(mail_outbox::Column::ClaimedUntil.is_null())
+                    .add(mail_outbox::Column::ClaimedUntil.lt(now)),
+            )
+            .into_tuple::<i32>()
+            .one(&self.db)
+            .await?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let until = now + delta(CLAIM);
         let sql = match backend {
             DbBackend::Postgres => {
@@ -286,7 +305,6 @@ impl Services {
                  RETURNING *"
             }
         };
-        let max = i32::try_from(self.mail.max_attempts).unwrap_or(i32::MAX);
         let values: Vec<sea_orm::Value> = match backend {
             DbBackend::Postgres => {
                 vec![until.into(), max.into(), now.into(), (BATCH as i64).into()]
