@@ -37,10 +37,12 @@ use crate::{
 pub const INVALID_TOKEN: &str = "Invalid or expired token.";
 pub const ALREADY_VERIFIED: &str = "Email already verified";
 
-/// How long a worker holds the messages it claimed.
+/// How long a worker holds the messages it claimed: longer than one delivery may take (the
+/// SMTP timeout is 10 s), so another replica never takes a message still being sent.
 const CLAIM: Duration = Duration::from_secs(30);
-/// Messages claimed at once.
-const BATCH: u64 = 10;
+/// Messages claimed at once: one, so that each claim outlasts its own delivery (a batch sent
+/// one after another to a slow server could outlive its claim).
+const BATCH: u64 = 1;
 /// The wait after the first failed attempt; it doubles with each further one.
 const FIRST_RETRY: Duration = Duration::from_secs(2);
 /// The longest wait between two attempts.
