@@ -33,6 +33,8 @@ pub mod entities;
 pub mod error;
 /// The GraphQL schema, its resolvers and the `/graphql` endpoint.
 pub mod graphql;
+/// HTML escaping for the account pages and the HTML parts of messages.
+pub mod html;
 /// HTTP pieces both transports share: the JSON error body, media types.
 pub mod http;
 /// Rate limits on login and registration, counted in memory or in Redis.

@@ -38,12 +38,7 @@ pub struct RefreshToken(String);
 
 impl RefreshToken {
     pub fn parse(raw: String) -> Result<Self, AppError> {
-        let mut checks = Checks::default();
-        let raw = raw.trim().to_owned();
-        if raw.is_empty() {
-            checks.check::<()>("refresh_token", Err("Refresh token is required.".into()));
-        }
-        checks.finish(|| Some(Self(raw)))
+        required_token(raw, "refresh_token", "Refresh token is required.").map(Self)
     }
 
     pub fn expose(&self) -> &str {
@@ -62,12 +57,7 @@ pub struct AccountToken(String);
 
 impl AccountToken {
     pub fn parse(raw: String) -> Result<Self, AppError> {
-        let mut checks = Checks::default();
-        let raw = raw.trim().to_owned();
-        if raw.is_empty() {
-            checks.check::<()>("token", Err("Token is required.".into()));
-        }
-        checks.finish(|| Some(Self(raw)))
+        required_token(raw, "token", "Token is required.").map(Self)
     }
 
     pub fn expose(&self) -> &str {
@@ -79,6 +69,15 @@ impl fmt::Debug for AccountToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("AccountToken([redacted])")
     }
+}
+
+/// A token as presented, trimmed; 400 on `field` when there is none.
+fn required_token(raw: String, field: &str, missing: &str) -> Result<String, AppError> {
+    let raw = raw.trim().to_owned();
+    if raw.is_empty() {
+        return Err(AppError::validation(field, missing));
+    }
+    Ok(raw)
 }
 
 /// A password reset: the token from the link and the new password.

@@ -105,26 +105,11 @@ fn fill(template: &str, values: &[(&str, &str)], html: bool) -> String {
     let mut out = template.to_owned();
     for (name, value) in values {
         let value = if html {
-            escape_html(value)
+            crate::html::escape(value)
         } else {
             (*value).to_owned()
         };
         out = out.replace(&format!("{{{{{name}}}}}"), &value);
-    }
-    out
-}
-
-fn escape_html(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
     }
     out
 }

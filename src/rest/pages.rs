@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{forward::run, operations::OPERATIONS};
-use crate::{caller::Caller, error::ErrorCode, state::AppState};
+use crate::{caller::Caller, error::ErrorCode, html::escape, state::AppState};
 
 /// Stricter than the API's policy: no script at all, styles from this origin only, forms
 /// posting back here only.
@@ -204,19 +204,4 @@ fn page(status: StatusCode, title: &str, state: &str, content: &str) -> Response
         HeaderValue::from_static(PAGE_POLICY),
     );
     response
-}
-
-fn escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

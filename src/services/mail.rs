@@ -23,7 +23,7 @@ use tracing::instrument;
 
 use super::{
     Services, now,
-    sessions::{delta, new_random_token, token_hash},
+    sessions::{delta, end_sessions, live, new_random_token, token_hash},
 };
 use crate::{
     auth::Actor,
@@ -151,13 +151,14 @@ impl Services {
     /// answers the same, after the same time, either way. 429 past the address's limit.
     #[instrument(skip_all)]
     pub async fn forgot_password(&self, client: IpAddr, email: &str) -> Result<(), AppError> {
-        if Email::normalize(email).is_empty() {
+        let email = Email::normalize(email);
+        if email.is_empty() {
             return Err(AppError::validation("email", "Email is required."));
         }
         let per_hour = u64::from(self.mail.recovery_per_ip_per_hour);
         self.limits.recovery_request(client, per_hour).await?;
         let until = tokio::time::Instant::now() + FORGOT_TAKES;
-        let sent = self.send_reset(&Email::normalize(email)).await;
+        let sent = self.send_reset(&email).await;
         tokio::time::sleep_until(until).await;
         sent
     }
@@ -212,12 +213,12 @@ impl Services {
             active.updated_at = Set(now);
         }
         active.update(&txn).await?;
-        session::Entity::update_many()
-            .col_expr(session::Column::RevokedAt, Expr::value(now))
-            .filter(session::Column::UserId.eq(row.user_id))
-            .filter(session::Column::RevokedAt.is_null())
-            .exec(&txn)
-            .await?;
+        end_sessions(
+            &txn,
+            live(session::Column::UserId.eq(row.user_id), now),
+            now,
+        )
+        .await?;
         txn.commit().await?;
         self.limits.clear_lockout(&email).await;
         tracing::info!(user_id = row.user_id, "password reset");

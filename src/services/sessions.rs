@@ -421,14 +421,14 @@ pub(super) fn live_session<Q: QuerySelect + QueryFilter>(
 }
 
 /// `condition` on sessions, and the session neither revoked nor expired.
-fn live(condition: Expr, now: DateTime<Utc>) -> Expr {
+pub(super) fn live(condition: Expr, now: DateTime<Utc>) -> Expr {
     condition
         .and(session::Column::RevokedAt.is_null())
         .and(session::Column::ExpiresAt.gt(now))
 }
 
 /// Marks the sessions matching `condition` revoked; returns how many.
-async fn end_sessions(
+pub(super) async fn end_sessions(
     db: &impl ConnectionTrait,
     condition: Expr,
     now: DateTime<Utc>,

@@ -20,7 +20,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("db", &["config"]),
     ("auth", &["config", "domain", "error"]),
     ("limits", &["config", "error", "net"]),
-    ("mail", &["config"]),
+    ("html", &[]),
+    ("mail", &["config", "html"]),
     (
         "services",
         &[
@@ -38,7 +39,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     // REST runs GraphQL operations; GraphQL knows nothing of REST.
     (
         "rest",
-        &["caller", "error", "graphql", "http", "services", "state"],
+        &[
+            "caller", "error", "graphql", "html", "http", "services", "state",
+        ],
     ),
     (
         "state",
