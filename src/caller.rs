@@ -17,6 +17,8 @@ use crate::{
     net::{IpNet, client_ip},
 };
 
+const REQUEST_ID: &str = "x-request-id";
+
 /// The client (request data for GraphQL resolvers): its address, as far as it can be
 /// trusted, for rate limits; and its user agent, kept with the sessions it opens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +26,9 @@ pub struct Client {
     pub ip: IpAddr,
     /// The header as sent (a cheap copy); read only by the operations that keep it.
     pub user_agent: Option<HeaderValue>,
+    /// The request's `x-request-id` (set by the server when the client sent none), for the
+    /// audit log.
+    pub request_id: Option<HeaderValue>,
 }
 
 #[derive(Clone, Debug)]
@@ -57,6 +62,7 @@ where
             client: Client {
                 ip: client_ip(peer, &parts.headers, &keys.trusted_proxies),
                 user_agent: parts.headers.get(USER_AGENT).cloned(),
+                request_id: parts.headers.get(REQUEST_ID).cloned(),
             },
         })
     }

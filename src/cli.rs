@@ -1,10 +1,18 @@
 //! The command line: `serve` (the default), `migrate up|down|status`, `export-schema`,
-//! `export-openapi`.
+//! `export-openapi`, and the bootstrap of administration: `create-admin`, `set-role`.
 
-use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+
+use clap::{Parser, Subcommand, ValueEnum};
 use migration::{Migrator, MigratorTrait};
 
-use crate::{config::Config, db, graphql, rest, startup};
+use crate::{
+    config::Config,
+    db,
+    domain::{Email, NewAccount, Role},
+    error::AppError,
+    graphql, rest, startup,
+};
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +38,23 @@ pub enum Command {
     ExportSchema,
     /// Print the OpenAPI document of the REST paths (what `openapi.json` holds).
     ExportOpenapi,
+    /// Make the account with this email an admin, creating it if there is none. The new
+    /// account's password is read from stdin (typed unseen at a terminal), never from an
+    /// argument or the environment, where other users of the machine could read it.
+    CreateAdmin {
+        /// The account's email.
+        #[arg(long)]
+        email: String,
+    },
+    /// Give the account with this email a role.
+    SetRole {
+        /// The account's email.
+        #[arg(long)]
+        email: String,
+        /// The role.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
     /// Exit 0 when the server on PORT answers `/readyz` with 200 (for container health checks).
     CheckHealth,
     /// Time bcrypt at BCRYPT_COST on this machine (to choose a cost; used by the benchmark).
@@ -38,6 +63,21 @@ pub enum Command {
         #[arg(long, default_value_t = 5)]
         rounds: u32,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    User,
+    Admin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Self {
+        match role {
+            RoleArg::User => Self::User,
+            RoleArg::Admin => Self::Admin,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -82,6 +122,37 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::CreateAdmin { email } => {
+            let (services, _) = startup::services(&config).await?;
+            let account = match services
+                .promote(&Email::normalize(&email))
+                .await
+                .map_err(failed)?
+            {
+                Some(account) => account,
+                None => {
+                    let password = read_password()?;
+                    let new = NewAccount::parse(&email, password, None).map_err(failed)?;
+                    services.create_admin(new).await.map_err(failed)?
+                }
+            };
+            println!("{} (account {}) is an admin", account.email, account.id);
+        }
+        Command::SetRole { email, role } => {
+            let (services, _) = startup::services(&config).await?;
+            let role = Role::from(role);
+            let account = services
+                .set_role_by_email(&Email::normalize(&email), role)
+                .await
+                .map_err(failed)?
+                .ok_or_else(|| anyhow::anyhow!("no account has the email {email}"))?;
+            println!(
+                "{} (account {}) is now {}",
+                account.email,
+                account.id,
+                role.as_str()
+            );
+        }
         Command::CheckHealth => {
             let port = config.port;
             tokio::task::spawn_blocking(move || check_health(port)).await??;
@@ -96,6 +167,32 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The new admin's password: typed unseen at a terminal, else the first line of stdin.
+fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        return Ok(rpassword::prompt_password("Password for the new admin: ")?);
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// A service error as the command line reports it.
+fn failed(err: AppError) -> anyhow::Error {
+    err.log();
+    match err {
+        AppError::Validation(errors) => anyhow::anyhow!(
+            "{}",
+            errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        other => anyhow::anyhow!(other.message()),
+    }
 }
 
 /// A plain HTTP/1.0 `GET /readyz` on the loopback: no client library, no shell tools needed

@@ -41,6 +41,8 @@ pub struct Config {
     pub photo_sweep_interval: Duration,
     pub sessions: SessionConfig,
     pub mail: MailConfig,
+    /// How long audit events are kept (pruned with the sessions).
+    pub audit_retention: Duration,
 }
 
 /// Outgoing mail, and the links it carries.
@@ -152,7 +154,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Every environment variable the service reads (the deployment files are checked against it).
-pub const VARIABLES: [&str; 44] = [
+pub const VARIABLES: [&str; 45] = [
     "DATABASE_URL",
     "DATABASE_MAX_CONNECTIONS",
     "DATABASE_ACQUIRE_TIMEOUT_SECS",
@@ -194,6 +196,7 @@ pub const VARIABLES: [&str; 44] = [
     "RESET_TOKEN_MINUTES",
     "RECOVERY_PER_IP_PER_HOUR",
     "REQUIRE_VERIFIED_EMAIL",
+    "AUDIT_RETENTION_DAYS",
     // Read by the logging set-up and the Rust runtime, not by `Config`.
     "RUST_LOG",
     "RUST_BACKTRACE",
@@ -318,6 +321,7 @@ impl Config {
                 recovery_per_ip_per_hour: number(&get, "RECOVERY_PER_IP_PER_HOUR", 10)?,
                 require_verified_email: flag(&get, "REQUIRE_VERIFIED_EMAIL", false)?,
             },
+            audit_retention: days(&get, "AUDIT_RETENTION_DAYS", 365)?,
         })
     }
 }

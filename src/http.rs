@@ -95,6 +95,22 @@ impl Problem {
         self.body["detail"].as_str().unwrap_or_default()
     }
 
+    /// The same problem with its fields called by other names (`(from, to)` pairs): a
+    /// transport whose parameters are named otherwise than the operation's arguments.
+    pub fn rename_fields(mut self, names: &[(&str, &str)]) -> Self {
+        if let Some(errors) = self.body["errors"].as_array_mut() {
+            for error in errors {
+                let renamed = names
+                    .iter()
+                    .find(|(from, _)| error["field"].as_str() == Some(*from));
+                if let Some((_, to)) = renamed {
+                    error["field"] = Value::from(*to);
+                }
+            }
+        }
+        self
+    }
+
     /// The field of the first validation error, if there is one.
     pub fn field(&self) -> Option<&str> {
         self.body["errors"][0]["field"].as_str()

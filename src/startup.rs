@@ -56,15 +56,7 @@ impl App {
                 "BCRYPT_COST below 10 is weak for production"
             );
         }
-        let db = db::connect(&config.database)
-            .await
-            .context("cannot connect to the database")?;
-        db::migrate(&db).await.context("cannot apply migrations")?;
-
-        let jwt = Arc::new(JwtKeys::new(&config.jwt));
-        let mailer = Mailer::new(&config.mail).map_err(anyhow::Error::msg)?;
-        tracing::info!(transport = %mailer.describe(), "mail");
-        let services = Services::new(db, &config, Arc::clone(&jwt), Arc::new(mailer));
+        let (services, jwt) = services(&config).await?;
         tokio::spawn(deliver_mail(services.clone()));
         let photos = services.clone();
         tokio::spawn(periodically(config.photo_sweep_interval, move || {
@@ -74,7 +66,10 @@ impl App {
         let sessions = services.clone();
         tokio::spawn(periodically(config.sessions.prune_interval, move || {
             let services = sessions.clone();
-            async move { services.prune_sessions().await }
+            async move {
+                services.prune_sessions().await?;
+                services.prune_audit().await
+            }
         }));
         let router = router(AppState::new(services, jwt, &config), &config);
         let address = SocketAddr::new(config.host, config.port);
@@ -99,6 +94,20 @@ impl App {
     ) -> std::io::Result<()> {
         server::serve(self.listener, self.router, &self.limits, shutdown).await
     }
+}
+
+/// The rules over a connected, migrated database, and the keys the tokens are signed with
+/// (for the server, and for the command line's account commands).
+pub async fn services(config: &Config) -> anyhow::Result<(Services, Arc<JwtKeys>)> {
+    let db = db::connect(&config.database)
+        .await
+        .context("cannot connect to the database")?;
+    db::migrate(&db).await.context("cannot apply migrations")?;
+    let jwt = Arc::new(JwtKeys::new(&config.jwt));
+    let mailer = Mailer::new(&config.mail).map_err(anyhow::Error::msg)?;
+    tracing::info!(transport = %mailer.describe(), "mail");
+    let services = Services::new(db, config, Arc::clone(&jwt), Arc::new(mailer));
+    Ok((services, jwt))
 }
 
 /// The whole HTTP surface. A plain function so tests can build it around their own state.

@@ -9,6 +9,7 @@ mod m20250101_000001_create_users;
 mod m20250101_000002_create_profiles;
 mod m20261202_000003_create_sessions;
 mod m20261202_000004_create_mail_and_account_tokens;
+mod m20261202_000005_create_roles_and_audit;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000002_create_profiles::Migration),
             Box::new(m20261202_000003_create_sessions::Migration),
             Box::new(m20261202_000004_create_mail_and_account_tokens::Migration),
+            Box::new(m20261202_000005_create_roles_and_audit::Migration),
         ]
     }
 }

@@ -2,6 +2,7 @@
 //! written once and a service can only ever be handed valid values.
 
 mod account;
+mod admin;
 mod email;
 mod password;
 mod profile;
@@ -9,6 +10,9 @@ mod session;
 mod text;
 
 pub use account::{AccountPatch, Credentials, NewAccount};
+pub use admin::{
+    AuditAction, Cursor, CursorKind, MAX_PAGE, PageRequest, Role, UserFilter, UserStatus,
+};
 pub use email::Email;
 pub use password::{MAX_PASSWORD_BYTES, Password};
 pub use profile::{ProfileFields, ProfilePatch};

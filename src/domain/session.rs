@@ -9,12 +9,17 @@ use crate::error::AppError;
 /// Longest user agent kept with a session (the column's size), in characters.
 pub const MAX_USER_AGENT_CHARS: usize = 255;
 
-/// Where a login or refresh comes from, as shown in the list of sessions.
+/// Longest request id kept with an audit event (the column's size).
+pub const MAX_REQUEST_ID_CHARS: usize = 64;
+
+/// Where a request comes from: kept with the sessions it opens and the events it causes.
 #[derive(Clone, Debug)]
 pub struct Origin {
     pub ip: IpAddr,
     /// The `User-Agent` header, printable characters only, cut to 255 characters.
     pub user_agent: Option<String>,
+    /// The request's `x-request-id`, printable ASCII only, cut to 64 characters.
+    pub request_id: Option<String>,
 }
 
 impl Origin {
@@ -29,7 +34,24 @@ impl Origin {
                     .to_owned()
             })
             .filter(|ua| !ua.is_empty());
-        Self { ip, user_agent }
+        Self {
+            ip,
+            user_agent,
+            request_id: None,
+        }
+    }
+
+    /// The same origin, for the request with this id.
+    pub fn with_request_id(mut self, request_id: Option<&str>) -> Self {
+        self.request_id = request_id
+            .map(|id| {
+                id.chars()
+                    .filter(|c| c.is_ascii_graphic())
+                    .take(MAX_REQUEST_ID_CHARS)
+                    .collect::<String>()
+            })
+            .filter(|id| !id.is_empty());
+        self
     }
 }
 

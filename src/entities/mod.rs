@@ -2,6 +2,7 @@
 //! (output types are separate structs, so `password_hash` has no road out).
 
 pub mod account_token;
+pub mod audit_event;
 pub mod mail_outbox;
 pub mod profile;
 pub mod refresh_token;

@@ -12,6 +12,11 @@ pub struct Model {
     pub password_hash: String,
     /// Set when a verification link sent to `email` was followed (or a reset link was).
     pub email_verified: bool,
+    /// `user` or `admin`.
+    pub role: String,
+    /// Set while the account is disabled: it cannot log in, and its sessions are dead.
+    pub disabled_at: Option<DateTimeUtc>,
+    pub last_login_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     #[sea_orm(has_one)]

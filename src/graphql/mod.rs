@@ -4,6 +4,7 @@
 //! [`Services`](crate::services::Services) from the context, convert their input into
 //! [`domain`](crate::domain) types, call one service and wrap the result in an output type.
 
+mod admin;
 mod documents;
 pub mod graphiql;
 mod http;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder, dataloader::DataLoader};
 
+pub use admin::{AuditAction, Role, UserStatus};
 pub use documents::DocumentCache;
 pub use http::{graphql_get, graphql_post};
 use loaders::ProfileLoader;
@@ -89,13 +91,16 @@ fn client_ip(ctx: &async_graphql::Context<'_>) -> std::net::IpAddr {
         .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |c| c.ip)
 }
 
-/// The client's address and user agent, for the sessions a login or refresh opens.
+/// The client's address, user agent and request id: for the sessions a login or refresh
+/// opens, and for the audit log.
 fn origin(ctx: &async_graphql::Context<'_>) -> Origin {
-    let user_agent = ctx
-        .data_opt::<Client>()
-        .and_then(|c| c.user_agent.as_ref())
-        .map(|ua| String::from_utf8_lossy(ua.as_bytes()));
-    Origin::new(client_ip(ctx), user_agent.as_deref())
+    let client = ctx.data_opt::<Client>();
+    let text = |value: Option<&axum::http::HeaderValue>| {
+        value.map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    let user_agent = text(client.and_then(|c| c.user_agent.as_ref()));
+    let request_id = text(client.and_then(|c| c.request_id.as_ref()));
+    Origin::new(client_ip(ctx), user_agent.as_deref()).with_request_id(request_id.as_deref())
 }
 
 #[cfg(test)]

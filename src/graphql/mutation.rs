@@ -1,7 +1,8 @@
 use async_graphql::{Context, ID, Object, Result, Upload};
 
 use super::{
-    client_ip, context, origin,
+    admin::Role,
+    context, origin,
     types::{
         AuthPayload, ChangePasswordInput, DeleteAccountInput, LoginInput, Profile, ProfileInput,
         RefreshInput, RegisterInput, ResetPasswordInput, UpdateMeInput, User,
@@ -20,7 +21,8 @@ use crate::{
 pub struct MutationRoot;
 
 /// Changes. `register`, `login` and `refresh` need no token; the rest act on the caller's own
-/// data.
+/// data, except the admin's (`disableUser`, `enableUser`, `setUserRole`, `revokeUserSessions`,
+/// `deleteUser`), which act on another account.
 #[Object(name = "Mutation")]
 impl MutationRoot {
     /// Creates an account and its (empty) profile.
@@ -31,7 +33,7 @@ impl MutationRoot {
     ) -> Result<User> {
         let (services, _) = context(ctx);
         let new = NewAccount::parse(&input.email, input.password, input.name.as_deref())?;
-        Ok(User(services.register(client_ip(ctx), new).await?))
+        Ok(User(services.register(&origin(ctx), new).await?))
     }
 
     /// Exchanges email and password for a bearer token and a refresh token: a new session.
@@ -61,14 +63,14 @@ impl MutationRoot {
     /// Ends the current session: its access and refresh tokens stop working at once.
     async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
         let (services, actor) = context(ctx);
-        services.logout(&actor).await?;
+        services.logout(&actor, &origin(ctx)).await?;
         Ok(true)
     }
 
     /// Ends every session of the account, this one included; returns how many ended.
     async fn logout_all(&self, ctx: &Context<'_>) -> Result<u64> {
         let (services, actor) = context(ctx);
-        Ok(services.logout_all(&actor).await?)
+        Ok(services.logout_all(&actor, &origin(ctx)).await?)
     }
 
     /// Ends one of the account's sessions; `NOT_FOUND` unless it is one of yours and live.
@@ -78,7 +80,7 @@ impl MutationRoot {
         #[graphql(desc = "The session's id (from `mySessions`).")] id: ID,
     ) -> Result<bool> {
         let (services, actor) = context(ctx);
-        services.revoke_session(&actor, &id).await?;
+        services.revoke_session(&actor, &origin(ctx), &id).await?;
         Ok(true)
     }
 
@@ -92,7 +94,7 @@ impl MutationRoot {
         let (services, actor) = context(ctx);
         let change = PasswordChange::parse(input.current_password, input.new_password)?;
         services
-            .change_password(&actor, client_ip(ctx), change)
+            .change_password(&actor, &origin(ctx), change)
             .await?;
         Ok(true)
     }
@@ -107,7 +109,7 @@ impl MutationRoot {
         let (services, actor) = context(ctx);
         let confirmation = Confirmation::parse(input.password)?;
         services
-            .delete_account(&actor, client_ip(ctx), confirmation)
+            .delete_account(&actor, &origin(ctx), confirmation)
             .await?;
         Ok(true)
     }
@@ -120,7 +122,8 @@ impl MutationRoot {
         #[graphql(desc = "The `token` of the link.")] token: String,
     ) -> Result<bool> {
         let (services, _) = context(ctx);
-        services.verify_email(AccountToken::parse(token)?).await?;
+        let token = AccountToken::parse(token)?;
+        services.verify_email(&origin(ctx), token).await?;
         Ok(true)
     }
 
@@ -140,7 +143,7 @@ impl MutationRoot {
         #[graphql(desc = "The account's email.")] email: String,
     ) -> Result<bool> {
         let (services, _) = context(ctx);
-        services.forgot_password(client_ip(ctx), &email).await?;
+        services.forgot_password(&origin(ctx), &email).await?;
         Ok(true)
     }
 
@@ -153,7 +156,7 @@ impl MutationRoot {
     ) -> Result<bool> {
         let (services, _) = context(ctx);
         let reset = PasswordReset::parse(input.token, input.new_password)?;
-        services.reset_password(reset).await?;
+        services.reset_password(&origin(ctx), reset).await?;
         Ok(true)
     }
 
@@ -165,7 +168,7 @@ impl MutationRoot {
     ) -> Result<User> {
         let (services, actor) = context(ctx);
         let patch = AccountPatch::parse(input.email.into(), input.name.into())?;
-        Ok(User(services.update_me(&actor, patch).await?))
+        Ok(User(services.update_me(&actor, &origin(ctx), patch).await?))
     }
 
     /// Creates the current account's profile; `CONFLICT` while one exists.
@@ -218,5 +221,65 @@ impl MutationRoot {
     async fn delete_profile_photo(&self, ctx: &Context<'_>) -> Result<Profile> {
         let (services, actor) = context(ctx);
         Ok(services.delete_photo(&actor).await?.into())
+    }
+
+    /// Disables an account (admins only): it may not log in, and its sessions end at once.
+    /// Not on your own account.
+    async fn disable_user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The account's id.")] id: i32,
+    ) -> Result<User> {
+        let (services, actor) = context(ctx);
+        Ok(User(services.disable_user(&actor, &origin(ctx), id).await?))
+    }
+
+    /// Lets a disabled account log in again (admins only). Not on your own account.
+    async fn enable_user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The account's id.")] id: i32,
+    ) -> Result<User> {
+        let (services, actor) = context(ctx);
+        Ok(User(services.enable_user(&actor, &origin(ctx), id).await?))
+    }
+
+    /// Gives an account a role (admins only). Not on your own account.
+    async fn set_user_role(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The account's id.")] id: i32,
+        #[graphql(desc = "The new role.")] role: Role,
+    ) -> Result<User> {
+        let (services, actor) = context(ctx);
+        let account = services
+            .set_user_role(&actor, &origin(ctx), id, role.into())
+            .await?;
+        Ok(User(account))
+    }
+
+    /// Ends every session of an account (admins only); returns how many ended. Not on your
+    /// own account (`logoutAll` is for that).
+    async fn revoke_user_sessions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The account's id.")] id: i32,
+    ) -> Result<u64> {
+        let (services, actor) = context(ctx);
+        Ok(services
+            .revoke_user_sessions(&actor, &origin(ctx), id)
+            .await?)
+    }
+
+    /// Deletes an account with its profile, photo and sessions (admins only). Not on your
+    /// own account (`deleteAccount` is for that).
+    async fn delete_user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The account's id.")] id: i32,
+    ) -> Result<bool> {
+        let (services, actor) = context(ctx);
+        services.delete_user(&actor, &origin(ctx), id).await?;
+        Ok(true)
     }
 }

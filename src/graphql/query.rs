@@ -1,14 +1,17 @@
 use async_graphql::{Context, Object, Result};
 
 use super::{
+    admin::{AuditAction, AuditEventConnection, Role, UserConnection, UserStatus},
     context,
     types::{Profile, Session, User},
 };
+use crate::domain::{CursorKind, PageRequest, UserFilter};
 
 /// Reads. Every field needs a bearer token.
 pub struct QueryRoot;
 
-/// Reads. Every field needs a bearer token (`Authorization: Bearer <accessToken>`).
+/// Reads. Every field needs a bearer token (`Authorization: Bearer <accessToken>`); `users`,
+/// `user` and `auditEvents` need an admin's.
 #[Object(name = "Query")]
 impl QueryRoot {
     /// The current account.
@@ -40,4 +43,75 @@ impl QueryRoot {
         let sessions = services.my_sessions(&actor).await?;
         Ok(sessions.into_iter().map(Session::from).collect())
     }
+
+    /// The security events of the account (logins, password changes, sessions ended, …),
+    /// newest first.
+    async fn my_security_events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many, 1 to 100.", default = 20)] first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the page before.")] after: Option<String>,
+    ) -> Result<AuditEventConnection> {
+        let (services, actor) = context(ctx);
+        let page = page(first, after, CursorKind::AuditEvents)?;
+        Ok(services.my_security_events(&actor, page).await?.into())
+    }
+
+    /// Accounts, newest first (admins only). Pages are stable while accounts are added.
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many, 1 to 100.", default = 20)] first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the page before.")] after: Option<String>,
+        #[graphql(desc = "Text in the email or the name, in any case.")] search: Option<String>,
+        #[graphql(desc = "Only active or only disabled accounts.")] status: Option<UserStatus>,
+        #[graphql(desc = "Only accounts with this role.")] role: Option<Role>,
+    ) -> Result<UserConnection> {
+        let (services, actor) = context(ctx);
+        let page = page(first, after, CursorKind::Users)?;
+        let filter = UserFilter::parse(
+            search.as_deref(),
+            status.map(Into::into),
+            role.map(Into::into),
+        )?;
+        Ok(services.users(&actor, page, filter).await?.into())
+    }
+
+    /// One account (admins only); null when there is none.
+    async fn user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The account's id.")] id: i32,
+    ) -> Result<Option<User>> {
+        let (services, actor) = context(ctx);
+        Ok(services.user(&actor, id).await?.map(User))
+    }
+
+    /// Security events of every account, newest first (admins only).
+    async fn audit_events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many, 1 to 100.", default = 20)] first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the page before.")] after: Option<String>,
+        #[graphql(desc = "Only events this account did or was the subject of.")] user_id: Option<
+            i32,
+        >,
+        #[graphql(desc = "Only events of this kind.")] action: Option<AuditAction>,
+    ) -> Result<AuditEventConnection> {
+        let (services, actor) = context(ctx);
+        let page = page(first, after, CursorKind::AuditEvents)?;
+        let events = services
+            .audit_events(&actor, page, user_id, action.map(Into::into))
+            .await?;
+        Ok(events.into())
+    }
+}
+
+/// The page a connection field asks for; an explicit null `first` means the default.
+fn page(
+    first: Option<i32>,
+    after: Option<String>,
+    kind: CursorKind,
+) -> Result<PageRequest, crate::error::AppError> {
+    PageRequest::parse(first.map_or(20, i64::from), after.as_deref(), kind)
 }

@@ -7,7 +7,7 @@ use async_graphql::{
 };
 use chrono::{SecondsFormat, Utc};
 
-use super::loaders::ProfileLoader;
+use super::{admin::Role, loaders::ProfileLoader};
 use crate::{
     domain::{Given, ProfileFields},
     services::{AccessToken, Account, ProfileView, SessionView},
@@ -61,6 +61,29 @@ impl User {
     /// The display name from the profile; null when unset or when the profile is deleted.
     async fn name(&self) -> Option<&str> {
         self.0.name.as_deref()
+    }
+
+    /// What the account may do.
+    async fn role(&self) -> Role {
+        self.0.role.into()
+    }
+
+    /// True while an admin has the account disabled: it may not log in.
+    async fn disabled(&self) -> bool {
+        self.0.disabled
+    }
+
+    /// The last successful login; null before the first.
+    async fn last_login_at(&self) -> Option<DateTime> {
+        self.0.last_login_at.map(DateTime)
+    }
+
+    /// The account's live sessions, most recently used first: your own, or any account's
+    /// for an admin (`FORBIDDEN` otherwise).
+    async fn sessions(&self, ctx: &Context<'_>) -> Result<Vec<Session>> {
+        let (services, actor) = super::context(ctx);
+        let sessions = services.sessions_of(&actor, self.0.id).await?;
+        Ok(sessions.into_iter().map(Session::from).collect())
     }
 
     /// When the account was created.

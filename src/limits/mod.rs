@@ -88,8 +88,9 @@ impl RateLimiter {
         Ok(())
     }
 
-    /// Records a failed check; the one that held the last reservation locks the account.
-    pub async fn login_failed(&self, email: &str, reservation: Reservation) {
+    /// Records a failed check; the one that held the last reservation locks the account, and
+    /// gets the lock's length back.
+    pub async fn login_failed(&self, email: &str, reservation: Reservation) -> Option<Duration> {
         if reservation.number == self.login_max_failures {
             let (lockouts, _) = self
                 .store
@@ -103,7 +104,9 @@ impl RateLimiter {
                 lock_secs = lock.as_secs(),
                 "account locked after repeated failed logins"
             );
+            return Some(lock);
         }
+        None
     }
 
     /// A successful login clears the account's failures and reservations (not its lock

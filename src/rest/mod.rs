@@ -7,6 +7,7 @@
 //! give the snake_case keys, and `extensions.code` gives the HTTP status.
 
 mod accounts;
+mod admin;
 mod body;
 mod forward;
 mod health;
@@ -57,6 +58,23 @@ pub fn router(max_upload_bytes: usize) -> Router<AppState> {
             "/api/users/me/sessions/{id}",
             delete(sessions::revoke_session),
         )
+        .route(
+            "/api/users/me/security-events",
+            get(admin::my_security_events),
+        )
+        .route("/api/admin/users", get(admin::list_users))
+        .route(
+            "/api/admin/users/{id}",
+            get(admin::get_user).delete(admin::delete_user),
+        )
+        .route("/api/admin/users/{id}/disable", post(admin::disable_user))
+        .route("/api/admin/users/{id}/enable", post(admin::enable_user))
+        .route("/api/admin/users/{id}/role", put(admin::set_user_role))
+        .route(
+            "/api/admin/users/{id}/sessions",
+            delete(admin::revoke_user_sessions),
+        )
+        .route("/api/admin/audit", get(admin::audit_events))
         .route(
             "/api/users/profile",
             get(accounts::get_account).put(accounts::update_account),

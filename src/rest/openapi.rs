@@ -11,7 +11,7 @@ use utoipa::{
 use axum::{Router, http::header, routing::get};
 use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
-use super::{accounts, profiles, recovery, schemas, sessions};
+use super::{accounts, admin, profiles, recovery, schemas, sessions};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -50,6 +50,15 @@ use crate::state::AppState;
         profiles::upload_photo,
         profiles::delete_photo,
         profiles::serve_upload,
+        admin::my_security_events,
+        admin::list_users,
+        admin::get_user,
+        admin::disable_user,
+        admin::enable_user,
+        admin::set_user_role,
+        admin::revoke_user_sessions,
+        admin::delete_user,
+        admin::audit_events,
         super::health::healthz,
         super::health::readyz,
     ),
@@ -67,6 +76,7 @@ use crate::state::AppState;
         recovery::ForgotBody,
         recovery::ResetBody,
         profiles::ProfileBody,
+        admin::RoleBody,
     )),
     modifiers(&SecuritySchemes),
     tags(
@@ -75,6 +85,7 @@ use crate::state::AppState;
         (name = "sessions", description = "The account's signed-in sessions"),
         (name = "profiles", description = "Profiles: the caller's own, and others' public view"),
         (name = "photos", description = "Profile photos"),
+        (name = "admin", description = "Administration (admins only): accounts and the audit log"),
         (name = "health", description = "Liveness and readiness"),
     ),
 )]
@@ -171,6 +182,11 @@ fn complete(doc: &mut serde_json::Value) {
         "ProfileOut",
         "ProfilePublic",
         "SessionOut",
+        "AdminUserOut",
+        "AdminUserPage",
+        "AuditEventOut",
+        "AuditEventPage",
+        "SessionsEnded",
         "ErrorBody",
     ] {
         let schema = &mut schemas[name];

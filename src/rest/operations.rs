@@ -14,6 +14,19 @@ const ACCOUNT_FIELDS: &str =
 /// ProfileOut, in the documented key order; ProfilePublic is the same without `email`.
 const PROFILE_FIELDS: &str = "id user_id: userId email name phone bio hobby occupation \
     location profile_photo_path: profilePhotoPath created_at: createdAt updated_at: updatedAt";
+/// An account as the admin sees it, in the documented key order.
+const ADMIN_USER_FIELDS: &str = "id email name role email_verified: emailVerified disabled \
+    created_at: createdAt updated_at: updatedAt last_login_at: lastLoginAt";
+const AUDIT_EVENT_FIELDS: &str = "id created_at: createdAt action actor_id: actorId \
+    subject_id: subjectId ip request_id: requestId details";
+/// What a page of a connection is read as: `{total, page_info, edges: [{node}]}`.
+fn page_of(fields: &str) -> String {
+    format!(
+        "total: totalCount page_info: pageInfo {{ has_next_page: hasNextPage \
+         end_cursor: endCursor }} edges {{ node {{ {fields} }} }}"
+    )
+}
+
 pub struct Operation {
     source: String,
     document: ExecutableDocument,
@@ -57,6 +70,15 @@ pub struct Operations {
     pub request_verification: Operation,
     pub forgot_password: Operation,
     pub reset_password: Operation,
+    pub admin_users: Operation,
+    pub admin_user: Operation,
+    pub disable_user: Operation,
+    pub enable_user: Operation,
+    pub set_user_role: Operation,
+    pub revoke_user_sessions: Operation,
+    pub delete_user: Operation,
+    pub audit_events: Operation,
+    pub my_security_events: Operation,
 }
 
 impl Operations {
@@ -145,6 +167,45 @@ impl Operations {
                    result: resetPassword(input: $input) }"
                     .into(),
             ),
+            admin_users: Operation::parse(format!(
+                "query AdminUsers($first: Int, $after: String, $search: String, \
+                   $status: UserStatus, $role: Role) {{ result: users(first: $first, \
+                   after: $after, search: $search, status: $status, role: $role) {{ {} }} }}",
+                page_of(ADMIN_USER_FIELDS)
+            )),
+            admin_user: Operation::parse(format!(
+                "query AdminUser($id: Int!) {{ result: user(id: $id) {{ {ADMIN_USER_FIELDS} }} }}"
+            )),
+            disable_user: Operation::parse(format!(
+                "mutation DisableUser($id: Int!) {{ \
+                   result: disableUser(id: $id) {{ {ADMIN_USER_FIELDS} }} }}"
+            )),
+            enable_user: Operation::parse(format!(
+                "mutation EnableUser($id: Int!) {{ \
+                   result: enableUser(id: $id) {{ {ADMIN_USER_FIELDS} }} }}"
+            )),
+            set_user_role: Operation::parse(format!(
+                "mutation SetUserRole($id: Int!, $role: Role!) {{ \
+                   result: setUserRole(id: $id, role: $role) {{ {ADMIN_USER_FIELDS} }} }}"
+            )),
+            revoke_user_sessions: Operation::parse(
+                "mutation RevokeUserSessions($id: Int!) { result: revokeUserSessions(id: $id) }"
+                    .into(),
+            ),
+            delete_user: Operation::parse(
+                "mutation DeleteUser($id: Int!) { result: deleteUser(id: $id) }".into(),
+            ),
+            audit_events: Operation::parse(format!(
+                "query AuditEvents($first: Int, $after: String, $userId: Int, \
+                   $action: AuditAction) {{ result: auditEvents(first: $first, after: $after, \
+                   userId: $userId, action: $action) {{ {} }} }}",
+                page_of(AUDIT_EVENT_FIELDS)
+            )),
+            my_security_events: Operation::parse(format!(
+                "query MySecurityEvents($first: Int, $after: String) {{ \
+                   result: mySecurityEvents(first: $first, after: $after) {{ {} }} }}",
+                page_of(AUDIT_EVENT_FIELDS)
+            )),
         }
     }
 }
@@ -221,7 +282,8 @@ mod tests {
         }));
         let account = via::<UpdateAccountBody>(json!({"email": "a@b.c", "name": null}));
         let credentials = json!({"email": "a@b.c", "password": "StrongPass123"});
-        let cases: [(&str, &Operation, serde_json::Value); 22] = [
+        let page = json!({"first": 20, "after": "dTox"});
+        let cases: [(&str, &Operation, serde_json::Value); 31] = [
             (
                 "register",
                 &ops.register,
@@ -284,6 +346,31 @@ mod tests {
                 &ops.reset_password,
                 json!({"input": {"token": "t", "newPassword": "p"}}),
             ),
+            (
+                "admin_users",
+                &ops.admin_users,
+                json!({"first": 5, "after": "dTox", "search": "a", "status": "ACTIVE", "role": "ADMIN"}),
+            ),
+            ("admin_user", &ops.admin_user, json!({"id": 7})),
+            ("disable_user", &ops.disable_user, json!({"id": 7})),
+            ("enable_user", &ops.enable_user, json!({"id": 7})),
+            (
+                "set_user_role",
+                &ops.set_user_role,
+                json!({"id": 7, "role": "USER"}),
+            ),
+            (
+                "revoke_user_sessions",
+                &ops.revoke_user_sessions,
+                json!({"id": 7}),
+            ),
+            ("delete_user", &ops.delete_user, json!({"id": 7})),
+            (
+                "audit_events",
+                &ops.audit_events,
+                json!({"first": 5, "userId": 7, "action": "LOGIN_FAILED"}),
+            ),
+            ("my_security_events", &ops.my_security_events, page),
         ];
         for (name, op, variables) in cases {
             let errors = errors_of(op, variables);

@@ -183,3 +183,81 @@ pub struct PhotoUpload {
     #[schema(value_type = String, format = Binary, content_media_type = "application/octet-stream")]
     pub file: Vec<u8>,
 }
+
+/// An account as an admin sees it.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": 42, "email": "alice@example.com", "name": "Alice", "role": "user",
+    "email_verified": true, "disabled": false, "created_at": "2025-01-01T00:00:00Z",
+    "updated_at": "2025-01-02T12:00:00Z", "last_login_at": "2025-01-03T09:30:00Z"
+}))]
+pub struct AdminUserOut {
+    pub id: i32,
+    pub email: String,
+    pub name: Option<String>,
+    /// `user` or `admin`.
+    #[schema(pattern = "^(user|admin)$")]
+    pub role: String,
+    pub email_verified: bool,
+    /// Disabled accounts may not log in.
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Null before the first login.
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+/// A page of accounts, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct AdminUserPage {
+    pub items: Vec<AdminUserOut>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+    /// How many accounts match, on every page.
+    pub total: u64,
+}
+
+/// A security event.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "1017", "created_at": "2025-01-03T09:30:00Z", "action": "role_changed",
+    "actor_id": 1, "subject_id": 42, "ip": "203.0.113.7",
+    "request_id": "6f1c3a4e-2b7d-4c1e-9a8f-0d2e4b6c8a10", "details": {"from": "user", "to": "admin"}
+}))]
+pub struct AuditEventOut {
+    /// The event's id (a string: it may outgrow 32 bits).
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    /// `register`, `login`, `login_failed`, `account_locked`, `logout`, `refresh_reuse`,
+    /// `password_changed`, `password_reset_requested`, `password_reset`, `email_verified`,
+    /// `email_changed`, `account_deleted`, `user_disabled`, `user_enabled`, `role_changed`,
+    /// `sessions_revoked` or `user_deleted`.
+    pub action: String,
+    /// The account that acted; null for an anonymous request or the command line.
+    pub actor_id: Option<i32>,
+    /// The account acted on.
+    pub subject_id: Option<i32>,
+    /// The client's address.
+    pub ip: Option<String>,
+    /// The request's `x-request-id`, to find it in the logs.
+    pub request_id: Option<String>,
+    /// More about the event; never a password, hash or token.
+    pub details: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A page of security events, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct AuditEventPage {
+    pub items: Vec<AuditEventOut>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+    /// How many events match, on every page.
+    pub total: u64,
+}
+
+/// How many sessions ended.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"sessions_ended": 3}))]
+pub struct SessionsEnded {
+    pub sessions_ended: u64,
+}

@@ -1,18 +1,17 @@
 //! Accounts: registration, login, and the account view (`me`, `updateMe`).
 
-use std::net::IpAddr;
-
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use tracing::instrument;
 
-use super::{Services, now, prepared, unique_violation_as};
+use super::{Services, admin::ACCOUNT_DISABLED, audit::Event, now, prepared, unique_violation_as};
 use crate::{
     auth::{Actor, Bearer},
     db,
-    domain::{AccountPatch, Credentials, NewAccount, Origin, Patch},
+    domain::{AccountPatch, AuditAction, Credentials, NewAccount, Origin, Patch, Role},
     entities::{profile, user},
     error::{AppError, BAD_CREDENTIALS, NOT_AUTHENTICATED},
+    limits::Reservation,
     mail::Template,
 };
 
@@ -27,6 +26,10 @@ pub struct Account {
     /// A link sent to `email` was followed.
     pub email_verified: bool,
     pub name: Option<String>,
+    pub role: Role,
+    /// It may not log in, and it has no live sessions.
+    pub disabled: bool,
+    pub last_login_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -43,6 +46,9 @@ impl Account {
             email: user.email,
             email_verified: user.email_verified,
             name,
+            role: Role::from_stored(&user.role),
+            disabled: user.disabled_at.is_some(),
+            last_login_at: user.last_login_at,
             created_at: user.created_at,
             updated_at: user.updated_at,
         }
@@ -62,8 +68,8 @@ pub struct AccessToken {
 impl Services {
     /// Creates the user and an empty profile (holding `name`, if given) in one transaction.
     #[instrument(skip_all, fields(email = %new.email.as_str()))]
-    pub async fn register(&self, client: IpAddr, new: NewAccount) -> Result<Account, AppError> {
-        self.limits.registration(client).await?;
+    pub async fn register(&self, origin: &Origin, new: NewAccount) -> Result<Account, AppError> {
+        self.limits.registration(origin.ip).await?;
         let conflict = || AppError::Conflict(EMAIL_TAKEN);
         // Saves a bcrypt run on the common case; the unique index decides under a race.
         if self.find_user_by_email(new.email.as_str()).await?.is_some() {
@@ -94,6 +100,9 @@ impl Services {
         .insert(&txn)
         .await?;
         self.send_verification(&txn, user.id, &user.email).await?;
+        Event::own(AuditAction::Register, user.id)
+            .write(&txn, Some(origin))
+            .await?;
         txn.commit().await?;
         self.mail_queued();
 
@@ -130,21 +139,31 @@ impl Services {
             }
             None => self.hasher.verify_dummy(&credentials.password).await?,
         };
-        let Some((user, profile)) = found.filter(|_| matched) else {
-            self.limits
-                .login_failed(&credentials.email, reservation)
-                .await;
+        let Some((user, profile)) = found.as_ref().filter(|_| matched).cloned() else {
+            let user_id = found.map(|(user, _)| user.id);
+            self.login_failed(&credentials.email, user_id, reservation, origin)
+                .await?;
             return Err(AppError::Unauthenticated(BAD_CREDENTIALS));
         };
         self.limits
             .login_succeeded(&credentials.email, reservation)
             .await;
+        if user.disabled_at.is_some() {
+            return Err(AppError::Forbidden(ACCOUNT_DISABLED));
+        }
         if self.mail.require_verified_email && !user.email_verified {
             return Err(AppError::Forbidden(EMAIL_NOT_VERIFIED));
         }
         let user_id = user.id;
+        let now = now();
         let txn = db::begin_write(&self.db).await?;
+        let mut active: user::ActiveModel = user.into();
+        active.last_login_at = Set(Some(now));
+        let user = active.update(&txn).await?;
         let tokens = self.open_session(&txn, user, profile, origin).await?;
+        Event::own(AuditAction::Login, user_id)
+            .write(&txn, Some(origin))
+            .await?;
         txn.commit().await?;
         tracing::info!(user_id, "login succeeded");
         Ok(tokens)
@@ -159,7 +178,12 @@ impl Services {
     /// Changes the caller's email and/or name. The name lives on the profile; setting it when
     /// the profile was deleted creates the profile again.
     #[instrument(skip_all)]
-    pub async fn update_me(&self, actor: &Actor, patch: AccountPatch) -> Result<Account, AppError> {
+    pub async fn update_me(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        patch: AccountPatch,
+    ) -> Result<Account, AppError> {
         if patch.is_empty() {
             return self.me(actor).await;
         }
@@ -193,6 +217,10 @@ impl Services {
             }
             .render();
             self.enqueue(&txn, &old_email, notice).await?;
+            Event::own(AuditAction::EmailChanged, user_id)
+                .with(serde_json::json!({ "from": old_email, "to": new_email }))
+                .write(&txn, Some(origin))
+                .await?;
         }
 
         let profile = match (patch.name, profile) {
@@ -235,6 +263,33 @@ impl Services {
         prepared::account(db, bearer, now())
             .await?
             .ok_or(AppError::Unauthenticated(NOT_AUTHENTICATED))
+    }
+
+    /// Counts a failed password check against the account (and locks it at the limit), and
+    /// records it when the account exists.
+    pub(super) async fn login_failed(
+        &self,
+        email: &str,
+        user_id: Option<i32>,
+        reservation: Reservation,
+        origin: &Origin,
+    ) -> Result<(), AppError> {
+        let locked = self.limits.login_failed(email, reservation).await;
+        let Some(user_id) = user_id else {
+            return Ok(());
+        };
+        let txn = db::begin_write(&self.db).await?;
+        Event::on(AuditAction::LoginFailed, user_id)
+            .write(&txn, Some(origin))
+            .await?;
+        if let Some(lock) = locked {
+            Event::on(AuditAction::AccountLocked, user_id)
+                .with(serde_json::json!({ "lock_secs": lock.as_secs() }))
+                .write(&txn, Some(origin))
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(())
     }
 
     pub(super) async fn find_user_by_email(

@@ -12,7 +12,7 @@
 //! - Account tokens are 32 random bytes, stored as SHA-256, single use; issuing one voids the
 //!   earlier unused ones of the same purpose.
 
-use std::{net::IpAddr, time::Duration};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -22,13 +22,15 @@ use sea_orm::{
 use tracing::instrument;
 
 use super::{
-    Services, now,
+    Services,
+    audit::Event,
+    now,
     sessions::{delta, end_sessions, live, new_random_token, token_hash},
 };
 use crate::{
     auth::Actor,
     db,
-    domain::{AccountToken, Email, PasswordReset},
+    domain::{AccountToken, AuditAction, Email, Origin, PasswordReset},
     entities::{account_token, mail_outbox, session, user},
     error::AppError,
     mail::{Letter, Template},
@@ -112,7 +114,7 @@ impl Services {
 
     /// Confirms the address a verification token was sent to (if it is still the account's).
     #[instrument(skip_all)]
-    pub async fn verify_email(&self, token: AccountToken) -> Result<(), AppError> {
+    pub async fn verify_email(&self, origin: &Origin, token: AccountToken) -> Result<(), AppError> {
         let txn = db::begin_write(&self.db).await?;
         let now = now();
         let (row, user) = use_account_token(&txn, &token, VERIFY, now).await?;
@@ -125,6 +127,9 @@ impl Services {
             active.email_verified = Set(true);
             active.updated_at = Set(now);
             active.update(&txn).await?;
+            Event::on(AuditAction::EmailVerified, row.user_id)
+                .write(&txn, Some(origin))
+                .await?;
         }
         txn.commit().await?;
         tracing::info!(user_id = row.user_id, "email verified");
@@ -150,20 +155,20 @@ impl Services {
     /// Sends a password-reset link to `email` if it is an account's (at most 3 an hour), and
     /// answers the same, after the same time, either way. 429 past the address's limit.
     #[instrument(skip_all)]
-    pub async fn forgot_password(&self, client: IpAddr, email: &str) -> Result<(), AppError> {
+    pub async fn forgot_password(&self, origin: &Origin, email: &str) -> Result<(), AppError> {
         let email = Email::normalize(email);
         if email.is_empty() {
             return Err(AppError::validation("email", "Email is required."));
         }
         let per_hour = u64::from(self.mail.recovery_per_ip_per_hour);
-        self.limits.recovery_request(client, per_hour).await?;
+        self.limits.recovery_request(origin.ip, per_hour).await?;
         let until = tokio::time::Instant::now() + FORGOT_TAKES;
-        let sent = self.send_reset(&email).await;
+        let sent = self.send_reset(origin, &email).await;
         tokio::time::sleep_until(until).await;
         sent
     }
 
-    async fn send_reset(&self, email: &str) -> Result<(), AppError> {
+    async fn send_reset(&self, origin: &Origin, email: &str) -> Result<(), AppError> {
         let Some(user) = self.find_user_by_email(email).await? else {
             return Ok(());
         };
@@ -187,6 +192,9 @@ impl Services {
         }
         .render();
         self.enqueue(&txn, &user.email, letter).await?;
+        Event::on(AuditAction::PasswordResetRequested, user.id)
+            .write(&txn, Some(origin))
+            .await?;
         txn.commit().await?;
         self.mail_queued();
         Ok(())
@@ -195,7 +203,11 @@ impl Services {
     /// Sets a new password with a reset token: every session ends, the lockout is cleared,
     /// and the address counts as verified (the link reached it).
     #[instrument(skip_all)]
-    pub async fn reset_password(&self, reset: PasswordReset) -> Result<(), AppError> {
+    pub async fn reset_password(
+        &self,
+        origin: &Origin,
+        reset: PasswordReset,
+    ) -> Result<(), AppError> {
         // The token first: a bad one costs no hashing.
         find_live_token(&self.db, &reset.token, RESET, now()).await?;
         let password_hash = self.hasher.hash(&reset.new).await?;
@@ -213,12 +225,16 @@ impl Services {
             active.updated_at = Set(now);
         }
         active.update(&txn).await?;
-        end_sessions(
+        let ended = end_sessions(
             &txn,
             live(session::Column::UserId.eq(row.user_id), now),
             now,
         )
         .await?;
+        Event::on(AuditAction::PasswordReset, row.user_id)
+            .with(serde_json::json!({ "sessions_ended": ended }))
+            .write(&txn, Some(origin))
+            .await?;
         txn.commit().await?;
         self.limits.clear_lockout(&email).await;
         tracing::info!(user_id = row.user_id, "password reset");

@@ -6,6 +6,8 @@
 //! `Conflict`, a missing row a `NotFound`, an unreachable database `Unavailable`.
 
 mod accounts;
+mod admin;
+mod audit;
 mod mail;
 pub mod photos;
 mod prepared;
@@ -20,12 +22,14 @@ use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{DatabaseConnection, DbErr, SqlErr};
 
 pub use accounts::{AccessToken, Account};
+pub use audit::AuditEventView;
 pub use profiles::ProfileView;
 pub use sessions::SessionView;
 
 use crate::{
     auth::{JwtKeys, PasswordHasher},
     config::{Config, MailConfig, SessionConfig},
+    domain::{Cursor, CursorKind, PageRequest},
     error::AppError,
     limits::RateLimiter,
     mail::Mailer,
@@ -47,6 +51,8 @@ pub struct Services {
     mail: MailConfig,
     /// Rung when a transaction that queued mail commits.
     mail_wake: Arc<Notify>,
+    /// How long audit events are kept.
+    audit_retention: std::time::Duration,
 }
 
 impl Services {
@@ -69,6 +75,7 @@ impl Services {
             mailer,
             mail: config.mail.clone(),
             mail_wake: Arc::new(Notify::new()),
+            audit_retention: config.audit_retention,
         }
     }
 
@@ -80,6 +87,44 @@ impl Services {
     /// Is the database answering? For `/readyz`.
     pub async fn ready(&self) -> bool {
         self.db.ping().await.is_ok()
+    }
+}
+
+/// One page of a list, newest first: each item with its cursor, whether more follow, and
+/// how many items the whole list holds.
+#[derive(Clone, Debug)]
+pub struct Page<T> {
+    pub items: Vec<(String, T)>,
+    pub has_next_page: bool,
+    pub total: u64,
+}
+
+impl<T> Page<T> {
+    /// The page of `rows` (read with one row more than the page holds, to tell whether more
+    /// follow); `item` gives each row's id and item, or `None` to leave it out.
+    fn of<R>(
+        rows: Vec<R>,
+        page: PageRequest,
+        total: u64,
+        kind: CursorKind,
+        mut item: impl FnMut(R) -> Option<(i64, T)>,
+    ) -> Self {
+        let has_next_page = rows.len() as u64 > page.first;
+        let items = rows
+            .into_iter()
+            .take(page.first as usize)
+            .filter_map(|row| item(row).map(|(id, item)| (Cursor(id).encode(kind), item)))
+            .collect();
+        Self {
+            items,
+            has_next_page,
+            total,
+        }
+    }
+
+    /// The cursor of the last item.
+    pub fn end_cursor(&self) -> Option<&str> {
+        self.items.last().map(|(cursor, _)| cursor.as_str())
     }
 }
 

@@ -12,7 +12,7 @@
 //! - Refreshes are serialised per session: the session row is locked (PostgreSQL) or the
 //!   database's write lock is held (SQLite) while the token is checked and replaced.
 
-use std::{net::IpAddr, time::Duration};
+use std::time::Duration;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -21,15 +21,16 @@ use sea_orm::{
     QueryOrder, QuerySelect, Related, Set,
     sea_query::{Expr, ExprTrait},
 };
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::{AccessToken, Account, Services, now};
+use super::{AccessToken, Account, Services, admin::ACCOUNT_DISABLED, audit::Event, now};
 use crate::{
     auth::{Actor, Bearer},
     db,
-    domain::{Confirmation, Origin, PasswordChange, RefreshToken},
+    domain::{AuditAction, Confirmation, Origin, PasswordChange, RefreshToken},
     entities::{profile, refresh_token, session, user},
     error::{AppError, NOT_AUTHENTICATED},
 };
@@ -112,12 +113,22 @@ impl Services {
         };
         let session = for_update(&txn, session::Entity::find_by_id(&presented.session_id))
             .one(&txn)
-            .await?;
+            .await?
+            .ok_or_else(invalid)?;
+        let (user, profile) = user::Entity::find_by_id(session.user_id)
+            .find_also_related(profile::Entity)
+            .one(&txn)
+            .await?
+            .ok_or_else(invalid)?;
+        // A disabled account's sessions have ended; its tokens say why.
+        if user.disabled_at.is_some() {
+            return Err(AppError::Forbidden(ACCOUNT_DISABLED));
+        }
         // The time once the lock is held: refreshes of one session see it move forward.
         let now = now();
-        let session = session
-            .filter(|s| s.revoked_at.is_none() && s.expires_at > now)
-            .ok_or_else(invalid)?;
+        if session.revoked_at.is_some() || session.expires_at <= now {
+            return Err(invalid());
+        }
         // Read again under the lock: a refresh that held it first may have spent the token.
         let presented = find_token(&txn, &hash).await?.ok_or_else(invalid)?;
         if let Some(spent_at) = presented.spent_at
@@ -125,6 +136,10 @@ impl Services {
         {
             let user_id = session.user_id;
             end_sessions(&txn, session::Column::Id.eq(&session.id), now).await?;
+            Event::on(AuditAction::RefreshReuse, user_id)
+                .with(json!({ "session": session.id }))
+                .write(&txn, Some(origin))
+                .await?;
             txn.commit().await?;
             tracing::warn!(
                 user_id,
@@ -132,12 +147,6 @@ impl Services {
             );
             return Err(invalid());
         }
-        let (user, profile) = user::Entity::find_by_id(session.user_id)
-            .find_also_related(profile::Entity)
-            .one(&txn)
-            .await?
-            .ok_or_else(invalid)?;
-
         let created_at = session.created_at;
         let mut active: session::ActiveModel = session.into();
         active.last_used_at = Set(now);
@@ -154,11 +163,12 @@ impl Services {
 
     /// Ends the caller's session.
     #[instrument(skip_all)]
-    pub async fn logout(&self, actor: &Actor) -> Result<(), AppError> {
+    pub async fn logout(&self, actor: &Actor, origin: &Origin) -> Result<(), AppError> {
         let bearer = actor.bearer()?;
         let now = now();
+        let txn = db::begin_write(&self.db).await?;
         let ended = end_sessions(
-            &self.db,
+            &txn,
             live(session::Column::Id.eq(bearer.session_id.to_string()), now)
                 .and(session::Column::UserId.eq(bearer.user_id)),
             now,
@@ -167,12 +177,16 @@ impl Services {
         if ended == 0 {
             return Err(AppError::Unauthenticated(NOT_AUTHENTICATED));
         }
+        Event::own(AuditAction::Logout, bearer.user_id)
+            .write(&txn, Some(origin))
+            .await?;
+        txn.commit().await?;
         Ok(())
     }
 
     /// Ends every session of the caller, this one included; returns how many.
     #[instrument(skip_all)]
-    pub async fn logout_all(&self, actor: &Actor) -> Result<u64, AppError> {
+    pub async fn logout_all(&self, actor: &Actor, origin: &Origin) -> Result<u64, AppError> {
         let bearer = actor.bearer()?;
         let now = now();
         let txn = db::begin_write(&self.db).await?;
@@ -183,6 +197,10 @@ impl Services {
             now,
         )
         .await?;
+        Event::own(AuditAction::Logout, bearer.user_id)
+            .with(json!({ "sessions_ended": ended }))
+            .write(&txn, Some(origin))
+            .await?;
         txn.commit().await?;
         Ok(ended)
     }
@@ -190,17 +208,30 @@ impl Services {
     /// The caller's live sessions, most recently used first.
     pub async fn my_sessions(&self, actor: &Actor) -> Result<Vec<SessionView>, AppError> {
         let bearer = actor.bearer()?;
-        let current = bearer.session_id.to_string();
         // One query: the caller's own session must be among them, or the token is dead.
+        let sessions = self
+            .live_sessions(bearer.user_id, bearer.session_id)
+            .await?;
+        if !sessions.iter().any(|s| s.current) {
+            return Err(AppError::Unauthenticated(NOT_AUTHENTICATED));
+        }
+        Ok(sessions)
+    }
+
+    /// The live sessions of account `user_id`, most recently used first; `current` marks
+    /// session `current`.
+    pub(super) async fn live_sessions(
+        &self,
+        user_id: i32,
+        current: Uuid,
+    ) -> Result<Vec<SessionView>, AppError> {
+        let current = current.to_string();
         let sessions = session::Entity::find()
-            .filter(live(session::Column::UserId.eq(bearer.user_id), now()))
+            .filter(live(session::Column::UserId.eq(user_id), now()))
             .order_by_desc(session::Column::LastUsedAt)
             .order_by_desc(session::Column::CreatedAt)
             .all(&self.db)
             .await?;
-        if !sessions.iter().any(|s| s.id == current) {
-            return Err(AppError::Unauthenticated(NOT_AUTHENTICATED));
-        }
         Ok(sessions
             .into_iter()
             .map(|s| SessionView {
@@ -217,22 +248,33 @@ impl Services {
 
     /// Ends one of the caller's live sessions (their own included); 404 for any other id.
     #[instrument(skip_all)]
-    pub async fn revoke_session(&self, actor: &Actor, id: &str) -> Result<(), AppError> {
+    pub async fn revoke_session(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        id: &str,
+    ) -> Result<(), AppError> {
         let bearer = actor.bearer()?;
-        self.signed_in(&self.db, bearer).await?;
         let not_found = || AppError::NotFound(SESSION_NOT_FOUND);
+        let txn = db::begin_write(&self.db).await?;
+        self.signed_in(&txn, bearer).await?;
         // Ids are made as hyphenated lower-case UUIDs; anything else names no session.
         let id = Uuid::try_parse(id).map_err(|_| not_found())?.to_string();
         let now = now();
         let ended = end_sessions(
-            &self.db,
-            live(session::Column::Id.eq(id), now).and(session::Column::UserId.eq(bearer.user_id)),
+            &txn,
+            live(session::Column::Id.eq(&id), now).and(session::Column::UserId.eq(bearer.user_id)),
             now,
         )
         .await?;
         if ended == 0 {
             return Err(not_found());
         }
+        Event::own(AuditAction::SessionsRevoked, bearer.user_id)
+            .with(json!({ "session": id }))
+            .write(&txn, Some(origin))
+            .await?;
+        txn.commit().await?;
         Ok(())
     }
 
@@ -242,13 +284,13 @@ impl Services {
     pub async fn change_password(
         &self,
         actor: &Actor,
-        client: IpAddr,
+        origin: &Origin,
         change: PasswordChange,
     ) -> Result<(), AppError> {
         let bearer = actor.bearer()?;
         let user = self.signed_in(&self.db, bearer).await?;
         self.confirm_password(
-            client,
+            origin,
             &user,
             &change.current,
             "current_password",
@@ -271,6 +313,10 @@ impl Services {
             now,
         )
         .await?;
+        Event::own(AuditAction::PasswordChanged, bearer.user_id)
+            .with(json!({ "sessions_ended": others }))
+            .write(&txn, Some(origin))
+            .await?;
         txn.commit().await?;
         tracing::info!(
             user_id = bearer.user_id,
@@ -287,17 +333,20 @@ impl Services {
     pub async fn delete_account(
         &self,
         actor: &Actor,
-        client: IpAddr,
+        origin: &Origin,
         confirmation: Confirmation,
     ) -> Result<(), AppError> {
         let bearer = actor.bearer()?;
         let user = self.signed_in(&self.db, bearer).await?;
-        self.confirm_password(client, &user, &confirmation.0, "password", PASSWORD_WRONG)
+        self.confirm_password(origin, &user, &confirmation.0, "password", PASSWORD_WRONG)
             .await?;
 
         let txn = db::begin_write(&self.db).await?;
         let user = self.signed_in(&txn, bearer).await?;
         user::Entity::delete_by_id(user.id).exec(&txn).await?;
+        Event::own(AuditAction::AccountDeleted, user.id)
+            .write(&txn, Some(origin))
+            .await?;
         txn.commit().await?;
         self.photos.remove_user(bearer.user_id).await;
         tracing::info!(user_id = bearer.user_id, "account deleted");
@@ -338,18 +387,19 @@ impl Services {
     /// wrong one is a failed login for the lockout, and is answered as a 400 on `field`.
     async fn confirm_password(
         &self,
-        client: IpAddr,
+        origin: &Origin,
         user: &user::Model,
         password: &str,
         field: &str,
         wrong: &str,
     ) -> Result<(), AppError> {
-        let reservation = self.limits.login_attempt(client, &user.email).await?;
+        let reservation = self.limits.login_attempt(origin.ip, &user.email).await?;
         if self.hasher.verify(password, &user.password_hash).await? {
             self.limits.login_succeeded(&user.email, reservation).await;
             Ok(())
         } else {
-            self.limits.login_failed(&user.email, reservation).await;
+            self.login_failed(&user.email, Some(user.id), reservation, origin)
+                .await?;
             Err(AppError::validation(field, wrong))
         }
     }
@@ -418,6 +468,9 @@ pub(super) fn live_session<Q: QuerySelect + QueryFilter>(
             session::Column::Id.eq(bearer.session_id.to_string()),
             now,
         ))
+        // A disabled account's sessions end when it is disabled; this keeps one that a
+        // racing login opened from working.
+        .filter(user::Column::DisabledAt.is_null())
 }
 
 /// `condition` on sessions, and the session neither revoked nor expired.
@@ -453,7 +506,7 @@ async fn find_token(
 
 /// `select` holding its rows until the transaction ends. SQLite has no row locks (and no
 /// `FOR UPDATE`); there the transaction's `BEGIN IMMEDIATE` already serialises writers.
-fn for_update<E: EntityTrait>(
+pub(super) fn for_update<E: EntityTrait>(
     db: &impl ConnectionTrait,
     select: sea_orm::Select<E>,
 ) -> sea_orm::Select<E> {

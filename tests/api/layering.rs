@@ -55,7 +55,12 @@ const LAYERS: &[(&str, &[&str])] = &[
             "services", "state",
         ],
     ),
-    ("cli", &["config", "db", "graphql", "rest", "startup"]),
+    (
+        "cli",
+        &[
+            "config", "db", "domain", "error", "graphql", "rest", "services", "startup",
+        ],
+    ),
 ];
 
 #[test]
