@@ -358,10 +358,12 @@ async fn account_of(db: &impl ConnectionTrait, user: user::Model) -> Result<Acco
 fn user_condition(filter: &UserFilter, backend: DbBackend) -> Condition {
     let mut condition = Condition::all();
     if let Some(search) = &filter.search {
-        let pattern = LikeExpr::new(format!("%{}%", escape_like(search))).escape('\\');
+        let pattern = LikeExpr::new(format!("%{}%", escape_like(search)));
         let matches = |column: Expr| match backend {
+            // Backslash is PostgreSQL's default escape (sea-query cannot write `ESCAPE`
+            // after `ILIKE`).
             DbBackend::Postgres => column.ilike(pattern.clone()),
-            _ => column.like(pattern.clone()),
+            _ => column.like(pattern.clone().escape('\\')),
         };
         let mut by_email = Query::select()
             .column(user::Column::Id)

@@ -68,6 +68,15 @@ async fn the_openapi_document_describes_every_rest_path() {
         ("delete", "/api/users/me"),
         ("get", "/api/users/me/sessions"),
         ("delete", "/api/users/me/sessions/{id}"),
+        ("get", "/api/users/me/security-events"),
+        ("get", "/api/admin/users"),
+        ("get", "/api/admin/users/{id}"),
+        ("post", "/api/admin/users/{id}/disable"),
+        ("post", "/api/admin/users/{id}/enable"),
+        ("put", "/api/admin/users/{id}/role"),
+        ("delete", "/api/admin/users/{id}/sessions"),
+        ("delete", "/api/admin/users/{id}"),
+        ("get", "/api/admin/audit"),
         ("get", "/uploads/{user_id}/{file}"),
         ("get", "/healthz"),
         ("get", "/readyz"),
@@ -161,6 +170,21 @@ async fn documented_schemas_match_the_real_responses(app: TestApp) {
     let id = created["id"].as_i64().unwrap();
     let public = body(app.get_auth(&format!("/api/profiles/{id}"), bearer).await).await;
     assert_eq!(keys(&public), properties(&doc, "ProfilePublic"));
+    let (_, admin) = crate::admin::signed_in_admin(&app).await;
+    let users = body(app.get_auth("/api/admin/users?limit=1", &admin).await).await;
+    assert_eq!(keys(&users), properties(&doc, "AdminUserPage"));
+    assert_eq!(keys(&users["items"][0]), properties(&doc, "AdminUserOut"));
+    let events = body(app.get_auth("/api/admin/audit?limit=1", &admin).await).await;
+    assert_eq!(keys(&events), properties(&doc, "AuditEventPage"));
+    assert_eq!(keys(&events["items"][0]), properties(&doc, "AuditEventOut"));
+    let ended = app
+        .client
+        .delete(app.url(&format!("/api/admin/users/{id}/sessions")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keys(&body(ended).await), properties(&doc, "SessionsEnded"));
     let invalid = body(app.register("nope", PASSWORD).await).await;
     assert_eq!(keys(&invalid), properties(&doc, "ValidationErrorBody"));
     assert_eq!(

@@ -6,6 +6,7 @@ mod helpers;
 
 mod abuse;
 mod accounts;
+mod admin;
 mod compose;
 mod docs;
 mod graphql;
