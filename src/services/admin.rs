@@ -292,8 +292,11 @@ impl Services {
         Ok(Account::new(user, Some(profile)))
     }
 
-    /// In `txn`: the signed-in admin and the account `id` they act on (locked until the
-    /// transaction ends). 400 for their own account, 404 when there is none.
+    /// In `txn`: the signed-in admin and the account `id` they act on, both rows locked
+    /// until the transaction ends (in id order, so two admins acting on each other at once
+    /// wait for one another instead of deadlocking). The admin's row is checked again once
+    /// locked: an admin disabled or demoted a moment ago by another can no longer act. 400
+    /// for their own account, 404 when there is none.
     async fn target(
         &self,
         txn: &DatabaseTransaction,
@@ -304,10 +307,27 @@ impl Services {
         if admin.id == id {
             return Err(AppError::validation("id", NOT_ON_YOURSELF));
         }
-        let target = super::sessions::for_update(txn, user::Entity::find_by_id(id))
-            .one(txn)
-            .await?
-            .ok_or(AppError::NotFound(USER_NOT_FOUND))?;
+        let rows = super::sessions::for_update(
+            txn,
+            user::Entity::find()
+                .filter(user::Column::Id.is_in([admin.id, id]))
+                .order_by_asc(user::Column::Id),
+        )
+        .all(txn)
+        .await?;
+        let mut admin = None;
+        let mut target = None;
+        for row in rows {
+            if row.id == id {
+                target = Some(row);
+            } else {
+                admin = Some(row);
+            }
+        }
+        let admin = admin
+            .filter(|a| a.disabled_at.is_none() && Role::from_stored(&a.role) == Role::Admin)
+            .ok_or(AppError::Forbidden(FORBIDDEN))?;
+        let target = target.ok_or(AppError::NotFound(USER_NOT_FOUND))?;
         Ok((admin, target))
     }
 }

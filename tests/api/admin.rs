@@ -19,6 +19,7 @@ on_both_backends!(
     admins_cannot_act_on_their_own_account,
     every_admin_entry_point_refuses_anonymous_and_non_admin_callers,
     admins_act_on_accounts_over_graphql,
+    two_admins_disabling_each_other_at_once_leave_one_standing,
 );
 on_both_backends_with!(audit_settings; every_audit_action_is_written_once_without_secrets);
 on_both_backends_with!(prune_every_second; old_audit_events_are_pruned);
@@ -545,6 +546,19 @@ async fn disabling_ends_issued_tokens_at_once(app: TestApp) {
         StatusCode::CREATED,
         "the email is free"
     );
+
+    // A session that outlived its account's disabling (a login racing it) does not work:
+    // the token check itself refuses a disabled account.
+    let racer = app.tokens("victim@example.com").await;
+    let racer = racer["access_token"].as_str().unwrap();
+    assert_eq!(app.account(racer).await.status(), StatusCode::OK);
+    app.execute("UPDATE users SET disabled_at = updated_at WHERE email = 'victim@example.com'")
+        .await;
+    assert_eq!(app.account(racer).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.my_profile(racer).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 async fn admins_cannot_act_on_their_own_account(app: TestApp) {
@@ -1067,4 +1081,37 @@ async fn old_audit_events_are_pruned(app: TestApp) {
     }
     // Recent events stay.
     assert!(app.count("SELECT COUNT(*) FROM audit_events").await >= 2);
+}
+
+async fn two_admins_disabling_each_other_at_once_leave_one_standing(app: TestApp) {
+    let (first_id, _) = signed_in_admin(&app).await;
+    let out = cli(
+        &app,
+        &["create-admin", "--email", "deputy@example.com"],
+        &format!("{ADMIN_PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let deputy = app.tokens_with("deputy@example.com", ADMIN_PASSWORD).await;
+    let second_id = body(app.account(deputy["access_token"].as_str().unwrap()).await).await["id"]
+        .as_i64()
+        .unwrap();
+    for round in 0..5 {
+        let first = app.tokens_with(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        let second = app.tokens_with("deputy@example.com", ADMIN_PASSWORD).await;
+        let disable = |token: &Value, id: i64| {
+            app.client
+                .post(app.url(&format!("/api/admin/users/{id}/disable")))
+                .bearer_auth(token["access_token"].as_str().unwrap())
+                .send()
+        };
+        let (a, b) = tokio::join!(disable(&first, second_id), disable(&second, first_id));
+        let statuses = [a.unwrap().status(), b.unwrap().status()];
+        let succeeded = statuses.iter().filter(|s| s.is_success()).count();
+        assert_eq!(succeeded, 1, "round {round}: {statuses:?}");
+        let disabled = app
+            .count("SELECT COUNT(*) FROM users WHERE disabled_at IS NOT NULL")
+            .await;
+        assert_eq!(disabled, 1, "round {round}: one admin stays able to act");
+        app.execute("UPDATE users SET disabled_at = NULL").await;
+    }
 }
