@@ -152,7 +152,7 @@ impl Services {
         // Only the actions this version knows (a newer replica may write others).
         let select = select
             .filter(audit_event::Column::Action.is_in(AuditAction::ALL.map(AuditAction::as_str)));
-        let total = select.clone().count(&self.db).await?;
+        let count = select.clone().count(&self.db);
         let mut rows = select;
         if let Some(after) = page.after {
             rows = rows.filter(audit_event::Column::Id.lt(after.0));
@@ -160,8 +160,9 @@ impl Services {
         let rows = rows
             .order_by_desc(audit_event::Column::Id)
             .limit(page.first + 1)
-            .all(&self.db)
-            .await?;
+            .all(&self.db);
+        // Two connections: the page's answer waits for the slower of the two, not both.
+        let (total, rows) = tokio::try_join!(count, rows)?;
         Ok(Page::of(rows, page, total, CursorKind::AuditEvents, |e| {
             let view = AuditEventView {
                 id: e.id,
