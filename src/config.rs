@@ -1,7 +1,13 @@
 //! Configuration: read once at start from the environment (and a `.env` file), checked, and
 //! passed down as a value. Nothing else in the code reads environment variables.
 
-use std::{fmt, net::IpAddr, path::PathBuf, str::FromStr, time::Duration};
+use std::{
+    fmt,
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    str::FromStr,
+    time::Duration,
+};
 
 use crate::net::IpNet;
 
@@ -16,6 +22,12 @@ pub struct Config {
     pub jwt: JwtConfig,
     pub bcrypt_cost: u32,
     pub upload_dir: PathBuf,
+    /// `file://…` or `s3://bucket[/prefix]`; unset: local files in `upload_dir`.
+    pub photo_store: Option<String>,
+    /// The `AWS_*` variables that are set (of [`AWS_VARIABLES`]), for an S3 photo store.
+    pub aws: Vec<(&'static str, Secret)>,
+    /// Where Prometheus metrics are served (`/metrics`); `None` turns them off.
+    pub metrics_addr: Option<SocketAddr>,
     pub max_upload_bytes: usize,
     pub redis_url: Option<Secret>,
     /// Prefix of every Redis key, so several deployments (or test runs) can share a server.
@@ -154,7 +166,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Every environment variable the service reads (the deployment files are checked against it).
-pub const VARIABLES: [&str; 45] = [
+pub const VARIABLES: [&str; 47] = [
     "DATABASE_URL",
     "DATABASE_MAX_CONNECTIONS",
     "DATABASE_ACQUIRE_TIMEOUT_SECS",
@@ -197,10 +209,32 @@ pub const VARIABLES: [&str; 45] = [
     "RECOVERY_PER_IP_PER_HOUR",
     "REQUIRE_VERIFIED_EMAIL",
     "AUDIT_RETENTION_DAYS",
+    "PHOTO_STORE",
+    "METRICS_ADDR",
     // Read by the logging set-up and the Rust runtime, not by `Config`.
     "RUST_LOG",
     "RUST_BACKTRACE",
     "TOKIO_WORKER_THREADS",
+];
+
+/// The standard `AWS_*` variables an S3 photo store reads (as the AWS tools name them).
+pub const AWS_VARIABLES: [&str; 16] = [
+    "AWS_ENDPOINT",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ALLOW_HTTP",
+    "AWS_VIRTUAL_HOSTED_STYLE_REQUEST",
+    "AWS_TIMEOUT",
+    "AWS_CONNECT_TIMEOUT",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
 ];
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/nta_user_svc.db?mode=rwc";
@@ -271,6 +305,17 @@ impl Config {
             },
             bcrypt_cost,
             upload_dir: PathBuf::from(parse("UPLOAD_DIR", "uploads")?),
+            photo_store: get("PHOTO_STORE").filter(|s| !s.trim().is_empty()),
+            aws: AWS_VARIABLES
+                .iter()
+                .filter_map(|key| get(key).map(|value| (*key, Secret::new(value))))
+                .collect(),
+            // Set but empty turns metrics off (so `lookup`, which sees empty values).
+            metrics_addr: match lookup("METRICS_ADDR") {
+                None => Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+                Some(addr) if addr.trim().is_empty() => None,
+                Some(addr) => Some(parse_value("METRICS_ADDR", addr.trim())?),
+            },
             max_upload_bytes: number(&get, "MAX_UPLOAD_BYTES", 5 * 1024 * 1024)?,
             redis_url: get("REDIS_URL").map(Secret::new),
             redis_key_prefix: parse("REDIS_KEY_PREFIX", "nta-user-svc:")?,
@@ -458,10 +503,24 @@ mod tests {
         .unwrap();
         let listed: std::collections::BTreeSet<String> = VARIABLES
             .iter()
+            .chain(AWS_VARIABLES.iter())
             .filter(|v| !["RUST_LOG", "RUST_BACKTRACE", "TOKIO_WORKER_THREADS"].contains(v))
             .map(|v| v.to_string())
             .collect();
         assert_eq!(read.into_inner().unwrap(), listed);
+    }
+
+    #[test]
+    fn metrics_listen_on_the_loopback_unless_told_otherwise() {
+        let default = config(&[]).unwrap().metrics_addr;
+        assert_eq!(default, Some(SocketAddr::from(([127, 0, 0, 1], 9464))));
+        assert_eq!(config(&[("METRICS_ADDR", "")]).unwrap().metrics_addr, None);
+        let set = config(&[("METRICS_ADDR", "0.0.0.0:9100")]).unwrap();
+        assert_eq!(
+            set.metrics_addr,
+            Some(SocketAddr::from(([0, 0, 0, 0], 9100)))
+        );
+        assert!(config(&[("METRICS_ADDR", "nine")]).is_err());
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub mod http;
 pub mod limits;
 /// Outgoing mail: templates, and the `.eml` file and SMTP transports.
 pub mod mail;
+/// Prometheus metrics: the recorder, and labels that stay bounded.
+pub mod monitoring;
 /// Client addresses: trusted proxy networks and `X-Forwarded-For`.
 pub mod net;
 /// The REST compatibility layer: each documented path runs a named GraphQL operation.

@@ -59,6 +59,17 @@ pub async fn serve(
     limits: &HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_as("listening", listener, router, limits, shutdown).await
+}
+
+/// As [`serve`]; `what` is the start-up log line's message (`metrics listening`).
+pub async fn serve_as(
+    what: &'static str,
+    listener: TcpListener,
+    router: Router,
+    limits: &HttpLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let max_connections = limits.max_connections.min(fd_budget());
     let connections = Arc::new(Connections::default());
     let tasks = TaskTracker::new();
@@ -66,7 +77,7 @@ pub async fn serve(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
-    tracing::info!(address = %listener.local_addr()?, max_connections, "listening");
+    tracing::info!(address = %listener.local_addr()?, max_connections, "{what}");
 
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -263,6 +274,13 @@ pub async fn guard(
     {
         request.headers_mut().remove(&request_id);
     }
+    let started = Instant::now();
+    let method = crate::monitoring::method_label(request.method());
+    // The route template (`/api/admin/users/{id}`), never the raw path.
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let watch = Arc::new(BodyWatch::default());
     // A request without a body (most GETs) has nothing to time or to leave unread.
     let request = if hyper::body::Body::is_end_stream(request.body()) {
@@ -297,6 +315,11 @@ pub async fn guard(
     }
     let mut response = http::as_json_error(response);
     http::add_security_headers(response.headers_mut());
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
     response
 }
 

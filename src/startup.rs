@@ -29,8 +29,8 @@ use crate::{
     graphql,
     http::{MAX_JSON_BODY, Problem},
     mail::Mailer,
-    rest, server,
-    services::Services,
+    monitoring, rest, server,
+    services::{PhotoStore, Services},
     state::AppState,
 };
 
@@ -71,6 +71,9 @@ impl App {
                 services.prune_audit().await
             }
         }));
+        if let Some(address) = config.metrics_addr {
+            serve_metrics(address, services.clone(), config.http.clone()).await?;
+        }
         let router = router(AppState::new(services, jwt, &config), &config);
         let address = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(address)
@@ -99,6 +102,8 @@ impl App {
 /// The rules over a connected, migrated database, and the keys the tokens are signed with
 /// (for the server, and for the command line's account commands).
 pub async fn services(config: &Config) -> anyhow::Result<(Services, Arc<JwtKeys>)> {
+    // TLS (an S3 store over https) by ring; a second call (tests start many apps) is a no-op.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let db = db::connect(&config.database)
         .await
         .context("cannot connect to the database")?;
@@ -106,7 +111,14 @@ pub async fn services(config: &Config) -> anyhow::Result<(Services, Arc<JwtKeys>
     let jwt = Arc::new(JwtKeys::new(&config.jwt));
     let mailer = Mailer::new(&config.mail).map_err(anyhow::Error::msg)?;
     tracing::info!(transport = %mailer.describe(), "mail");
-    let services = Services::new(db, config, Arc::clone(&jwt), Arc::new(mailer));
+    let photos = PhotoStore::new(
+        config.photo_store.as_deref(),
+        &config.upload_dir,
+        &config.aws,
+    )
+    .map_err(anyhow::Error::msg)?;
+    tracing::info!(store = %photos.describe(), "photos");
+    let services = Services::new(db, config, Arc::clone(&jwt), Arc::new(mailer), photos);
     Ok((services, jwt))
 }
 
@@ -162,6 +174,60 @@ pub fn router(state: AppState, config: &Config) -> Router {
             Arc::new(config.http.clone()),
             server::guard,
         ))
+}
+
+/// Prometheus metrics at `address` (`/metrics`), on a listener of their own.
+async fn serve_metrics(
+    address: SocketAddr,
+    services: Services,
+    limits: HttpLimits,
+) -> anyhow::Result<()> {
+    let handle = monitoring::install();
+    let listener = TcpListener::bind(address).await.with_context(|| {
+        format!(
+            "cannot listen on METRICS_ADDR {address} (set another, or empty to turn metrics off)"
+        )
+    })?;
+    let router = Router::new()
+        .route("/metrics", get(scrape))
+        .with_state((handle, services));
+    tokio::spawn(async move {
+        let serving = server::serve_as(
+            "metrics listening",
+            listener,
+            router,
+            &limits,
+            std::future::pending(),
+        );
+        if let Err(e) = serving.await {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    });
+    Ok(())
+}
+
+/// `/metrics`: the gauges of state read now, then everything in Prometheus's text format.
+async fn scrape(
+    axum::extract::State((handle, services)): axum::extract::State<(
+        metrics_exporter_prometheus::PrometheusHandle,
+        Services,
+    )>,
+) -> Response {
+    let (idle, in_use) = services.pool_use();
+    metrics::gauge!("db_pool_connections", "state" => "idle").set(f64::from(idle));
+    metrics::gauge!("db_pool_connections", "state" => "in_use").set(f64::from(in_use));
+    match services.mail_backlog().await {
+        Ok(depth) => metrics::gauge!("mail_outbox_depth").set(depth as f64),
+        Err(err) => err.log(),
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        handle.render(),
+    )
+        .into_response()
 }
 
 /// CORS for the configured origins only; with none configured, no CORS headers at all.

@@ -9,6 +9,7 @@ mod documents;
 pub mod graphiql;
 mod http;
 mod loaders;
+mod metrics;
 mod mutation;
 mod query;
 mod shape;
@@ -62,7 +63,10 @@ pub(crate) fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscript
 pub fn build_schema(services: Services, config: &Config) -> AppSchema {
     // Without a cache the loader only batches, so one instance can serve every request.
     let profiles = DataLoader::new(ProfileLoader(services.clone()), tokio::spawn);
-    let mut builder = builder().data(services).data(profiles);
+    let mut builder = builder()
+        .data(services)
+        .data(profiles)
+        .extension(metrics::OperationMetrics);
     if !config.graphql_introspection {
         builder = builder.disable_introspection();
     }

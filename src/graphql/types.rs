@@ -233,6 +233,7 @@ pub struct UpdateMeInput {
 /// cache holds one copy of it. `email` and `user` are the owner's, and read as null for
 /// anyone else.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct Profile {
     /// The profile's id.
     pub id: i32,
@@ -261,6 +262,24 @@ pub struct Profile {
     /// The owner's account; null unless you are the owner. Select it in a mutation that
     /// changes the name, and a cached `User` stays current.
     pub user: Option<User>,
+}
+
+#[async_graphql::ComplexObject]
+impl Profile {
+    /// The photo's address (`{PUBLIC_URL}/uploads/…`); with `size` (64 or 256), that of its
+    /// square WebP variant, for avatars. Null without a photo.
+    async fn photo_url(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "64 or 256: the side of the square variant; omit for the photo.")]
+        size: Option<u32>,
+    ) -> Result<Option<String>> {
+        let Some(path) = &self.profile_photo_path else {
+            return Ok(None);
+        };
+        let (services, _) = super::context(ctx);
+        Ok(Some(services.photo_url(path, size)?))
+    }
 }
 
 impl From<ProfileView> for Profile {

@@ -63,14 +63,14 @@ impl RateLimiter {
     ) -> Result<Reservation, AppError> {
         self.refresh_attempt(client).await?;
         if let Some(left) = self.store.ttl(&lock_key(email)).await {
-            return Err(limited(left));
+            return Err(limited("account_locked", left));
         }
         let (number, reset) = self
             .store
             .incr(&failures_key(email), self.login_window)
             .await;
         if number > self.login_max_failures {
-            return Err(limited(reset));
+            return Err(limited("login_account", reset));
         }
         Ok(Reservation { number })
     }
@@ -83,7 +83,7 @@ impl RateLimiter {
             .incr_address(&address_key("login", client), MINUTE)
             .await;
         if count > self.login_per_ip {
-            return Err(limited(reset));
+            return Err(limited("login_address", reset));
         }
         Ok(())
     }
@@ -122,7 +122,7 @@ impl RateLimiter {
             .incr(&format!("mail:verify:{user_id}"), HOUR)
             .await;
         if count > MAILS_PER_HOUR {
-            return Err(limited(reset));
+            return Err(limited("verification_mail", reset));
         }
         Ok(())
     }
@@ -134,7 +134,7 @@ impl RateLimiter {
             .incr_address(&address_key("recovery", client), HOUR)
             .await;
         if count > per_hour {
-            return Err(limited(reset));
+            return Err(limited("recovery_address", reset));
         }
         Ok(())
     }
@@ -159,7 +159,7 @@ impl RateLimiter {
             .incr_address(&address_key("register", client), MINUTE)
             .await;
         if count > self.register_per_ip {
-            return Err(limited(reset));
+            return Err(limited("registration_address", reset));
         }
         Ok(())
     }
@@ -192,7 +192,9 @@ fn lock_key(email: &str) -> String {
 }
 
 /// 429 with the whole seconds to wait (at least one).
-fn limited(left: Duration) -> AppError {
+/// The 429 of limit `name` (a label of `rate_limit_refusals_total`), counted.
+fn limited(name: &'static str, left: Duration) -> AppError {
+    metrics::counter!("rate_limit_refusals_total", "limit" => name).increment(1);
     let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
     AppError::RateLimited {
         retry_after_secs: secs.max(1),

@@ -4,7 +4,7 @@ use async_graphql::{MaybeUndefined, UploadValue};
 use axum::{
     body::Body,
     extract::{
-        FromRequest, Multipart, Path, Request, State, multipart::MultipartError,
+        FromRequest, Multipart, Path, Query, Request, State, multipart::MultipartError,
         rejection::PathRejection,
     },
     http::{HeaderMap, HeaderValue, StatusCode, header},
@@ -319,39 +319,61 @@ async fn read_file_field(mut multipart: Multipart, max: usize) -> Result<UploadV
     )))
 }
 
+/// The query of a photo's URL.
+#[derive(Deserialize)]
+pub struct PhotoQuery {
+    size: Option<String>,
+}
+
 /// Download a profile photo
 ///
-/// The path is a profile's `profile_photo_path`. Names the store would not make are 404
-/// before the disk is touched, so no path can leave `UPLOAD_DIR`, and so is a file that no
-/// profile references (left by a crash, or not yet removed). Files never change (a new
-/// photo gets a new name): served with an `ETag`, long caching and 304 on `If-None-Match`.
+/// The path is a profile's `profile_photo_path`; `?size=64` or `?size=256` gives its square
+/// WebP variant. Names the store would not make are 404 before the store is asked, so no path
+/// can leave the store, and so is a photo that no profile references (left by a crash, or not
+/// yet removed). Photos never change (a new photo gets a new name): served with an `ETag`,
+/// long caching and 304 on `If-None-Match`. 503 when the store cannot be reached.
 #[utoipa::path(
     get, path = "/uploads/{user_id}/{file}", tag = "photos", operation_id = "getPhoto",
     params(
         ("user_id" = i32, Path, description = "The owner's account id"),
         ("file" = String, Path, description = "`{uuid}.{jpg|png|webp}`"),
+        ("size" = Option<u32>, Query, description = "`64` or `256`: the square WebP variant of that side"),
     ),
     responses(
         (status = 200, description = "The image", content(
             ([u8] = "image/jpeg"), ([u8] = "image/png"), ([u8] = "image/webp"),
         )),
         (status = 304, description = "Not modified (`If-None-Match`)"),
+        (status = 400, description = "`size` is not 64 or 256", body = ValidationErrorBody),
         (status = 404, description = "No such photo", body = ErrorBody),
+        (status = 422, description = "`size` is not an integer", body = TypeErrorBody),
     )
 )]
 pub async fn serve_upload(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
+    Query(query): Query<PhotoQuery>,
     headers: HeaderMap,
 ) -> Response {
     // A path that is not even UTF-8 names no photo.
     let Ok(Path((user_id, file))) = path else {
         return Problem::new(ErrorCode::NotFound, "Not Found").into_response();
     };
-    let (kind, bytes) = match state.services.photo(&user_id, &file).await {
+    let size = match query.size.as_deref().map(str::parse::<u32>) {
+        None => None,
+        Some(Ok(size)) => Some(size),
+        Some(Err(_)) => {
+            return unprocessable(
+                &["query".into(), "size".into()],
+                "Input should be a valid integer",
+            );
+        }
+    };
+    let (kind, object, bytes) = match state.services.photo(&user_id, &file, size).await {
         Ok(photo) => photo,
         Err(err) => return err.into_response(),
     };
+    let file = object;
     // A stored file never changes (a new photo gets a new name), so its name is its ETag.
     let etag = format!("\"{file}\"");
     let cache = HeaderValue::from_static("public, max-age=86400, immutable");

@@ -121,6 +121,24 @@ impl Services {
         origin: &Origin,
         credentials: Credentials,
     ) -> Result<AccessToken, AppError> {
+        let result = self.try_login(origin, credentials).await;
+        let outcome = match &result {
+            Ok(_) => "success",
+            Err(AppError::Unauthenticated(_)) => "bad_credentials",
+            Err(AppError::RateLimited { .. }) => "rate_limited",
+            Err(AppError::Forbidden(reason)) if *reason == ACCOUNT_DISABLED => "disabled",
+            Err(AppError::Forbidden(_)) => "unverified",
+            Err(_) => "error",
+        };
+        metrics::counter!("logins_total", "outcome" => outcome).increment(1);
+        result
+    }
+
+    async fn try_login(
+        &self,
+        origin: &Origin,
+        credentials: Credentials,
+    ) -> Result<AccessToken, AppError> {
         let reservation = self
             .limits
             .login_attempt(origin.ip, &credentials.email)

@@ -17,7 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait,
-    FromQueryResult, QueryFilter, QuerySelect, Set, Statement, sea_query::Expr,
+    FromQueryResult, PaginatorTrait, QueryFilter, QuerySelect, Set, Statement, sea_query::Expr,
 };
 use tracing::instrument;
 
@@ -239,6 +239,16 @@ impl Services {
         self.limits.clear_lockout(&email).await;
         tracing::info!(user_id = row.user_id, "password reset");
         Ok(())
+    }
+
+    /// Messages not yet sent (due, or waiting for a retry), for the metrics.
+    pub async fn mail_backlog(&self) -> Result<u64, AppError> {
+        let max = i32::try_from(self.mail.max_attempts).unwrap_or(i32::MAX);
+        Ok(mail_outbox::Entity::find()
+            .filter(mail_outbox::Column::SentAt.is_null())
+            .filter(mail_outbox::Column::Attempts.lt(max))
+            .count(&self.db)
+            .await?)
     }
 
     /// Delivers the messages that are due; returns how many it tried.

@@ -34,7 +34,7 @@ use crate::{
     limits::RateLimiter,
     mail::Mailer,
 };
-use photos::PhotoStore;
+pub use photos::PhotoStore;
 
 /// Everything the rules need: the database, the hasher, the token keys and the photo store.
 /// Cheap to clone.
@@ -57,18 +57,20 @@ pub struct Services {
 
 impl Services {
     /// The rules over `db`; `jwt` signs the tokens that logins issue (the transports verify
-    /// them with the same keys); `mailer` delivers what the outbox holds.
+    /// them with the same keys); `mailer` delivers what the outbox holds; `photos` keeps the
+    /// photo files.
     pub fn new(
         db: DatabaseConnection,
         config: &Config,
         jwt: Arc<JwtKeys>,
         mailer: Arc<Mailer>,
+        photos: PhotoStore,
     ) -> Self {
         Self {
             db,
             hasher: PasswordHasher::new(config.bcrypt_cost),
             jwt,
-            photos: PhotoStore::new(config.upload_dir.clone()),
+            photos,
             limits: Arc::new(RateLimiter::new(config)),
             max_upload_bytes: config.max_upload_bytes,
             sessions: config.sessions.clone(),
@@ -82,6 +84,22 @@ impl Services {
     /// Resolves when mail was queued since the last call (for the mail worker).
     pub async fn mail_waiting(&self) {
         self.mail_wake.notified().await;
+    }
+
+    /// Database connections of the pool: `(idle, in use)`.
+    pub fn pool_use(&self) -> (u32, u32) {
+        let (size, idle) = match self.db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+        };
+        let idle = u32::try_from(idle).unwrap_or(u32::MAX);
+        (idle, size.saturating_sub(idle))
     }
 
     /// Is the database answering? For `/readyz`.

@@ -2,25 +2,24 @@
 //! and every other piece of metadata, GPS positions included), and stored under a name the
 //! server chooses.
 //!
-//! Files on disk always match what the database references: a new file is written before the
-//! row changes and removed again if the change fails; the file a change replaced is removed
-//! after it commits. Removal errors are logged, never returned.
+//! Stored objects always match what the database references: a new photo (and its
+//! variants) is written before the row changes and removed again if the change fails; the
+//! photo a change replaced is removed after it commits. Removal errors are logged, never
+//! returned; the sweep removes what a failure or a crash left behind. A store that fails a
+//! write or a read is a 503.
 
-use std::{
-    io::Cursor,
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::Duration,
-};
+use std::{io::Cursor, path::PathBuf, sync::Arc, time::Duration};
 
+use futures_util::{StreamExt, TryStreamExt};
 use image::{
     DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, codecs::jpeg::JpegEncoder,
-    metadata::Orientation,
+    imageops::FilterType, metadata::Orientation,
 };
+use object_store::{ObjectStore, ObjectStoreExt, local::LocalFileSystem, path::Path as ObjectPath};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-use crate::error::AppError;
+use crate::{config::Secret, error::AppError};
 
 /// Widest and tallest image accepted; larger ones are refused from their header alone.
 pub const MAX_SIDE: u32 = 4096;
@@ -80,10 +79,22 @@ fn invalid(message: &str) -> AppError {
     AppError::validation("file", message)
 }
 
+/// The sides of the square WebP variants made of every photo (`?size=` on its URL).
+pub const VARIANT_SIZES: [u32; 2] = [64, 256];
+
+/// A photo ready to store: re-encoded as its own type, and its square variants.
+#[derive(Debug)]
+pub struct Processed {
+    pub kind: ImageKind,
+    pub bytes: Vec<u8>,
+    /// `(side, WebP bytes)` for each of [`VARIANT_SIZES`].
+    pub variants: Vec<(u32, Vec<u8>)>,
+}
+
 /// Checks that `bytes` is a JPEG, PNG or WebP image that decodes within the limits, and
-/// returns it re-encoded without metadata (the EXIF orientation applied to the pixels).
-/// CPU-bound: call it on the blocking pool.
-pub fn process(bytes: &[u8]) -> Result<(ImageKind, Vec<u8>), AppError> {
+/// returns it re-encoded without metadata (the EXIF orientation applied to the pixels), with
+/// its square variants. CPU-bound: call it on the blocking pool.
+pub fn process(bytes: &[u8]) -> Result<Processed, AppError> {
     if bytes.is_empty() {
         return Err(invalid("The file is empty."));
     }
@@ -137,7 +148,30 @@ pub fn process(bytes: &[u8]) -> Result<(ImageKind, Vec<u8>), AppError> {
         ImageKind::Png => image.write_to(&mut out, ImageFormat::Png),
     };
     encoded.map_err(AppError::internal)?;
-    Ok((kind, out.into_inner()))
+    Ok(Processed {
+        kind,
+        bytes: out.into_inner(),
+        variants: variants(&image)?,
+    })
+}
+
+/// The square variants of `image`: its centre, cropped to a square and scaled to each of
+/// [`VARIANT_SIZES`] (the smaller made from the larger), as WebP.
+fn variants(image: &DynamicImage) -> Result<Vec<(u32, Vec<u8>)>, AppError> {
+    let mut sizes = VARIANT_SIZES;
+    sizes.sort_unstable_by(|a, b| b.cmp(a));
+    let mut source = DynamicImage::ImageRgba8(image.to_rgba8());
+    let mut out = Vec::with_capacity(sizes.len());
+    for size in sizes {
+        source = source.resize_to_fill(size, size, FilterType::Triangle);
+        let mut bytes = Cursor::new(Vec::new());
+        source
+            .write_to(&mut bytes, ImageFormat::WebP)
+            .map_err(AppError::internal)?;
+        out.push((size, bytes.into_inner()));
+    }
+    out.sort_unstable_by_key(|(size, _)| *size);
+    Ok(out)
 }
 
 /// Does the file hold its format's end? Decoders fill a cut-off image with grey and call it
@@ -165,155 +199,315 @@ pub fn public_path(user_id: i32, file: &str) -> String {
     format!("{PUBLIC_PREFIX}/{user_id}/{file}")
 }
 
-/// Where photos live on disk: `UPLOAD_DIR/{user_id}/{uuid}.{ext}`.
+/// Where photos are kept: local files (`file://…`, the default: `UPLOAD_DIR`) or an S3
+/// bucket (`s3://bucket[/prefix]`, with the standard `AWS_*` variables), through the
+/// `object_store` crate. Objects are `{user_id}/{uuid}.{ext}` and its variants
+/// `{user_id}/{uuid}-{size}.webp`.
 #[derive(Clone)]
 pub struct PhotoStore {
-    root: Arc<PathBuf>,
+    store: Arc<dyn ObjectStore>,
+    /// The folder of a local store: a deleted user's emptied folder goes too.
+    local_root: Option<Arc<PathBuf>>,
     /// Decoding and encoding are CPU-bound; at most one per core at a time.
     permits: Arc<Semaphore>,
 }
 
+/// How long one request to the store may take before it counts as failed (a store that
+/// does not answer must give a quick 503, not hold the upload).
+const STORE_TIMEOUT: &str = "10 seconds";
+const STORE_CONNECT_TIMEOUT: &str = "2 seconds";
+
 impl PhotoStore {
-    pub fn new(root: PathBuf) -> Self {
+    /// The store `PHOTO_STORE` names (`None`: local files in `upload_dir`); an S3 store is
+    /// configured by the `aws` variables.
+    pub fn new(
+        photo_store: Option<&str>,
+        upload_dir: &std::path::Path,
+        aws: &[(&str, Secret)],
+    ) -> Result<Self, String> {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self {
-            root: Arc::new(root),
-            permits: Arc::new(Semaphore::new(cores)),
-        }
+        let permits = Arc::new(Semaphore::new(cores));
+        let spec = photo_store.map(str::trim).filter(|s| !s.is_empty());
+        let dir = match spec {
+            Some(url) if url.starts_with("s3://") => None,
+            Some(url) => Some(std::path::Path::new(
+                url.strip_prefix("file://")
+                    .ok_or_else(|| format!("PHOTO_STORE must be file://… or s3://…, not {url}"))?,
+            )),
+            None => Some(upload_dir),
+        };
+        let (store, local_root): (Arc<dyn ObjectStore>, _) = match (dir, spec) {
+            (Some(dir), _) => (Arc::new(local(dir)?), Some(Arc::new(dir.to_path_buf()))),
+            (None, spec) => (s3(spec.unwrap_or_default(), aws)?, None),
+        };
+        Ok(Self {
+            store,
+            local_root,
+            permits,
+        })
+    }
+
+    /// The store, for the start-up log line (no credentials in it).
+    pub fn describe(&self) -> String {
+        self.store.to_string()
     }
 
     /// [`process`] on the blocking pool.
-    pub async fn process(&self, bytes: Vec<u8>) -> Result<(ImageKind, Vec<u8>), AppError> {
+    pub async fn process(&self, bytes: Vec<u8>) -> Result<Processed, AppError> {
         let _permit = self.permits.acquire().await.map_err(AppError::internal)?;
         tokio::task::spawn_blocking(move || process(&bytes))
             .await
             .map_err(AppError::internal)?
     }
 
-    /// Writes a new photo (to a temporary name, then renamed, so a reader never sees half a
-    /// file) and returns its public path `uploads/{user_id}/{uuid}.{ext}`.
-    pub async fn save(
-        &self,
-        user_id: i32,
-        kind: ImageKind,
-        bytes: Vec<u8>,
-    ) -> Result<String, AppError> {
-        let dir = self.root.join(user_id.to_string());
-        tokio::fs::create_dir_all(&dir)
-            .await
-            .map_err(AppError::internal)?;
-        let file = format!("{}.{}", Uuid::new_v4(), kind.extension());
-        let temporary = dir.join(format!(".{file}.tmp"));
-        tokio::fs::write(&temporary, bytes)
-            .await
-            .map_err(AppError::internal)?;
-        if let Err(e) = tokio::fs::rename(&temporary, dir.join(&file)).await {
-            remove_file(&temporary).await;
-            return Err(AppError::internal(e));
+    /// Stores a new photo and its variants under a new name; returns its public path
+    /// `uploads/{user_id}/{uuid}.{ext}`. Each object is written whole or not at all; when one
+    /// fails, those written are removed again and the answer is a 503.
+    pub async fn save(&self, user_id: i32, photo: Processed) -> Result<String, AppError> {
+        let stem = Uuid::new_v4().to_string();
+        let file = format!("{stem}.{}", photo.kind.extension());
+        let mut objects = vec![(key(user_id, &file), photo.bytes)];
+        for (size, bytes) in photo.variants {
+            objects.push((key(user_id, &variant_file(&stem, size)), bytes));
+        }
+        let mut written = Vec::new();
+        for (location, bytes) in objects {
+            if let Err(e) = self.store.put(&location, bytes.into()).await {
+                for location in written {
+                    self.delete(&location).await;
+                }
+                return Err(unavailable(e));
+            }
+            written.push(location);
         }
         Ok(public_path(user_id, &file))
     }
 
-    /// The files of each user folder last changed more than `grace` ago (temporary ones
-    /// included), for the sweep.
-    pub async fn stored(&self, grace: Duration) -> Result<Vec<(i32, Vec<String>)>, AppError> {
-        let root = Arc::clone(&self.root);
-        tokio::task::spawn_blocking(move || {
-            let mut found = Vec::new();
-            let users = match std::fs::read_dir(root.as_path()) {
-                Ok(users) => users,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
-                Err(e) => return Err(AppError::internal(e)),
-            };
-            for user in users.flatten() {
-                let Some(user_id) = user
-                    .file_name()
-                    .to_str()
-                    .and_then(|n| n.parse::<i32>().ok())
-                else {
-                    continue;
-                };
-                let Ok(files) = std::fs::read_dir(user.path()) else {
-                    continue;
-                };
-                let old: Vec<String> = files
-                    .flatten()
-                    .filter(|f| {
-                        f.metadata()
-                            .and_then(|m| m.modified())
-                            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > grace))
-                    })
-                    .filter_map(|f| f.file_name().into_string().ok())
-                    .collect();
-                if !old.is_empty() {
-                    found.push((user_id, old));
-                }
-            }
-            Ok(found)
-        })
-        .await
-        .map_err(AppError::internal)?
+    /// The bytes of `{user_id}/{file}`; `None` when there is no such object.
+    pub async fn get(&self, user_id: i32, file: &str) -> Result<Option<Vec<u8>>, AppError> {
+        let result = match self.store.get(&key(user_id, file)).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(unavailable(e)),
+        };
+        match result.bytes().await {
+            Ok(bytes) => Ok(Some(bytes.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
-    /// Removes a file [`PhotoStore::stored`] listed (a photo or a temporary file).
+    /// The objects of each user last changed more than `grace` ago, for the sweep.
+    pub async fn stored(&self, grace: Duration) -> Result<Vec<(i32, Vec<String>)>, AppError> {
+        let mut by_user: std::collections::BTreeMap<i32, Vec<String>> = Default::default();
+        let cutoff = chrono::Utc::now() - chrono::TimeDelta::from_std(grace).unwrap_or_default();
+        let mut objects = self.store.list(None);
+        while let Some(meta) = objects.next().await {
+            let meta = meta.map_err(unavailable)?;
+            if meta.last_modified > cutoff {
+                continue;
+            }
+            let mut parts = meta.location.parts();
+            let (Some(user), Some(file), None) = (parts.next(), parts.next(), parts.next()) else {
+                continue;
+            };
+            let Ok(user_id) = user.as_ref().parse::<i32>() else {
+                continue;
+            };
+            by_user
+                .entry(user_id)
+                .or_default()
+                .push(file.as_ref().to_owned());
+        }
+        Ok(by_user.into_iter().collect())
+    }
+
+    /// Removes the staging files (`{name}#{n}`) a local store's writes left behind when the
+    /// process stopped mid-write and that are older than `grace`; listings never show them.
+    /// Returns how many went.
+    pub async fn remove_abandoned_writes(&self, grace: Duration) -> usize {
+        let Some(root) = self.local_root.clone() else {
+            return 0;
+        };
+        let abandoned = |name: &str| {
+            name.rsplit_once('#')
+                .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        };
+        let sweep = move || {
+            let mut removed = 0;
+            let users = std::fs::read_dir(root.as_path()).into_iter().flatten();
+            for user in users.flatten() {
+                let files = std::fs::read_dir(user.path()).into_iter().flatten();
+                for file in files.flatten() {
+                    let old = file
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|at| at.elapsed().is_ok_and(|age| age > grace));
+                    if old
+                        && abandoned(&file.file_name().to_string_lossy())
+                        && std::fs::remove_file(file.path()).is_ok()
+                    {
+                        removed += 1;
+                    }
+                }
+            }
+            removed
+        };
+        tokio::task::spawn_blocking(sweep).await.unwrap_or(0)
+    }
+
+    /// Removes an object [`PhotoStore::stored`] listed.
     pub async fn remove_stored(&self, user_id: i32, file: &str) {
         if file.contains(['/', '\\']) || file.starts_with("..") {
             return;
         }
-        remove_file(&self.root.join(user_id.to_string()).join(file)).await;
+        self.delete(&key(user_id, file)).await;
     }
 
-    /// Removes a user's folder and every file in it (their account is gone); a failure is
-    /// logged, not returned, and the sweep takes what is left.
+    /// Removes every object of a user (their account is gone); a failure is logged, not
+    /// returned, and the sweep takes what is left.
     pub async fn remove_user(&self, user_id: i32) {
-        let dir = self.root.join(user_id.to_string());
-        match tokio::fs::remove_dir_all(&dir).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        let prefix = ObjectPath::from(user_id.to_string());
+        let locations: Vec<ObjectPath> = match self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+        {
+            Ok(locations) => locations,
             Err(e) => {
-                tracing::error!(path = %dir.display(), error = %e, "cannot remove a deleted user's photos");
+                tracing::error!(user_id, error = %e, "cannot list a deleted user's photos");
+                return;
             }
+        };
+        for location in locations {
+            self.delete(&location).await;
+        }
+        if let Some(root) = &self.local_root {
+            // The emptied folder; another upload racing the deletion may have refilled it.
+            let _ = tokio::fs::remove_dir(root.join(user_id.to_string())).await;
         }
     }
 
-    /// Removes the file behind a public path; a failure is logged, not returned.
+    /// Removes the photo behind a public path, with its variants; a failure is logged, not
+    /// returned.
     pub async fn remove(&self, public_path: &str) {
-        let parts = public_path
+        let parsed = public_path
             .strip_prefix(PUBLIC_PREFIX)
             .and_then(|rest| rest.strip_prefix('/'))
-            .and_then(|rest| rest.split_once('/'));
-        match parts.and_then(|(user, file)| self.locate(user, file)) {
-            Some((path, _)) => remove_file(&path).await,
-            None => tracing::error!(
+            .and_then(|rest| rest.split_once('/'))
+            .filter(|(user, file)| self.locate(user, file).is_some())
+            .and_then(|(user, file)| Some((user.parse::<i32>().ok()?, file)));
+        let Some((user_id, file)) = parsed else {
+            tracing::error!(
                 path = public_path,
                 "refusing to remove an unexpected photo path"
-            ),
+            );
+            return;
+        };
+        self.delete(&key(user_id, file)).await;
+        for size in VARIANT_SIZES {
+            self.delete(&key(user_id, &variant_file(stem_of(file), size)))
+                .await;
         }
     }
 
-    /// The file for `GET /uploads/{user_id}/{file}`, if the names are ones this store makes.
-    /// Anything else (`..`, separators, other names) is `None` before the disk is touched.
-    pub fn locate(&self, user_id: &str, file: &str) -> Option<(PathBuf, ImageKind)> {
+    /// The type of `{user_id}/{file}` for `GET /uploads/{user_id}/{file}`, if the names are
+    /// ones this store makes. Anything else (`..`, separators, other names) is `None` before
+    /// the store is asked.
+    pub fn locate(&self, user_id: &str, file: &str) -> Option<ImageKind> {
         let valid_user = !user_id.is_empty()
             && user_id.len() <= 10
             && user_id.bytes().all(|b| b.is_ascii_digit());
         let (stem, ext) = file.rsplit_once('.')?;
         let kind = ImageKind::from_extension(ext)?;
         let valid_stem = Uuid::try_parse(stem).is_ok_and(|u| u.hyphenated().to_string() == stem);
-        (valid_user && valid_stem).then(|| (self.root.join(user_id).join(file), kind))
+        (valid_user && valid_stem).then_some(kind)
+    }
+
+    async fn delete(&self, location: &ObjectPath) {
+        match self.store.delete(location).await {
+            Ok(()) => {}
+            Err(object_store::Error::NotFound { .. }) => {
+                tracing::warn!(%location, "photo object was already gone");
+            }
+            Err(e) => tracing::error!(%location, error = %e, "could not remove a photo object"),
+        }
     }
 }
 
-async fn remove_file(path: &Path) {
-    match tokio::fs::remove_file(path).await {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            tracing::warn!(path = %path.display(), "photo file was already gone");
-        }
-        Err(e) => {
-            tracing::error!(path = %path.display(), error = %e, "could not remove photo file")
+/// The name of a photo's variant: `{stem}-{size}.webp`.
+pub fn variant_file(stem: &str, size: u32) -> String {
+    format!("{stem}-{size}.webp")
+}
+
+/// The stem a stored object belongs to: the photo's own for `{uuid}.{ext}` and its variants.
+pub fn stem_of(file: &str) -> &str {
+    let stem = file.rsplit_once('.').map_or(file, |(stem, _)| stem);
+    VARIANT_SIZES
+        .iter()
+        .find_map(|size| stem.strip_suffix(&format!("-{size}")))
+        .unwrap_or(stem)
+}
+
+fn key(user_id: i32, file: &str) -> ObjectPath {
+    ObjectPath::from_iter([user_id.to_string(), file.to_owned()])
+}
+
+fn unavailable(e: object_store::Error) -> AppError {
+    AppError::Unavailable(Arc::new(anyhow::Error::new(e).context("photo store")))
+}
+
+/// Local files under `dir` (created if missing).
+fn local(dir: &std::path::Path) -> Result<LocalFileSystem, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    LocalFileSystem::new_with_prefix(dir).map_err(|e| format!("cannot use {}: {e}", dir.display()))
+}
+
+/// An S3 bucket (`s3://bucket[/prefix]`), configured by the standard `AWS_*` variables
+/// (`AWS_ENDPOINT`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_ALLOW_HTTP`, …). Requests time out after 10 s unless `AWS_TIMEOUT` says otherwise,
+/// and are retried twice, within 5 s.
+fn s3(url: &str, aws: &[(&str, Secret)]) -> Result<Arc<dyn ObjectStore>, String> {
+    use object_store::{
+        BackoffConfig, ClientConfigKey, RetryConfig,
+        aws::{AmazonS3Builder, AmazonS3ConfigKey},
+        prefix::PrefixStore,
+    };
+    let rest = url.trim_start_matches("s3://");
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut builder = AmazonS3Builder::new().with_bucket_name(bucket);
+    for (name, value) in aws {
+        let key = name
+            .to_ascii_lowercase()
+            .parse::<AmazonS3ConfigKey>()
+            .map_err(|e| format!("{name}: {e}"))?;
+        builder = builder.with_config(key, value.expose());
+    }
+    for (key, value) in [
+        (ClientConfigKey::Timeout, STORE_TIMEOUT),
+        (ClientConfigKey::ConnectTimeout, STORE_CONNECT_TIMEOUT),
+    ] {
+        let key = AmazonS3ConfigKey::Client(key);
+        if builder.get_config_value(&key).is_none() {
+            builder = builder.with_config(key, value);
         }
     }
+    let store = builder
+        .with_retry(RetryConfig {
+            backoff: BackoffConfig::default(),
+            max_retries: 2,
+            retry_timeout: Duration::from_secs(5),
+        })
+        .build()
+        .map_err(|e| format!("PHOTO_STORE {url}: {e}"))?;
+    let prefix = prefix.trim_matches('/');
+    Ok(if prefix.is_empty() {
+        Arc::new(store)
+    } else {
+        Arc::new(PrefixStore::new(store, prefix))
+    })
 }
 
 #[cfg(test)]
@@ -332,10 +526,21 @@ mod tests {
 
     #[test]
     fn images_are_re_encoded_as_their_own_type() {
-        let (kind, bytes) = process(&png(20, 10)).unwrap();
-        assert_eq!(kind, ImageKind::Png);
-        let decoded = image::load_from_memory(&bytes).unwrap();
+        let photo = process(&png(20, 10)).unwrap();
+        assert_eq!(photo.kind, ImageKind::Png);
+        let decoded = image::load_from_memory(&photo.bytes).unwrap();
         assert_eq!((decoded.width(), decoded.height()), (20, 10));
+        // Square WebP variants of every size, even from a wide image.
+        let sizes: Vec<u32> = photo.variants.iter().map(|(size, _)| *size).collect();
+        assert_eq!(sizes, VARIANT_SIZES);
+        for (size, bytes) in &photo.variants {
+            assert_eq!(image::guess_format(bytes).unwrap(), ImageFormat::WebP);
+            let variant = image::load_from_memory(bytes).unwrap();
+            assert_eq!((variant.width(), variant.height()), (*size, *size));
+        }
+        assert_eq!(stem_of("0f-64.webp"), "0f");
+        assert_eq!(stem_of("0f-256.webp"), "0f");
+        assert_eq!(stem_of("0f.jpg"), "0f");
     }
 
     #[test]
@@ -448,11 +653,10 @@ mod tests {
 
     #[test]
     fn only_names_the_store_makes_are_located() {
-        let store = PhotoStore::new(PathBuf::from("/srv/uploads"));
+        let dir = tempfile::tempdir().unwrap();
+        let store = PhotoStore::new(None, dir.path(), &[]).unwrap();
         let name = format!("{}.jpg", Uuid::new_v4());
-        let (path, kind) = store.locate("42", &name).unwrap();
-        assert_eq!(path, PathBuf::from("/srv/uploads/42").join(&name));
-        assert_eq!(kind, ImageKind::Jpeg);
+        assert_eq!(store.locate("42", &name), Some(ImageKind::Jpeg));
         for (user, file) in [
             ("..", name.as_str()),
             ("42", "../../etc/passwd"),

@@ -22,6 +22,7 @@ use crate::{
 
 pub const PROFILE_NOT_FOUND: &str = "Profile not found";
 pub const PROFILE_EXISTS: &str = "Profile already exists";
+pub const BAD_SIZE: &str = "Size must be 64 or 256.";
 
 /// A profile, and its owner's account when the caller is that owner (`None` for anyone
 /// else, so another user's email never leaves the service).
@@ -234,8 +235,8 @@ impl Services {
         }
         // Fail early, before the image work, when there is nothing to attach it to.
         self.my_profile(actor).await?;
-        let (kind, encoded) = self.photos.process(bytes).await?;
-        let path = self.photos.save(user_id, kind, encoded).await?;
+        let photo = self.photos.process(bytes).await?;
+        let path = self.photos.save(user_id, photo).await?;
         match self.swap_photo(actor.bearer()?, Some(path.clone())).await {
             Ok((view, old)) => {
                 if let Some(old) = old {
@@ -284,13 +285,22 @@ impl Services {
         Ok((ProfileView::owned(profile, user), old))
     }
 
-    /// A stored photo for `GET /uploads/{user_id}/{file}`: its type and bytes, if the names
-    /// are ones the store makes and the user's profile references that file. A file without
-    /// a row (a crash between writing it and committing, a removal that failed) is never
-    /// served; the sweep removes it.
-    pub async fn photo(&self, user_id: &str, file: &str) -> Result<(ImageKind, Vec<u8>), AppError> {
+    /// A stored photo for `GET /uploads/{user_id}/{file}` (`size`: one of its square
+    /// variants): its type, the name of the object served (its ETag) and its bytes, if the
+    /// names are ones the store makes and the user's profile references that photo. An object
+    /// without a row (a crash between writing it and committing, a removal that failed) is
+    /// never served; the sweep removes it.
+    pub async fn photo(
+        &self,
+        user_id: &str,
+        file: &str,
+        size: Option<u32>,
+    ) -> Result<(ImageKind, String, Vec<u8>), AppError> {
         let not_found = || AppError::NotFound("Not Found");
-        let Some((path, kind)) = self.photos.locate(user_id, file) else {
+        if size.is_some_and(|size| !photos::VARIANT_SIZES.contains(&size)) {
+            return Err(AppError::validation("size", BAD_SIZE));
+        }
+        let Some(kind) = self.photos.locate(user_id, file) else {
             return Err(not_found());
         };
         let owner: i32 = user_id.parse().map_err(|_| not_found())?;
@@ -298,10 +308,27 @@ impl Services {
         if referenced.as_deref() != Some(photos::public_path(owner, file).as_str()) {
             return Err(not_found());
         }
-        match tokio::fs::read(&path).await {
-            Ok(bytes) => Ok((kind, bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(not_found()),
-            Err(e) => Err(AppError::internal(e)),
+        let (kind, object) = match size {
+            Some(size) => (
+                ImageKind::WebP,
+                photos::variant_file(photos::stem_of(file), size),
+            ),
+            None => (kind, file.to_owned()),
+        };
+        match self.photos.get(owner, &object).await? {
+            Some(bytes) => Ok((kind, object, bytes)),
+            None => Err(not_found()),
+        }
+    }
+
+    /// Where a photo (or its `size` variant) is served: `{PUBLIC_URL}/uploads/…[?size=…]`.
+    pub fn photo_url(&self, path: &str, size: Option<u32>) -> Result<String, AppError> {
+        match size {
+            None => Ok(format!("{}/{path}", self.mail.public_url)),
+            Some(size) if photos::VARIANT_SIZES.contains(&size) => {
+                Ok(format!("{}/{path}?size={size}", self.mail.public_url))
+            }
+            Some(_) => Err(AppError::validation("size", BAD_SIZE)),
         }
     }
 
@@ -309,11 +336,16 @@ impl Services {
     /// belong to an upload whose row is not committed yet), and temporary files a crash left.
     /// Returns how many files it removed.
     pub async fn sweep_photos(&self, grace: std::time::Duration) -> Result<usize, AppError> {
-        let mut removed = 0;
+        let mut removed = self.photos.remove_abandoned_writes(grace).await;
         for (user_id, files) in self.photos.stored(grace).await? {
             let referenced = photo_path_of(&self.db, user_id).await?;
+            // The stem of the referenced photo: the photo and its variants stay.
+            let kept = referenced
+                .as_deref()
+                .and_then(|path| path.rsplit('/').next())
+                .map(photos::stem_of);
             for file in files {
-                if referenced.as_deref() != Some(photos::public_path(user_id, &file).as_str()) {
+                if kept != Some(photos::stem_of(&file)) {
                     self.photos.remove_stored(user_id, &file).await;
                     removed += 1;
                 }

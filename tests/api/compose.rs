@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use nta_user_svc::config::{Config, VARIABLES};
+use nta_user_svc::config::{AWS_VARIABLES, Config, VARIABLES};
 use serde_yaml_ng::Value;
 
 fn compose() -> Value {
@@ -49,7 +49,7 @@ fn the_app_service_is_wired_to_what_the_code_reads() {
         .collect();
     for key in env.keys() {
         assert!(
-            VARIABLES.contains(&key.as_str()),
+            VARIABLES.contains(&key.as_str()) || AWS_VARIABLES.contains(&key.as_str()),
             "compose sets {key}, which the service does not read"
         );
     }
@@ -84,33 +84,74 @@ fn the_app_service_is_wired_to_what_the_code_reads() {
         "{published:?}"
     );
 
-    // Uploads live on a named volume; the database has its own.
-    let volumes: Vec<String> = app["volumes"]
+    // Photos live in the s3 service's bucket: the endpoint names it and its S3 port, the keys
+    // are its identity's, and s3-bucket creates that bucket before the app starts.
+    let s3 = &services["s3"];
+    let s3_command: Vec<String> = s3["command"]
         .as_sequence()
         .unwrap()
         .iter()
         .map(str_of)
         .collect();
+    assert!(s3_command.contains(&"-s3".to_owned()), "{s3_command:?}");
     assert!(
-        volumes.contains(&format!("uploads:{}", env["UPLOAD_DIR"])),
-        "{volumes:?}"
+        s3_command.contains(&"-s3.port=8333".to_owned()),
+        "{s3_command:?}"
     );
-    let pg_volumes: Vec<String> = services["postgres"]["volumes"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(str_of)
-        .collect();
-    assert!(pg_volumes.iter().any(|v| v.starts_with("pgdata:")));
-    for name in ["uploads", "pgdata"] {
-        assert!(
-            compose["volumes"].get(name).is_some(),
-            "volume {name} is not declared"
+    assert_eq!(env["AWS_ENDPOINT"], "http://s3:8333");
+    assert_eq!(env["AWS_ALLOW_HTTP"], "true");
+    let bucket = env["PHOTO_STORE"]
+        .strip_prefix("s3://")
+        .expect("an s3:// store");
+    let create = shell_command_of(&services["s3-bucket"]);
+    assert!(
+        create.contains(&format!("s3.bucket.create -name {bucket}")) && create.contains("s3:9333"),
+        "{create}"
+    );
+    assert_eq!(
+        str_of(&app["depends_on"]["s3-bucket"]["condition"]),
+        "service_completed_successfully"
+    );
+    let config_target = format!("-s3.config={}", str_of(&s3["configs"][0]["target"]));
+    assert!(s3_command.contains(&config_target), "{s3_command:?}");
+    let source = str_of(&s3["configs"][0]["source"]);
+    let identities: serde_json::Value =
+        serde_json::from_str(&str_of(&compose["configs"][source.as_str()]["content"])).unwrap();
+    let credentials = &identities["identities"][0]["credentials"][0];
+    let no_keys_given = HashMap::new();
+    for (variable, key) in [
+        ("AWS_ACCESS_KEY_ID", "accessKey"),
+        ("AWS_SECRET_ACCESS_KEY", "secretKey"),
+    ] {
+        assert_eq!(
+            expand(&env[variable], &no_keys_given),
+            expand(credentials[key].as_str().unwrap(), &no_keys_given),
+            "{variable}"
         );
     }
+    assert!(app.get("volumes").is_none(), "replicas share no volume");
+    for (service, volume) in [("postgres", "pgdata"), ("s3", "s3data")] {
+        let mounted: Vec<String> = services[service]["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(str_of)
+            .collect();
+        assert!(mounted.iter().any(|v| v.starts_with(&format!("{volume}:"))));
+        assert!(
+            compose["volumes"].get(volume).is_some(),
+            "volume {volume} is not declared"
+        );
+    }
+    // Metrics listen inside the network only.
+    assert_eq!(env["METRICS_ADDR"], "0.0.0.0:9464");
+    assert!(
+        !published.iter().any(|p| p.contains("9464")),
+        "{published:?}"
+    );
 
     // Every service checks its health, and the app waits for healthy backends.
-    for name in ["app", "postgres", "redis"] {
+    for name in ["app", "postgres", "redis", "s3"] {
         assert!(
             services[name]["healthcheck"]["test"].is_sequence(),
             "{name} has no health check"
@@ -140,6 +181,30 @@ fn the_app_service_is_wired_to_what_the_code_reads() {
     assert_eq!(config.port.to_string(), *port);
     assert!(config.redis_url.is_some());
     assert!(!config.jwt.secret_generated);
+    assert_eq!(config.photo_store.as_deref(), Some("s3://photos"));
+    let aws: Vec<&str> = config.aws.iter().map(|(name, _)| *name).collect();
+    for name in [
+        "AWS_ENDPOINT",
+        "AWS_ALLOW_HTTP",
+        "AWS_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    ] {
+        assert!(aws.contains(&name), "{aws:?}");
+    }
+    assert_eq!(config.metrics_addr.map(|a| a.port()), Some(9464));
+}
+
+/// The shell command a one-shot service runs (`sh -c "…"`).
+fn shell_command_of(service: &Value) -> String {
+    let entrypoint: Vec<String> = service["entrypoint"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(str_of)
+        .collect();
+    assert_eq!(entrypoint[..2], ["/bin/sh", "-c"]);
+    entrypoint[2].clone()
 }
 
 #[test]

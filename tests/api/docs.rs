@@ -335,21 +335,26 @@ fn a_profile_field_is_everywhere_a_profile_is() {
     let fields_of = |kind_and_name: &str| {
         let start = sdl.find(&format!("{kind_and_name} {{")).unwrap();
         let block = &sdl[start..start + sdl[start..].find("\n}").unwrap()];
-        // Field lines, outside the `"""` description blocks.
-        let mut in_description = false;
+        // Field lines, outside the `"""` description blocks and argument lists.
+        let (mut in_description, mut in_arguments) = (false, false);
         let mut fields = Vec::new();
         for line in block.lines().skip(1).map(str::trim) {
             if line.starts_with("\"\"\"") {
                 let one_line = line.len() > 3 && line.ends_with("\"\"\"");
                 in_description ^= !one_line;
-            } else if !in_description && !line.is_empty() && !line.starts_with('"') {
+            } else if in_description || line.is_empty() || line.starts_with('"') {
+            } else if in_arguments {
+                in_arguments = !line.starts_with(')');
+            } else {
                 fields.push(line.split([':', '(']).next().unwrap().to_owned());
+                in_arguments = line.ends_with('(');
             }
         }
         set(fields)
     };
     let mut graphql = set(with_email.iter().map(|n| camel(n)).collect());
-    graphql.insert("user".into());
+    // Computed from the columns: the owner's account, and the photo's (or a variant's) URL.
+    graphql.extend(["user".into(), "photoUrl".into()]);
     assert_eq!(fields_of("type Profile"), graphql);
     // The editable fields: the same in GraphQL's input and REST's body.
     let editable = properties("ProfileBody");

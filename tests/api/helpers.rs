@@ -33,6 +33,19 @@ pub struct TestApp {
     postgres: Option<PostgresDatabase>,
 }
 
+/// A client for the tests. reqwest's TLS (rustls, which the service's S3 client brings in)
+/// needs a process-wide crypto provider; the service installs ring when it starts, and tests
+/// may make a client before any app has started.
+pub fn http_client() -> reqwest::Client {
+    http_client_builder().build().unwrap()
+}
+
+/// As [`http_client`], to configure further.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
 /// Starts the app on `backend` with test settings (bcrypt cost 4, a known JWT secret).
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, &[]).await
@@ -60,6 +73,8 @@ pub async fn spawn_app_with(backend: Backend, settings: &[(&str, &str)]) -> Test
         ("BCRYPT_COST", "4"),
         ("UPLOAD_DIR", upload_dir.to_str().unwrap()),
         ("MAIL_DIR", mail_dir.to_str().unwrap()),
+        // Many apps run at once in this process; the metrics test runs its own process.
+        ("METRICS_ADDR", ""),
         // Tests register and log in far more often than a person; the limits' own tests
         // set them low again.
         ("LOGIN_PER_IP_PER_MINUTE", "10000"),
@@ -82,7 +97,7 @@ pub async fn spawn_app_with(backend: Backend, settings: &[(&str, &str)]) -> Test
         .expect("test db connection");
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
-        client: reqwest::Client::new(),
+        client: http_client(),
         db,
         database_url,
         _dir: dir,
@@ -145,23 +160,36 @@ impl TestApp {
         }
     }
 
-    /// Every file under `UPLOAD_DIR`, as `uploads/{user}/{file}` paths, sorted.
+    /// Every photo under `UPLOAD_DIR`, as `uploads/{user}/{file}` paths, sorted. Each must
+    /// come with its two variants (`{uuid}-64.webp`, `{uuid}-256.webp`), and no variant may
+    /// be left without its photo: a file out of place fails the test here.
     pub fn stored_files(&self) -> Vec<String> {
-        let mut files = Vec::new();
+        let mut photos = Vec::new();
+        let mut variants = std::collections::BTreeSet::new();
         let Ok(users) = std::fs::read_dir(self.upload_dir()) else {
-            return files;
+            return photos;
         };
         for user in users.flatten() {
+            let user_id = user.file_name().to_string_lossy().into_owned();
             for file in std::fs::read_dir(user.path()).unwrap().flatten() {
-                files.push(format!(
-                    "uploads/{}/{}",
-                    user.file_name().to_string_lossy(),
-                    file.file_name().to_string_lossy()
-                ));
+                let name = file.file_name().to_string_lossy().into_owned();
+                if name.ends_with("-64.webp") || name.ends_with("-256.webp") {
+                    variants.insert(format!("uploads/{user_id}/{name}"));
+                } else {
+                    photos.push(format!("uploads/{user_id}/{name}"));
+                }
             }
         }
-        files.sort();
-        files
+        photos.sort();
+        let expected: std::collections::BTreeSet<String> = photos
+            .iter()
+            .flat_map(|photo| {
+                let stem = photo.rsplit_once('.').unwrap().0.to_owned();
+                [format!("{stem}-64.webp"), format!("{stem}-256.webp")]
+            })
+            .collect();
+        assert_eq!(variants, expected, "each photo with its variants, no more");
+        photos
     }
 
     /// Every photo path the database references, sorted.

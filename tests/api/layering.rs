@@ -21,6 +21,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("auth", &["config", "domain", "error"]),
     ("limits", &["config", "error", "net"]),
     ("html", &[]),
+    ("monitoring", &[]),
     ("mail", &["config", "html"]),
     (
         "services",
@@ -33,7 +34,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "graphql",
         &[
-            "auth", "caller", "config", "domain", "error", "http", "services",
+            "auth",
+            "caller",
+            "config",
+            "domain",
+            "error",
+            "http",
+            "monitoring",
+            "services",
         ],
     ),
     // REST runs GraphQL operations; GraphQL knows nothing of REST.
@@ -47,12 +55,22 @@ const LAYERS: &[(&str, &[&str])] = &[
         "state",
         &["auth", "caller", "config", "graphql", "http", "services"],
     ),
-    ("server", &["config", "error", "http"]),
+    ("server", &["config", "error", "http", "monitoring"]),
     (
         "startup",
         &[
-            "auth", "config", "db", "error", "graphql", "http", "mail", "rest", "server",
-            "services", "state",
+            "auth",
+            "config",
+            "db",
+            "error",
+            "graphql",
+            "http",
+            "mail",
+            "monitoring",
+            "rest",
+            "server",
+            "services",
+            "state",
         ],
     ),
     (

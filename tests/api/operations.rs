@@ -93,6 +93,6 @@ async fn shutdown_lets_in_flight_requests_finish() {
         .expect("server stops")
         .unwrap()
         .unwrap();
-    let fresh = reqwest::Client::new();
+    let fresh = crate::helpers::http_client();
     assert!(fresh.get(app.url("/healthz")).send().await.is_err());
 }

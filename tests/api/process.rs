@@ -73,6 +73,8 @@ impl ServerProcess {
             .env("JWT_SECRET", JWT_SECRET)
             .env("BCRYPT_COST", "4")
             .env("LOG_FORMAT", "json")
+            // Many servers run at once; the metrics test sets its own.
+            .env("METRICS_ADDR", "")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (key, value) in settings {
@@ -164,7 +166,7 @@ const SECRET_PASSWORD: &str = "Sup3r-Secret-Passw0rd";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_never_hold_secrets() {
     let server = ServerProcess::start(&[("RUST_LOG", "debug")]);
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     let post = |path: &str, body: Value| client.post(server.url(path)).json(&body).send();
 
     let email = "logged@example.com";
@@ -388,7 +390,7 @@ async fn logs_never_hold_secrets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_in_flight_requests_and_exits_cleanly() {
     let mut server = ServerProcess::start(&[("BCRYPT_COST", "13")]);
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     // Registration hashes at cost 13: long enough to be in flight when the signal lands.
     let in_flight = tokio::spawn(
         client
@@ -411,7 +413,7 @@ async fn sigterm_finishes_in_flight_requests_and_exits_cleanly() {
 
 /// Registers and logs in on a server process; the bearer token.
 async fn token_on(server: &ServerProcess, email: &str) -> String {
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     let credentials = json!({"email": email, "password": "StrongPass123"});
     let registered = client
         .post(server.url("/api/auth/register"))
@@ -431,7 +433,7 @@ async fn upload(server: &ServerProcess, token: &str, bytes: Vec<u8>) -> reqwest:
         "file",
         reqwest::multipart::Part::bytes(bytes).file_name("photo.png"),
     );
-    reqwest::Client::new()
+    crate::helpers::http_client()
         .post(server.url("/api/profiles/me/photo"))
         .bearer_auth(token)
         .multipart(form)
@@ -479,7 +481,7 @@ async fn idle_connections_cannot_use_up_the_file_descriptors() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     for _ in 0..5 {
-        let response = reqwest::Client::new()
+        let response = crate::helpers::http_client()
             .get(server.url("/healthz"))
             .timeout(Duration::from_secs(5))
             .send()
@@ -489,34 +491,35 @@ async fn idle_connections_cannot_use_up_the_file_descriptors() {
     }
 }
 
-/// A failure on a path that only REST serves (reading a stored photo) is logged with its
-/// cause and request id; the client sees only the generic message.
+/// A failure on a path that only REST serves (reading a stored photo: the store fails, 503) is
+/// logged with its cause and request id; the client sees only the generic message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn internal_errors_on_rest_only_paths_are_logged() {
+async fn server_errors_on_rest_only_paths_are_logged() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start_in(dir.path(), &[]);
     let token = token_on(&server, "broken@example.com").await;
     let png = image_bytes(8, 8, image::ImageFormat::Png);
     let uploaded: Value = upload(&server, &token, png).await.json().await.unwrap();
     let path = uploaded["profile_photo_path"].as_str().unwrap();
-    // The file becomes something that cannot be read as one.
+    // The file becomes something the store cannot read: a link to itself.
     let file = dir.path().join(path);
     std::fs::remove_file(&file).unwrap();
-    std::fs::create_dir(&file).unwrap();
-    let response = reqwest::Client::new()
+    std::os::unix::fs::symlink(&file, &file).unwrap();
+    let response = crate::helpers::http_client()
         .get(server.url(&format!("/{path}")))
         .header("x-request-id", "broken-photo-1")
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body, json!({"detail": "Internal server error"}));
+    assert_eq!(body, json!({"detail": "Service unavailable"}));
     let log = server.log();
     let logged = log.iter().any(|line| {
-        line.contains("internal error")
+        line.contains("backend unavailable")
             && line.contains("broken-photo-1")
-            && line.contains("directory")
+            && line.contains("photo store")
+            && line.contains("symbolic links")
     });
     assert!(logged, "{}", log.join("\n"));
 }

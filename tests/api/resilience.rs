@@ -50,7 +50,7 @@ async fn kill_9_under_write_load_loses_nothing_acknowledged() {
     let settings = settings(&[("DATABASE_URL", &url)]);
     // email → the bio whose update was acknowledged (None: registered, not yet updated).
     let acknowledged: Arc<Mutex<HashMap<String, Option<String>>>> = Arc::default();
-    let client = reqwest::Client::builder()
+    let client = crate::helpers::http_client_builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
@@ -174,7 +174,7 @@ async fn a_postgres_outage_is_503_and_recovers_by_itself() {
         ("DATABASE_URL", &pg.url),
         ("DATABASE_ACQUIRE_TIMEOUT_SECS", "2"),
     ]));
-    let client = reqwest::Client::builder()
+    let client = crate::helpers::http_client_builder()
         .timeout(Duration::from_secs(15))
         .build()
         .unwrap();
@@ -270,7 +270,7 @@ async fn a_postgres_outage_is_503_and_recovers_by_itself() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_an_upload_in_flight_finish() {
     let mut server = ServerProcess::start(&settings(&[]));
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     let base = server.address.clone();
     client
         .post(format!("{base}/api/auth/register"))
@@ -307,7 +307,7 @@ async fn sustained_mixed_load_has_no_errors_and_flat_memory() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
     let server = ServerProcess::start(&settings(&[]));
-    let client = reqwest::Client::builder()
+    let client = crate::helpers::http_client_builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();

@@ -276,7 +276,7 @@ async fn a_killed_service_loses_no_message() {
     let url = smtp.url();
     let settings = [("SMTP_URL", url.as_str())];
     let server = ServerProcess::start_in(dir.path(), &settings);
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     let registered = client
         .post(server.url("/api/auth/register"))
         .json(&json!({"email": "cy@example.com", "password": PASSWORD}))
