@@ -102,8 +102,6 @@ impl App {
 /// The rules over a connected, migrated database, and the keys the tokens are signed with
 /// (for the server, and for the command line's account commands).
 pub async fn services(config: &Config) -> anyhow::Result<(Services, Arc<JwtKeys>)> {
-    // TLS (an S3 store over https) by ring; a second call (tests start many apps) is a no-op.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let db = db::connect(&config.database)
         .await
         .context("cannot connect to the database")?;
@@ -188,6 +186,17 @@ async fn serve_metrics(
             "cannot listen on METRICS_ADDR {address} (set another, or empty to turn metrics off)"
         )
     })?;
+    // Histograms keep their samples until drained: drain them every few seconds, scraped or
+    // not, or they grow without bound.
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
     let router = Router::new()
         .route("/metrics", get(scrape))
         .with_state((handle, services));

@@ -77,7 +77,7 @@ async fn get(state: GraphqlState, caller: Caller, uri: Uri) -> Response {
         return response;
     }
     let request = request.data(caller.actor).data(caller.client);
-    let mut response = state.schema.execute(request).await;
+    let mut response = super::execute(&state.schema, request).await;
     log_failures(&response.errors);
     if rejected_before_execution(&mut response, state.suggestions.as_deref()) {
         return rejected_response(&response);
@@ -377,11 +377,11 @@ async fn execute_in_turn(
     batch: BatchRequest,
 ) -> async_graphql::BatchResponse {
     match batch {
-        BatchRequest::Single(request) => state.schema.execute(request).await.into(),
+        BatchRequest::Single(request) => super::execute(&state.schema, request).await.into(),
         BatchRequest::Batch(requests) => {
             let mut responses = Vec::with_capacity(requests.len());
             for request in requests {
-                responses.push(state.schema.execute(request).await);
+                responses.push(super::execute(&state.schema, request).await);
             }
             async_graphql::BatchResponse::Batch(responses)
         }

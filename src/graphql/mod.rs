@@ -24,6 +24,7 @@ pub use admin::{AuditAction, Role, UserStatus};
 pub use documents::DocumentCache;
 pub use http::{graphql_get, graphql_post};
 use loaders::ProfileLoader;
+pub use metrics::execute;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 pub use suggest::Suggestions;
@@ -63,10 +64,7 @@ pub(crate) fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscript
 pub fn build_schema(services: Services, config: &Config) -> AppSchema {
     // Without a cache the loader only batches, so one instance can serve every request.
     let profiles = DataLoader::new(ProfileLoader(services.clone()), tokio::spawn);
-    let mut builder = builder()
-        .data(services)
-        .data(profiles)
-        .extension(metrics::OperationMetrics);
+    let mut builder = builder().data(services).data(profiles);
     if !config.graphql_introspection {
         builder = builder.disable_introspection();
     }

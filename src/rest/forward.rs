@@ -12,6 +12,7 @@ use super::operations::Operation;
 use crate::{
     caller::Caller,
     error::{AppError, ErrorCode, INTERNAL},
+    graphql,
     http::Problem,
     state::AppState,
 };
@@ -44,7 +45,7 @@ pub async fn run(
         .variables(Variables::from_json(variables))
         .data(caller.actor)
         .data(caller.client);
-    let mut response = state.graphql.schema.execute(request).await;
+    let mut response = graphql::execute(&state.graphql.schema, request).await;
     if let Some(error) = response.errors.first() {
         return Err(problem(error));
     }
@@ -79,7 +80,7 @@ pub async fn forward_request(
     status: StatusCode,
 ) -> Response {
     let request = request.data(caller.actor).data(caller.client);
-    let mut response = state.graphql.schema.execute(request).await;
+    let mut response = graphql::execute(&state.graphql.schema, request).await;
     if let Some(error) = response.errors.first() {
         return problem(error).into_response();
     }

@@ -369,13 +369,12 @@ pub async fn serve_upload(
             );
         }
     };
-    let (kind, object, bytes) = match state.services.photo(&user_id, &file, size).await {
+    let photo = match state.services.photo(&user_id, &file, size).await {
         Ok(photo) => photo,
         Err(err) => return err.into_response(),
     };
-    let file = object;
-    // A stored file never changes (a new photo gets a new name), so its name is its ETag.
-    let etag = format!("\"{file}\"");
+    // A stored object never changes (a new photo gets a new name), so its name is its ETag.
+    let etag = format!("\"{}\"", photo.name);
     let cache = HeaderValue::from_static("public, max-age=86400, immutable");
     let etag_value = HeaderValue::from_str(&etag).expect("file names are ASCII");
     let matches = headers
@@ -392,11 +391,15 @@ pub async fn serve_upload(
         )
             .into_response();
     }
+    let bytes = match state.services.photo_bytes(&photo).await {
+        Ok(bytes) => bytes,
+        Err(err) => return err.into_response(),
+    };
     (
         [
             (
                 header::CONTENT_TYPE,
-                HeaderValue::from_static(kind.content_type()),
+                HeaderValue::from_static(photo.kind.content_type()),
             ),
             (header::ETAG, etag_value),
             (header::CACHE_CONTROL, cache),

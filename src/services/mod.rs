@@ -23,7 +23,7 @@ use sea_orm::{DatabaseConnection, DbErr, SqlErr};
 
 pub use accounts::{AccessToken, Account};
 pub use audit::AuditEventView;
-pub use profiles::ProfileView;
+pub use profiles::{PhotoObject, ProfileView};
 pub use sessions::SessionView;
 
 use crate::{
@@ -43,7 +43,7 @@ pub struct Services {
     db: DatabaseConnection,
     hasher: PasswordHasher,
     jwt: Arc<JwtKeys>,
-    photos: PhotoStore,
+    photos: Arc<PhotoStore>,
     limits: Arc<RateLimiter>,
     max_upload_bytes: usize,
     sessions: SessionConfig,
@@ -70,7 +70,7 @@ impl Services {
             db,
             hasher: PasswordHasher::new(config.bcrypt_cost),
             jwt,
-            photos,
+            photos: Arc::new(photos),
             limits: Arc::new(RateLimiter::new(config)),
             max_upload_bytes: config.max_upload_bytes,
             sessions: config.sessions.clone(),

@@ -286,16 +286,16 @@ impl Services {
     }
 
     /// A stored photo for `GET /uploads/{user_id}/{file}` (`size`: one of its square
-    /// variants): its type, the name of the object served (its ETag) and its bytes, if the
-    /// names are ones the store makes and the user's profile references that photo. An object
-    /// without a row (a crash between writing it and committing, a removal that failed) is
-    /// never served; the sweep removes it.
+    /// variants), if the names are ones the store makes and the user's profile references that
+    /// photo. An object without a row (a crash between writing it and committing, a removal
+    /// that failed) is never served; the sweep removes it. Its bytes are read apart
+    /// ([`Services::photo_bytes`]), so that a client that has it costs the store nothing.
     pub async fn photo(
         &self,
         user_id: &str,
         file: &str,
         size: Option<u32>,
-    ) -> Result<(ImageKind, String, Vec<u8>), AppError> {
+    ) -> Result<PhotoObject, AppError> {
         let not_found = || AppError::NotFound("Not Found");
         if size.is_some_and(|size| !photos::VARIANT_SIZES.contains(&size)) {
             return Err(AppError::validation("size", BAD_SIZE));
@@ -308,17 +308,26 @@ impl Services {
         if referenced.as_deref() != Some(photos::public_path(owner, file).as_str()) {
             return Err(not_found());
         }
-        let (kind, object) = match size {
-            Some(size) => (
-                ImageKind::WebP,
-                photos::variant_file(photos::stem_of(file), size),
-            ),
-            None => (kind, file.to_owned()),
-        };
-        match self.photos.get(owner, &object).await? {
-            Some(bytes) => Ok((kind, object, bytes)),
-            None => Err(not_found()),
-        }
+        Ok(match size {
+            Some(size) => PhotoObject {
+                owner,
+                kind: ImageKind::WebP,
+                name: photos::variant_file(photos::stem_of(file), size),
+            },
+            None => PhotoObject {
+                owner,
+                kind,
+                name: file.to_owned(),
+            },
+        })
+    }
+
+    /// The bytes of a photo [`Services::photo`] found (404 if the object is gone).
+    pub async fn photo_bytes(&self, photo: &PhotoObject) -> Result<bytes::Bytes, AppError> {
+        self.photos
+            .get(photo.owner, &photo.name)
+            .await?
+            .ok_or(AppError::NotFound("Not Found"))
     }
 
     /// Where a photo (or its `size` variant) is served: `{PUBLIC_URL}/uploads/…[?size=…]`.
@@ -356,6 +365,14 @@ impl Services {
         }
         Ok(removed)
     }
+}
+
+/// A stored object that may be served: its owner, type and name (a new photo gets a new name,
+/// so the name is a fine ETag).
+pub struct PhotoObject {
+    owner: i32,
+    pub kind: ImageKind,
+    pub name: String,
 }
 
 fn by_user(user_id: i32) -> Select<profile::Entity> {

@@ -166,7 +166,8 @@ async fn counters_move_by_exactly_what_was_done_and_labels_hold_no_identity() {
         }
         .send()
     };
-    let me = json!({"query": "query Me { me { id email } }", "operationName": "Me"});
+    // Named in the document only: counted by that name.
+    let me = json!({"query": "query Me { me { id email } }"});
     let answered: Value = graphql(me, Some(&token))
         .await
         .unwrap()
@@ -184,6 +185,10 @@ async fn counters_move_by_exactly_what_was_done_and_labels_hold_no_identity() {
         anonymous["errors"][0]["extensions"]["code"],
         "UNAUTHENTICATED"
     );
+    let invalid = graphql(json!({"query": "query Misspelt { mee { id } }"}), None)
+        .await
+        .unwrap();
+    assert_eq!(invalid.status(), StatusCode::OK);
 
     let (after, text) = Scrape::of(&metrics).await;
     let moved =
@@ -200,7 +205,7 @@ async fn counters_move_by_exactly_what_was_done_and_labels_hold_no_identity() {
     assert_eq!(requests("POST", "/api/auth/login", "429"), 1.0);
     assert_eq!(requests("GET", "/api/profiles/{user_id}", "200"), 1.0);
     assert_eq!(requests("GET", "unmatched", "404"), 1.0);
-    assert_eq!(requests("POST", "/graphql", "200"), 2.0);
+    assert_eq!(requests("POST", "/graphql", "200"), 3.0);
     assert_eq!(
         moved(
             "http_request_duration_seconds_count",
@@ -235,6 +240,11 @@ async fn counters_move_by_exactly_what_was_done_and_labels_hold_no_identity() {
     assert_eq!(operations("PublicProfile", "ok"), 1.0);
     assert_eq!(operations("Me", "ok"), 1.0);
     assert_eq!(operations("anonymous", "unauthenticated"), 1.0);
+    assert_eq!(
+        operations("Misspelt", "invalid"),
+        1.0,
+        "a document that does not validate"
+    );
     // One hash at registration, one check per login that was not refused.
     assert_eq!(moved("password_hash_queue_wait_seconds_count", &[]), 4.0);
     assert_eq!(

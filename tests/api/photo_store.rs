@@ -398,6 +398,17 @@ async fn a_store_that_stops_answering_is_503_and_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(read.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // A client that has the photo is answered without the store.
+    let etag = format!("\"{}\"", first.rsplit('/').next().unwrap());
+    let cached = app
+        .client
+        .get(app.url(&format!("/{first}")))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(cached.headers()["etag"], etag.as_str());
     // The rest of the service goes on.
     assert_eq!(app.my_profile(&token).await.status(), StatusCode::OK);
 

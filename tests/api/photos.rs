@@ -24,6 +24,7 @@ on_both_backends!(
     photos_need_a_profile_and_a_token,
     replacing_and_deleting_leave_no_orphans,
     paths_outside_the_upload_dir_are_404,
+    variants_are_square_webp_thumbnails,
 );
 
 fn photo_path_pattern(path: &Value, user_id: i64, ext: &str) {
@@ -43,6 +44,101 @@ async fn fetch(app: &TestApp, path: &str) -> reqwest::Response {
         .send()
         .await
         .unwrap()
+}
+
+/// Each photo has square WebP variants at 64 and 256 px on disk, served with `?size=`, named
+/// by `Profile.photoUrl(size:)`, and removed with it.
+async fn variants_are_square_webp_thumbnails(app: TestApp) {
+    let (id, token) = app.signed_up("thumbs@example.com").await;
+    let uploaded = app
+        .upload_rest(
+            &token,
+            image_bytes(300, 120, ImageFormat::Png),
+            "w.png",
+            "image/png",
+        )
+        .await;
+    let path = body(uploaded).await["profile_photo_path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stem = path.strip_suffix(".png").unwrap();
+    // stored_files() checks that the photo has exactly its two variants beside it.
+    assert_eq!(app.stored_files(), vec![path.clone()]);
+    for size in [64u32, 256] {
+        let served = fetch(&app, &format!("{path}?size={size}")).await;
+        assert_eq!(served.status(), StatusCode::OK);
+        assert_eq!(served.headers()["content-type"], "image/webp");
+        let etag = format!("\"{}-{size}.webp\"", stem.rsplit('/').next().unwrap());
+        assert_eq!(served.headers()["etag"], etag.as_str());
+        let bytes = served.bytes().await.unwrap();
+        let on_disk = std::fs::read(app.upload_dir().join(format!(
+            "{id}/{}-{size}.webp",
+            stem.rsplit('/').next().unwrap()
+        )))
+        .unwrap();
+        assert_eq!(bytes, on_disk);
+        let image = image::load_from_memory_with_format(&bytes, ImageFormat::WebP).unwrap();
+        assert_eq!((image.width(), image.height()), (size, size));
+        let again = app
+            .client
+            .get(app.url(&format!("/{path}?size={size}")))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    }
+    let wrong = fetch(&app, &format!("{path}?size=128")).await;
+    let wrong = expect_error(wrong, StatusCode::BAD_REQUEST, "Size must be 64 or 256.").await;
+    assert_eq!(wrong["errors"][0]["field"], "size");
+    let not_a_number = fetch(&app, &format!("{path}?size=big")).await;
+    assert_eq!(not_a_number.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    let urls = app
+        .graphql(
+            Some(&token),
+            "{ myProfile { photoUrl small: photoUrl(size: 64) large: photoUrl(size: 256) } }",
+            json!({}),
+        )
+        .await;
+    let base = "http://127.0.0.1:8000";
+    assert_eq!(
+        urls["data"]["myProfile"],
+        json!({
+            "photoUrl": format!("{base}/{path}"),
+            "small": format!("{base}/{path}?size=64"),
+            "large": format!("{base}/{path}?size=256"),
+        })
+    );
+    let odd = app
+        .graphql(
+            Some(&token),
+            "{ myProfile { photoUrl(size: 100) } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(odd["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+
+    let deleted = app
+        .client
+        .delete(app.url("/api/profiles/me/photo"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let left =
+        std::fs::read_dir(app.upload_dir().join(id.to_string())).map_or(0, |files| files.count());
+    assert_eq!(left, 0, "the photo and its variants are gone");
+    let none = app
+        .graphql(
+            Some(&token),
+            "{ myProfile { photoUrl(size: 64) } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(none["data"]["myProfile"]["photoUrl"], Value::Null);
 }
 
 async fn jpeg_round_trip_over_rest(app: TestApp) {
@@ -286,9 +382,9 @@ async fn replacing_and_deleting_leave_no_orphans(app: TestApp) {
     let old = fetch(&app, first["profile_photo_path"].as_str().unwrap()).await;
     assert_eq!(old.status(), StatusCode::NOT_FOUND);
 
-    // Parallel uploads: whichever wins, exactly its file remains.
+    // Ten parallel uploads: whichever wins, exactly its file (and its variants) remains.
     let mut uploads = tokio::task::JoinSet::new();
-    for _ in 0..4 {
+    for _ in 0..10 {
         let (client, url, token) = (
             app.client.clone(),
             app.url("/api/profiles/me/photo"),
