@@ -1,7 +1,7 @@
 //! `spawn_app`: the real application on a random port with its own fresh database, and a
 //! client with helpers that read like the API they call.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, path::PathBuf, process::Command};
 
 use nta_user_svc::{config::Config, startup::App};
 use reqwest::{Response, StatusCode};
@@ -721,4 +721,35 @@ pub fn link_token(message: &str, path: &str) -> String {
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .collect()
+}
+
+/// A Python that can `import module`: the one `env_var` names, else a virtual environment
+/// `{venv}` under the target folder with `package` installed from PyPI (made on first use).
+pub fn python_with(env_var: &str, venv: &str, module: &str, package: &str) -> PathBuf {
+    if let Some(given) = std::env::var_os(env_var) {
+        return PathBuf::from(given);
+    }
+    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(venv);
+    let python = venv.join("bin/python");
+    let has_it = Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_it {
+        let made = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 runs");
+        assert!(
+            made.success(),
+            "python3 -m venv failed (install python3-venv)"
+        );
+        let installed = Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", package])
+            .status()
+            .expect("pip runs");
+        assert!(installed.success(), "pip install {package} failed");
+    }
+    python
 }

@@ -21,43 +21,14 @@ use std::{
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{Backend, TestApp, body, image_bytes, spawn_app_with};
+use crate::helpers::{Backend, TestApp, body, image_bytes, python_with, spawn_app_with};
 
 const MOTO: &str = "moto[server]==5.2.5";
 
 /// A Python with moto's server, made once per test run.
 fn python() -> &'static PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        if let Some(given) = std::env::var_os("S3_TEST_PYTHON") {
-            return PathBuf::from(given);
-        }
-        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("moto-venv");
-        let python = venv.join("bin/python");
-        let has_it = |python: &PathBuf| {
-            Command::new(python)
-                .args(["-c", "import moto.server"])
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if !has_it(&python) {
-            let made = Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .expect("python3 runs");
-            assert!(
-                made.success(),
-                "python3 -m venv failed (install python3-venv)"
-            );
-            let installed = Command::new(&python)
-                .args(["-m", "pip", "install", "--quiet", MOTO])
-                .status()
-                .expect("pip runs");
-            assert!(installed.success(), "pip install {MOTO} failed");
-        }
-        python
-    })
+    PYTHON.get_or_init(|| python_with("S3_TEST_PYTHON", "moto-venv", "moto.server", MOTO))
 }
 
 fn free_port() -> u16 {

@@ -19,7 +19,7 @@ use serde_json::json;
 use tempfile::TempDir;
 
 use crate::{
-    helpers::{Backend, PASSWORD, decoded, link_token, spawn_app_with},
+    helpers::{Backend, PASSWORD, decoded, link_token, python_with, spawn_app_with},
     process::ServerProcess,
 };
 
@@ -27,34 +27,12 @@ use crate::{
 fn python() -> &'static PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
-        if let Some(given) = std::env::var_os("SMTP_TEST_PYTHON") {
-            return PathBuf::from(given);
-        }
-        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("aiosmtpd-venv");
-        let python = venv.join("bin/python");
-        let has_it = |python: &PathBuf| {
-            Command::new(python)
-                .args(["-c", "import aiosmtpd"])
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if !has_it(&python) {
-            let made = Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .expect("python3 runs");
-            assert!(
-                made.success(),
-                "python3 -m venv failed (install python3-venv)"
-            );
-            let installed = Command::new(&python)
-                .args(["-m", "pip", "install", "--quiet", "aiosmtpd==1.4.6"])
-                .status()
-                .expect("pip runs");
-            assert!(installed.success(), "pip install aiosmtpd failed");
-        }
-        python
+        python_with(
+            "SMTP_TEST_PYTHON",
+            "aiosmtpd-venv",
+            "aiosmtpd",
+            "aiosmtpd==1.4.6",
+        )
     })
 }
 
