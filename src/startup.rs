@@ -71,8 +71,12 @@ impl App {
                 services.prune_audit().await
             }
         }));
-        if let Some(address) = config.metrics_addr {
-            serve_metrics(address, services.clone(), config.http.clone()).await?;
+        // Metrics are an aid, not the service: a taken port (a second instance on one machine)
+        // is logged, and the API starts all the same.
+        if let Some(address) = config.metrics_addr
+            && let Err(e) = serve_metrics(address, services.clone(), config.http.clone()).await
+        {
+            tracing::error!(error = format!("{e:#}"), "metrics are off");
         }
         let router = router(AppState::new(services, jwt, &config), &config);
         let address = SocketAddr::new(config.host, config.port);

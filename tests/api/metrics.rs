@@ -275,3 +275,23 @@ async fn counters_move_by_exactly_what_was_done_and_labels_hold_no_identity() {
     }
     assert!(!text.contains(email) && !text.contains(&token));
 }
+
+/// A second instance on one machine finds the metrics port taken: it says so and serves the
+/// API all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_metrics_port_leaves_the_api_up() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let server = ServerProcess::start(&[("METRICS_ADDR", &address)]);
+    let health = http_client()
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let log = server.log();
+    let said = log.iter().any(|line| {
+        line.contains("metrics are off") && line.contains(&address) && line.contains("ERROR")
+    });
+    assert!(said, "{}", log.join("\n"));
+}
