@@ -297,9 +297,7 @@ impl Services {
         size: Option<u32>,
     ) -> Result<PhotoObject, AppError> {
         let not_found = || AppError::NotFound("Not Found");
-        if size.is_some_and(|size| !photos::VARIANT_SIZES.contains(&size)) {
-            return Err(AppError::validation("size", BAD_SIZE));
-        }
+        let size = variant_size(size)?;
         let Some(kind) = self.photos.locate(user_id, file) else {
             return Err(not_found());
         };
@@ -332,13 +330,11 @@ impl Services {
 
     /// Where a photo (or its `size` variant) is served: `{PUBLIC_URL}/uploads/…[?size=…]`.
     pub fn photo_url(&self, path: &str, size: Option<u32>) -> Result<String, AppError> {
-        match size {
-            None => Ok(format!("{}/{path}", self.mail.public_url)),
-            Some(size) if photos::VARIANT_SIZES.contains(&size) => {
-                Ok(format!("{}/{path}?size={size}", self.mail.public_url))
-            }
-            Some(_) => Err(AppError::validation("size", BAD_SIZE)),
-        }
+        let base = &self.mail.public_url;
+        Ok(match variant_size(size)? {
+            None => format!("{base}/{path}"),
+            Some(size) => format!("{base}/{path}?size={size}"),
+        })
     }
 
     /// Removes photo files that no profile references, older than `grace` (younger ones may
@@ -364,6 +360,16 @@ impl Services {
             tracing::info!(removed, "removed photo files that no profile references");
         }
         Ok(removed)
+    }
+}
+
+/// A requested variant size: none, or one of [`photos::VARIANT_SIZES`] (else a 400 on `size`).
+fn variant_size(size: Option<u32>) -> Result<Option<u32>, AppError> {
+    match size {
+        Some(size) if !photos::VARIANT_SIZES.contains(&size) => {
+            Err(AppError::validation("size", BAD_SIZE))
+        }
+        size => Ok(size),
     }
 }
 

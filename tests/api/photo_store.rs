@@ -229,12 +229,7 @@ async fn photos_live_in_the_bucket(backend: Backend) {
     assert!(app.stored_files().is_empty(), "nothing on the local disk");
 
     // Served from the bucket, with its ETag and 304.
-    let served = app
-        .client
-        .get(app.url(&format!("/{first}")))
-        .send()
-        .await
-        .unwrap();
+    let served = app.get(&format!("/{first}")).await;
     assert_eq!(served.status(), StatusCode::OK);
     assert_eq!(served.headers()["content-type"], "image/png");
     let etag = served.headers()["etag"].clone();
@@ -249,23 +244,13 @@ async fn photos_live_in_the_bucket(backend: Backend) {
         .unwrap();
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
     for size in [64u32, 256] {
-        let variant = app
-            .client
-            .get(app.url(&format!("/{first}?size={size}")))
-            .send()
-            .await
-            .unwrap();
+        let variant = app.get(&format!("/{first}?size={size}")).await;
         assert_eq!(variant.status(), StatusCode::OK);
         assert_eq!(variant.headers()["content-type"], "image/webp");
         let image = image::load_from_memory(&variant.bytes().await.unwrap()).unwrap();
         assert_eq!((image.width(), image.height()), (size, size));
     }
-    let wrong = app
-        .client
-        .get(app.url(&format!("/{first}?size=100")))
-        .send()
-        .await
-        .unwrap();
+    let wrong = app.get(&format!("/{first}?size=100")).await;
     assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
     let url = app
         .graphql(
@@ -287,12 +272,7 @@ async fn photos_live_in_the_bucket(backend: Backend) {
         .unwrap()
         .to_owned();
     assert_eq!(s3.keys(&bucket).await, keys_of(&second));
-    let old = app
-        .client
-        .get(app.url(&format!("/{first}")))
-        .send()
-        .await
-        .unwrap();
+    let old = app.get(&format!("/{first}")).await;
     assert_eq!(old.status(), StatusCode::NOT_FOUND);
 
     // Deleted.
@@ -362,12 +342,7 @@ async fn a_store_that_stops_answering_is_503_and_changes_nothing() {
         vec![first.clone()],
         "the row is unchanged"
     );
-    let read = app
-        .client
-        .get(app.url(&format!("/{first}")))
-        .send()
-        .await
-        .unwrap();
+    let read = app.get(&format!("/{first}")).await;
     assert_eq!(read.status(), StatusCode::SERVICE_UNAVAILABLE);
     // A client that has the photo is answered without the store.
     let etag = format!("\"{}\"", first.rsplit('/').next().unwrap());
@@ -384,12 +359,7 @@ async fn a_store_that_stops_answering_is_503_and_changes_nothing() {
     assert_eq!(app.my_profile(&token).await.status(), StatusCode::OK);
 
     s3.proxy.set_down(false);
-    let read = app
-        .client
-        .get(app.url(&format!("/{first}")))
-        .send()
-        .await
-        .unwrap();
+    let read = app.get(&format!("/{first}")).await;
     assert_eq!(read.status(), StatusCode::OK, "the photo was never touched");
     let replaced = upload(&app, &token, jpeg()).await;
     assert_eq!(replaced.status(), StatusCode::OK);

@@ -39,11 +39,7 @@ fn photo_path_pattern(path: &Value, user_id: i64, ext: &str) {
 }
 
 async fn fetch(app: &TestApp, path: &str) -> reqwest::Response {
-    app.client
-        .get(app.url(&format!("/{path}")))
-        .send()
-        .await
-        .unwrap()
+    app.get(&format!("/{path}")).await
 }
 
 /// Each photo has square WebP variants at 64 and 256 px on disk, served with `?size=`, named
