@@ -2,7 +2,8 @@
 // (the OAuth2 password flow) + "Try it out" on GET /api/users/me/profile answers 200,
 // GraphiQL renders and runs a `me` query, and the links of real messages (read from the
 // server's MAIL_DIR) open pages that verify the address and reset the password, after which
-// the new password logs in. No request may leave the server: a page that needs the internet
+// the new password logs in; and the undo link of an email change made with a stolen token
+// gives the account back (the thief's token dies, a reset link reaches the owner). No request may leave the server: a page that needs the internet
 // fails the test. Screenshots of every page state go to $SCREENSHOT_DIR.
 //
 //   BASE_URL=http://127.0.0.1:8000 SCREENSHOT_DIR=../target/screenshots MAIL_DIR=… node browser-test.mjs
@@ -196,6 +197,51 @@ try {
     body: JSON.stringify({ email, password }),
   });
   if (old.status !== 401) throw new Error(`login with the old password: ${old.status}`);
+
+  step("A thief with a stolen token moves the address; the owner's undo link takes it back");
+  const stolen = await (await fetch(`${base}/api/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email, password: newPassword }),
+  })).json();
+  const thief = `thief-${Date.now()}@example.com`;
+  const moved = await fetch(`${base}/api/users/profile`, {
+    method: "PUT",
+    headers: { "content-type": "application/json", authorization: `Bearer ${stolen.access_token}` },
+    body: JSON.stringify({ email: thief }),
+  });
+  if (moved.status !== 200) throw new Error(`email change: ${moved.status}`);
+  // Messages to the owner so far: verification, reset, and now the notice of the change.
+  const undoLink = await linkFromMail("/account/undo-email-change", 3);
+  await page.goto(undoLink);
+  await page.getByRole("button", { name: "Put my email address back" }).waitFor();
+  await page.screenshot({ path: `${shots}/undo-email-change-form.png` });
+  await page.getByRole("button", { name: "Put my email address back" }).click();
+  await page.getByText("Your email address is the account's again").waitFor({ timeout: 10000 });
+  await page.screenshot({ path: `${shots}/undo-email-change-done.png` });
+  const thiefSession = await fetch(`${base}/api/users/profile`, {
+    headers: { authorization: `Bearer ${stolen.access_token}` },
+  });
+  if (thiefSession.status !== 401) throw new Error(`the thief's token after the undo: ${thiefSession.status}`);
+  // The reset link sent to the restored address sets a password the owner alone knows.
+  const ownerReset = await linkFromMail("/account/reset-password", 4);
+  await page.goto(ownerReset);
+  await page.fill("#new_password", "OwnerAgain789");
+  await page.fill("#confirm_password", "OwnerAgain789");
+  await page.getByRole("button", { name: "Set the new password" }).click();
+  await page.getByText("Your new password is set").waitFor({ timeout: 10000 });
+  const back = await fetch(`${base}/api/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email, password: "OwnerAgain789" }),
+  });
+  if (back.status !== 200) throw new Error(`the owner's login after the undo: ${back.status}`);
+  const account = await (await fetch(`${base}/api/users/profile`, {
+    headers: { authorization: `Bearer ${(await back.json()).access_token}` },
+  })).json();
+  if (account.email !== email || account.email_verified !== true) {
+    throw new Error(`the restored account: ${JSON.stringify(account)}`);
+  }
 
   if (outside.length > 0) throw new Error(`pages tried to reach the internet: ${outside.join(", ")}`);
   if (blocked.length > 0) throw new Error(`the CSP blocked: ${blocked.join("; ")}`);

@@ -55,6 +55,11 @@ pub struct Config {
     pub mail: MailConfig,
     /// How long audit events are kept (pruned with the sessions).
     pub audit_retention: Duration,
+    /// A login or registration whose password hash would wait longer than this in the queue
+    /// is answered 503 at once.
+    pub hash_queue_max_wait: Duration,
+    /// Most calls to the photo store at once.
+    pub photo_store_concurrency: usize,
 }
 
 /// Outgoing mail, and the links it carries.
@@ -106,7 +111,21 @@ pub struct HttpLimits {
     pub body_timeout: Duration,
     /// Most open connections; at the limit the longest-idle connection is closed to make room.
     pub max_connections: usize,
+    /// Most open connections from one peer address (a trusted proxy's are not counted).
+    pub max_connections_per_ip: usize,
+    /// The networks whose connections are exempt from `max_connections_per_ip`.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Slowest a request body may arrive, in bytes per second, once it has had
+    /// [`BODY_RATE_GRACE`] to start.
+    pub body_min_rate: u64,
+    /// Longest a response may wait for the client to read it before the connection closes.
+    pub write_timeout: Duration,
 }
+
+/// How long a request body may take before its rate is held against `BODY_MIN_RATE`.
+pub const BODY_RATE_GRACE: Duration = Duration::from_secs(5);
+/// Largest header block a request may send (431 past it).
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 #[derive(Clone, Debug)]
 pub struct DatabaseConfig {
@@ -166,7 +185,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Every environment variable the service reads (the deployment files are checked against it).
-pub const VARIABLES: [&str; 47] = [
+pub const VARIABLES: [&str; 52] = [
     "DATABASE_URL",
     "DATABASE_MAX_CONNECTIONS",
     "DATABASE_ACQUIRE_TIMEOUT_SECS",
@@ -211,6 +230,11 @@ pub const VARIABLES: [&str; 47] = [
     "AUDIT_RETENTION_DAYS",
     "PHOTO_STORE",
     "METRICS_ADDR",
+    "MAX_CONNECTIONS_PER_IP",
+    "BODY_MIN_RATE",
+    "WRITE_TIMEOUT_SECS",
+    "HASH_QUEUE_MAX_WAIT_SECS",
+    "PHOTO_STORE_CONCURRENCY",
     // Read by the logging set-up and the Rust runtime, not by `Config`.
     "RUST_LOG",
     "RUST_BACKTRACE",
@@ -283,6 +307,11 @@ impl Config {
             return Err(ConfigError("JWT_EXP_HOURS must be at least 1".into()));
         }
 
+        let trusted_proxies: Vec<IpNet> = list(get("TRUSTED_PROXIES"))
+            .iter()
+            .map(|ip| parse_value("TRUSTED_PROXIES", ip))
+            .collect::<Result<_, _>>()?;
+
         Ok(Self {
             database: DatabaseConfig {
                 url: Secret::new(parse("DATABASE_URL", DEFAULT_DATABASE_URL)?),
@@ -324,10 +353,7 @@ impl Config {
             login_window: Duration::from_secs(number(&get, "LOGIN_WINDOW_SECS", 900)?),
             login_per_ip_per_minute: number(&get, "LOGIN_PER_IP_PER_MINUTE", 60)?,
             register_per_ip_per_minute: number(&get, "REGISTER_PER_IP_PER_MINUTE", 20)?,
-            trusted_proxies: list(get("TRUSTED_PROXIES"))
-                .iter()
-                .map(|ip| parse_value("TRUSTED_PROXIES", ip))
-                .collect::<Result<_, _>>()?,
+            trusted_proxies: trusted_proxies.clone(),
             log_format: match parse("LOG_FORMAT", "pretty")?.to_ascii_lowercase().as_str() {
                 "pretty" => LogFormat::Pretty,
                 "json" => LogFormat::Json,
@@ -340,6 +366,10 @@ impl Config {
                 body_idle_timeout: seconds(&get, "BODY_IDLE_TIMEOUT_SECS", 10)?,
                 body_timeout: seconds(&get, "BODY_TIMEOUT_SECS", 60)?,
                 max_connections: positive(&get, "MAX_CONNECTIONS", 1024)?,
+                max_connections_per_ip: positive(&get, "MAX_CONNECTIONS_PER_IP", 64)?,
+                trusted_proxies,
+                body_min_rate: number(&get, "BODY_MIN_RATE", 1024)?,
+                write_timeout: seconds(&get, "WRITE_TIMEOUT_SECS", 30)?,
             },
             rate_limit_max_keys: positive(&get, "RATE_LIMIT_MAX_KEYS", 100_000)?,
             photo_sweep_interval: seconds(&get, "PHOTO_SWEEP_INTERVAL_SECS", 3600)?,
@@ -367,6 +397,8 @@ impl Config {
                 require_verified_email: flag(&get, "REQUIRE_VERIFIED_EMAIL", false)?,
             },
             audit_retention: days(&get, "AUDIT_RETENTION_DAYS", 365)?,
+            hash_queue_max_wait: seconds(&get, "HASH_QUEUE_MAX_WAIT_SECS", 5)?,
+            photo_store_concurrency: positive(&get, "PHOTO_STORE_CONCURRENCY", 16)?,
         })
     }
 }

@@ -22,6 +22,7 @@ pub const BAD_CREDENTIALS: &str = "Incorrect email or password";
 pub const INTERNAL: &str = "Internal server error";
 pub const UNAVAILABLE: &str = "Service unavailable";
 pub const RATE_LIMITED: &str = "Too many attempts; try again later";
+pub const BUSY: &str = "Server busy";
 
 /// One invalid input field, reported in `errors` on REST and `extensions.errors` on GraphQL.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +56,11 @@ pub enum AppError {
     },
     /// The database (or another required backend) cannot be reached.
     Unavailable(Arc<anyhow::Error>),
+    /// The work would wait longer than its queue allows (password hashing): refused at once,
+    /// to be tried again after `retry_after_secs`.
+    Busy {
+        retry_after_secs: u64,
+    },
     Internal(Arc<anyhow::Error>),
 }
 
@@ -120,7 +126,7 @@ impl AppError {
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
-            Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            Self::Unavailable(_) | Self::Busy { .. } => ErrorCode::ServiceUnavailable,
             Self::Internal(_) => ErrorCode::InternalServerError,
         }
     }
@@ -138,6 +144,7 @@ impl AppError {
             Self::PayloadTooLarge(m) => m.clone(),
             Self::RateLimited { .. } => RATE_LIMITED.to_owned(),
             Self::Unavailable(_) => UNAVAILABLE.to_owned(),
+            Self::Busy { .. } => BUSY.to_owned(),
             Self::Internal(_) => INTERNAL.to_owned(),
         }
     }
@@ -216,7 +223,9 @@ impl From<AppError> for async_graphql::Error {
                     .collect::<Vec<_>>();
                 ext.set("errors", async_graphql::Value::List(list));
             }
-            AppError::RateLimited { retry_after_secs } => ext.set("retryAfter", *retry_after_secs),
+            AppError::RateLimited { retry_after_secs } | AppError::Busy { retry_after_secs } => {
+                ext.set("retryAfter", *retry_after_secs)
+            }
             _ => {}
         }
         gql.extensions = Some(ext);

@@ -9,7 +9,10 @@ use axum::{
 };
 use serde_json::{Value, json};
 
-use std::sync::Arc;
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+};
 
 use futures_util::StreamExt as _;
 use http_body_util::BodyExt as _;
@@ -71,7 +74,7 @@ impl From<AppError> for Problem {
         let problem = Problem::new(err.code(), &err.message());
         match err {
             AppError::Validation(errors) => problem.with_errors(json!(errors)),
-            AppError::RateLimited { retry_after_secs } => {
+            AppError::RateLimited { retry_after_secs } | AppError::Busy { retry_after_secs } => {
                 problem.with_retry_after(retry_after_secs)
             }
             _ => problem,
@@ -192,19 +195,42 @@ pub fn add_security_headers(headers: &mut HeaderMap) {
 pub const UPLOAD_SLOTS: usize = 4;
 
 /// The gate both upload paths (REST and GraphQL multipart) go through: the size limit of the
-/// file, and [`UPLOAD_SLOTS`] slots, so that the memory uploads take stays bounded however
-/// many arrive together.
+/// file, [`UPLOAD_SLOTS`] slots, so that the memory uploads take stays bounded however many
+/// arrive together, and one upload in flight per account, so that one account cannot hold
+/// every slot.
 #[derive(Clone)]
 pub struct Uploads {
     slots: Arc<Semaphore>,
+    /// The accounts with an upload in flight.
+    uploading: Arc<Mutex<HashSet<i32>>>,
     /// The largest file accepted, in bytes (`MAX_UPLOAD_BYTES`).
     pub max_bytes: usize,
+}
+
+/// An upload's right to be read and processed: a slot and its account's place, both given
+/// back when dropped (once the response is built).
+pub struct UploadSlot {
+    _permit: OwnedSemaphorePermit,
+    _place: AccountPlace,
+}
+
+/// Why an upload was not let in.
+pub enum SlotRefused {
+    /// The body failed (timed out) before its first bytes: the server answers 408.
+    Body,
+    /// The account has another upload in flight: 429.
+    AccountBusy(AppError),
+}
+
+fn lock(set: &Mutex<HashSet<i32>>) -> std::sync::MutexGuard<'_, HashSet<i32>> {
+    set.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Uploads {
     pub fn new(max_bytes: usize) -> Self {
         Self {
             slots: Arc::new(Semaphore::new(UPLOAD_SLOTS)),
+            uploading: Arc::default(),
             max_bytes,
         }
     }
@@ -214,20 +240,37 @@ impl Uploads {
         photos::too_large(self.max_bytes)
     }
 
-    /// Waits until the body's first bytes arrive, then for a slot. A client that sends its
-    /// headers and then nothing holds no slot (and its body times out); the slot is held by
-    /// the returned permit until the response is built. Call it only for a caller that has
-    /// shown a valid token.
+    /// Waits until the body's first bytes arrive, then takes `account`'s place (429 when it
+    /// has another upload in flight) and waits for a slot. A client that sends its headers
+    /// and then nothing holds neither (and its body times out). Call it only for a caller
+    /// that has shown a valid token.
     ///
-    /// Returns the body to read (its first piece put back in front), or the body's error
-    /// (a timeout, which the server answers 408).
-    pub async fn slot(&self, body: Body) -> Result<(OwnedSemaphorePermit, Body), axum::Error> {
+    /// Returns the body to read (its first piece put back in front).
+    pub async fn slot(&self, account: i32, body: Body) -> Result<(UploadSlot, Body), SlotRefused> {
         let mut body = body;
-        let first = body.frame().await.transpose()?;
+        let first = body
+            .frame()
+            .await
+            .transpose()
+            .map_err(|_| SlotRefused::Body)?;
+        if !lock(&self.uploading).insert(account) {
+            return Err(SlotRefused::AccountBusy(AppError::RateLimited {
+                retry_after_secs: 1,
+            }));
+        }
+        // From here on the account's place is given back whatever happens.
+        let place = AccountPlace {
+            account,
+            uploading: Arc::clone(&self.uploading),
+        };
         let permit = Arc::clone(&self.slots)
             .acquire_owned()
             .await
             .expect("the upload semaphore is never closed");
+        let slot = UploadSlot {
+            _permit: permit,
+            _place: place,
+        };
         let first = first.and_then(|frame| frame.into_data().ok());
         let rest = body.into_data_stream();
         let body = match first {
@@ -236,6 +279,18 @@ impl Uploads {
             }
             None => Body::from_stream(rest),
         };
-        Ok((permit, body))
+        Ok((slot, body))
+    }
+}
+
+/// An account's upload in flight, given back when dropped (the wait for a slot included).
+struct AccountPlace {
+    account: i32,
+    uploading: Arc<Mutex<HashSet<i32>>>,
+}
+
+impl Drop for AccountPlace {
+    fn drop(&mut self) {
+        lock(&self.uploading).remove(&self.account);
     }
 }

@@ -8,8 +8,12 @@
 //! when Prometheus scrapes. Labels never hold an email, a token or an id.
 
 use std::{
-    collections::HashSet,
-    sync::{Mutex, OnceLock},
+    collections::HashMap,
+    sync::{
+        OnceLock, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
 };
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -19,7 +23,7 @@ const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
-/// Most distinct GraphQL operation names kept as labels; later ones count as `other`.
+/// Most GraphQL operation names (besides the REST paths' own) kept as labels at a time.
 const MAX_OPERATION_NAMES: usize = 100;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -94,29 +98,112 @@ pub fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
-/// A GraphQL operation name as a label: names are the client's to choose, so only plain
-/// ones (letters, digits, `_`, at most 64) are kept, and only the first 100 distinct names;
-/// the rest count as `other`, and operations without a name as `anonymous`.
+/// A GraphQL operation name as a label: names are the client's to choose, so only plain ones
+/// (letters, digits, `_`, at most 64) are kept. The REST paths' own operations are always
+/// labelled by name ([`pin_operation_name`]); of the others, at most
+/// [`MAX_OPERATION_NAMES`] chosen by recent use, and the rest count as `other`, operations
+/// without a name as `anonymous`.
 pub fn operation_label(name: Option<&str>) -> String {
-    static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
     let Some(name) = name else {
         return "anonymous".to_owned();
     };
-    let plain = !name.is_empty()
-        && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if !plain {
+    if !is_plain_name(name) {
         return "other".to_owned();
     }
-    let mut seen = SEEN
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if seen.contains(name) || seen.len() < MAX_OPERATION_NAMES {
-        seen.insert(name.to_owned());
+    operation_names().label(name, Instant::now())
+}
+
+/// Keeps `name` as a label for good (the REST paths' operations, at start-up).
+pub fn pin_operation_name(name: &str) {
+    if is_plain_name(name) {
+        operation_names().pin(name);
+    }
+}
+
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+fn operation_names() -> &'static OperationNames {
+    static NAMES: OnceLock<OperationNames> = OnceLock::new();
+    NAMES.get_or_init(|| OperationNames::new(Instant::now()))
+}
+
+/// A label's place is taken by a new name only once it has not been used for this long, so
+/// a burst of made-up names cannot push names in use out (and each admitted name is a new
+/// series: this also bounds how fast the series grow).
+const NAME_IDLE_BEFORE_EVICTION: Duration = Duration::from_secs(600);
+
+/// The operation names kept as labels. Looking a known name up takes a read lock and an
+/// atomic store; only a new name takes the write lock.
+struct OperationNames {
+    names: RwLock<HashMap<String, NameSlot>>,
+    epoch: Instant,
+}
+
+struct NameSlot {
+    pinned: bool,
+    /// Seconds since the epoch of its last use.
+    last_used: AtomicU64,
+}
+
+impl OperationNames {
+    fn new(epoch: Instant) -> Self {
+        Self {
+            names: RwLock::default(),
+            epoch,
+        }
+    }
+
+    fn pin(&self, name: &str) {
+        let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
+        names.insert(
+            name.to_owned(),
+            NameSlot {
+                pinned: true,
+                last_used: AtomicU64::new(0),
+            },
+        );
+    }
+
+    fn label(&self, name: &str, now: Instant) -> String {
+        let now = now.saturating_duration_since(self.epoch).as_secs();
+        {
+            let names = self.names.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(slot) = names.get(name) {
+                slot.last_used.store(now, Ordering::Relaxed);
+                return name.to_owned();
+            }
+        }
+        let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
+        if !names.contains_key(name) {
+            let unpinned = names.values().filter(|slot| !slot.pinned).count();
+            if unpinned >= MAX_OPERATION_NAMES {
+                let idlest = names
+                    .iter()
+                    .filter(|(_, slot)| !slot.pinned)
+                    .map(|(name, slot)| (slot.last_used.load(Ordering::Relaxed), name))
+                    .min()
+                    .filter(|(used, _)| {
+                        now.saturating_sub(*used) >= NAME_IDLE_BEFORE_EVICTION.as_secs()
+                    })
+                    .map(|(_, name)| name.clone());
+                match idlest {
+                    Some(idlest) => names.remove(&idlest),
+                    None => return "other".to_owned(),
+                };
+            }
+            names.insert(
+                name.to_owned(),
+                NameSlot {
+                    pinned: false,
+                    last_used: AtomicU64::new(now),
+                },
+            );
+        }
         name.to_owned()
-    } else {
-        "other".to_owned()
     }
 }
 
@@ -125,15 +212,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn operation_names_are_bounded_and_plain() {
+    fn operation_names_are_plain() {
         assert_eq!(operation_label(None), "anonymous");
-        assert_eq!(operation_label(Some("Login")), "Login");
         assert_eq!(operation_label(Some("a@b.c")), "other");
         assert_eq!(operation_label(Some(&"x".repeat(65))), "other");
-        for i in 0..(2 * MAX_OPERATION_NAMES) {
-            operation_label(Some(&format!("Op{i}")));
+    }
+
+    #[test]
+    fn junk_names_cannot_push_names_in_use_out_for_good() {
+        let start = Instant::now();
+        let names = OperationNames::new(start);
+        names.pin("Login");
+        assert_eq!(names.label("MyProfile", start), "MyProfile");
+        // A burst of made-up names fills the free places, and no more.
+        for i in 0..(3 * MAX_OPERATION_NAMES) {
+            names.label(&format!("Junk{i}"), start);
         }
-        assert_eq!(operation_label(Some("NeverSeenBefore")), "other");
-        assert_eq!(operation_label(Some("Login")), "Login");
+        assert_eq!(names.label("NeverSeenBefore", start), "other");
+        // Names in use keep their labels, pinned ones always.
+        assert_eq!(names.label("MyProfile", start), "MyProfile");
+        assert_eq!(names.label("Login", start), "Login");
+        // Once the junk has gone unused for a while, new names get in again.
+        let later = start + NAME_IDLE_BEFORE_EVICTION;
+        assert_eq!(names.label("NeverSeenBefore", later), "NeverSeenBefore");
+        assert_eq!(names.label("Login", later), "Login");
+        let count = names.names.read().unwrap().len();
+        assert_eq!(
+            count,
+            MAX_OPERATION_NAMES + 1,
+            "100 others and the pinned one"
+        );
     }
 }

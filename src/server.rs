@@ -10,15 +10,27 @@
 //! - a request body may pause at most `BODY_IDLE_TIMEOUT_SECS` between two pieces and take at
 //!   most `BODY_TIMEOUT_SECS` in all ([`guard`]), else the request is answered 408 and the
 //!   connection closed;
+//! - a request body must also keep up `BODY_MIN_RATE` bytes a second once it has had
+//!   [`BODY_RATE_GRACE`](crate::config::BODY_RATE_GRACE) to start: one byte every few seconds
+//!   keeps the idle timer happy, not this one;
+//! - a header block over [`MAX_HEADER_BYTES`](crate::config::MAX_HEADER_BYTES) is answered 431
+//!   (hyper's read buffer stops there), so an unfinished one holds at most that much;
+//! - a response the client does not read for `WRITE_TIMEOUT_SECS` closes the connection
+//!   ([`WriteTimeout`]): hyper has no write timeout, and a client that never reads would keep
+//!   its response's buffers as long as the socket lives;
 //! - at most `MAX_CONNECTIONS` connections are open; at the limit a new client still gets in,
 //!   and the connection idle the longest (no request in flight) is closed to make room. Only
-//!   when every connection is busy is the newcomer turned away.
+//!   when every connection is busy is the newcomer turned away;
+//! - at most `MAX_CONNECTIONS_PER_IP` of them come from one peer address (trusted proxies
+//!   aside): a new one past that takes the place of that address's own longest-idle
+//!   connection, or is turned away, so one address cannot hold the others' share.
 //!
 //! HTTP/1.1 only: HTTP/2 is for the load balancer in front to speak with browsers.
 
 use std::{
     collections::HashMap,
     future::Future,
+    net::IpAddr,
     pin::Pin,
     sync::{
         Arc, Mutex,
@@ -38,11 +50,15 @@ use axum::{
 };
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::{net::TcpListener, sync::Notify};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpListener,
+    sync::Notify,
+};
 use tokio_util::task::TaskTracker;
 
 use crate::{
-    config::HttpLimits,
+    config::{HttpLimits, MAX_HEADER_BYTES},
     error::ErrorCode,
     http::{self, Problem},
 };
@@ -76,7 +92,8 @@ pub async fn serve_as(
     let stopping = Arc::new(Notify::new());
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(MAX_HEADER_BYTES);
     tracing::info!(address = %listener.local_addr()?, max_connections, "{what}");
 
     let mut shutdown = std::pin::pin!(shutdown);
@@ -94,6 +111,24 @@ pub async fn serve_as(
                 }
             },
         };
+        // Counted per address unless the peer is a trusted proxy (then it is many clients).
+        let address = crate::net::canonical(peer.ip());
+        let counted = (!limits
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(address)))
+        .then_some(address);
+        if let Some(address) = counted
+            && connections.from(address) >= limits.max_connections_per_ip
+            && !connections.shed_idle_of(Some(address))
+        {
+            tracing::warn!(
+                max_connections_per_ip = limits.max_connections_per_ip,
+                "one address holds its share of connections, all busy: turning it away"
+            );
+            drop(stream);
+            continue;
+        }
         if connections.len() >= max_connections && !connections.shed_idle() {
             tracing::warn!(
                 max_connections,
@@ -102,7 +137,7 @@ pub async fn serve_as(
             drop(stream);
             continue;
         }
-        let connection = connections.open();
+        let connection = connections.open(counted);
         let service = hyper::service::service_fn({
             let router = router.clone();
             let connection = Arc::clone(&connection);
@@ -111,12 +146,17 @@ pub async fn serve_as(
                 let busy = connection.busy();
                 let router = router.clone();
                 async move {
+                    // hyper's buffer bound is approximate (a head read in one go passes it).
+                    if head_bytes(&request) > MAX_HEADER_BYTES {
+                        return Ok(headers_too_large());
+                    }
                     let response = tower::ServiceExt::oneshot(router, request.map(Body::new)).await;
                     drop(busy);
                     response
                 }
             }
         });
+        let stream = WriteTimeout::new(stream, limits.write_timeout);
         let conn = http.serve_connection(TokioIo::new(stream), service);
         let stopping = Arc::clone(&stopping);
         let connections = Arc::clone(&connections);
@@ -148,6 +188,30 @@ pub async fn serve_as(
     Ok(())
 }
 
+/// The size of a request's head as sent: its target and every header line.
+fn head_bytes<B>(request: &hyper::Request<B>) -> usize {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    target + headers
+}
+
+/// 431 for a head over [`MAX_HEADER_BYTES`]; the connection closes after it.
+fn headers_too_large() -> Response {
+    let mut response = Problem::new(ErrorCode::BadUserInput, "Request header fields too large")
+        .into_status(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    http::add_security_headers(headers);
+    response
+}
+
 /// The soft limit on open files, less what the rest of the process needs.
 fn fd_budget() -> usize {
     let mut limit = libc::rlimit {
@@ -165,16 +229,39 @@ fn fd_budget() -> usize {
         .max(1)
 }
 
-/// The open connections, and which of them are idle.
+/// The open connections, which of them are idle, and how many each address holds.
 #[derive(Default)]
 struct Connections {
-    open: Mutex<HashMap<u64, Arc<Connection>>>,
+    open: Mutex<Open>,
     next_id: AtomicU64,
     epoch: std::sync::OnceLock<Instant>,
 }
 
+#[derive(Default)]
+struct Open {
+    by_id: HashMap<u64, Arc<Connection>>,
+    per_address: HashMap<IpAddr, usize>,
+}
+
+impl Open {
+    fn remove(&mut self, id: u64) -> Option<Arc<Connection>> {
+        let connection = self.by_id.remove(&id)?;
+        if let Some(address) = connection.address
+            && let Some(count) = self.per_address.get_mut(&address)
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.per_address.remove(&address);
+            }
+        }
+        Some(connection)
+    }
+}
+
 struct Connection {
     id: u64,
+    /// The peer's address, when its connections are counted against the per-address limit.
+    address: Option<IpAddr>,
     in_flight: AtomicUsize,
     /// Milliseconds since the epoch at which the connection last finished a request.
     idle_since: AtomicU64,
@@ -188,38 +275,60 @@ impl Connections {
     }
 
     fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().by_id.len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Connection>>> {
+    /// How many connections `address` holds.
+    fn from(&self, address: IpAddr) -> usize {
+        self.lock()
+            .per_address
+            .get(&address)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn open(self: &Arc<Self>) -> Arc<Connection> {
+    fn open(self: &Arc<Self>, address: Option<IpAddr>) -> Arc<Connection> {
         let connection = Arc::new(Connection {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            address,
             in_flight: AtomicUsize::new(0),
             idle_since: AtomicU64::new(self.now_ms()),
             shed: Notify::new(),
             connections: Arc::downgrade(self),
         });
-        self.lock().insert(connection.id, Arc::clone(&connection));
+        let mut open = self.lock();
+        open.by_id.insert(connection.id, Arc::clone(&connection));
+        if let Some(address) = address {
+            *open.per_address.entry(address).or_default() += 1;
+        }
         connection
     }
 
     fn close(&self, id: u64) {
-        self.lock().remove(&id);
+        self.lock().remove(id);
     }
 
     /// Closes the connection idle the longest; false when every connection is busy.
     fn shed_idle(&self) -> bool {
+        self.shed_idle_of(None)
+    }
+
+    /// Closes the connection idle the longest (of `address`, if given); false when every
+    /// such connection is busy.
+    fn shed_idle_of(&self, address: Option<IpAddr>) -> bool {
         let mut open = self.lock();
         let victim = open
+            .by_id
             .values()
+            .filter(|c| address.is_none() || c.address == address)
             .filter(|c| c.in_flight.load(Ordering::Acquire) == 0)
             .min_by_key(|c| c.idle_since.load(Ordering::Relaxed))
             .map(|c| c.id);
-        match victim.and_then(|id| open.remove(&id)) {
+        match victim.and_then(|id| open.remove(id)) {
             Some(connection) => {
                 connection.shed.notify_one();
                 true
@@ -329,13 +438,19 @@ struct BodyWatch {
     timed_out: AtomicBool,
 }
 
-/// A request body that fails when it pauses too long or takes too long. The timers start
-/// when the body is first found waiting, so a body that is read at once (or never) costs none.
+/// A request body that fails when it pauses too long, takes too long, or arrives slower than
+/// `BODY_MIN_RATE`. The timers start when the body is first found waiting, so a body that is
+/// read at once (or never) costs none.
 struct TimedBody {
     inner: Body,
     limits: Arc<HttpLimits>,
+    /// When the request's head was read: the body's rate counts from here.
+    started: tokio::time::Instant,
+    received: u64,
     idle: Option<Pin<Box<tokio::time::Sleep>>>,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// When the bytes received so far stop being enough for the minimum rate.
+    behind: Option<Pin<Box<tokio::time::Sleep>>>,
     watch: Arc<BodyWatch>,
 }
 
@@ -344,14 +459,32 @@ impl TimedBody {
         Self {
             inner,
             limits: Arc::clone(limits),
+            started: tokio::time::Instant::now(),
+            received: 0,
             idle: None,
             deadline: None,
+            behind: None,
             watch,
         }
     }
 
+    /// The moment the body falls behind the minimum rate with what it sent so far: after the
+    /// grace period, `received / rate` seconds after it started. `None`: no minimum.
+    fn behind_at(&self) -> Option<tokio::time::Instant> {
+        let rate = self.limits.body_min_rate;
+        (rate > 0).then(|| {
+            let earned = Duration::from_secs_f64(self.received as f64 / rate as f64);
+            self.started + earned.max(crate::config::BODY_RATE_GRACE)
+        })
+    }
+
     /// Has a timer run out? Starts the timers the first time the body waits.
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.behind.is_none()
+            && let Some(at) = self.behind_at()
+        {
+            self.behind = Some(Box::pin(tokio::time::sleep_until(at)));
+        }
         let limits = &self.limits;
         let deadline = self
             .deadline
@@ -359,7 +492,11 @@ impl TimedBody {
         let idle = self
             .idle
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(limits.body_idle_timeout)));
-        idle.as_mut().poll(cx).is_ready() || deadline.as_mut().poll(cx).is_ready()
+        let behind = self
+            .behind
+            .as_mut()
+            .is_some_and(|behind| behind.as_mut().poll(cx).is_ready());
+        idle.as_mut().poll(cx).is_ready() || deadline.as_mut().poll(cx).is_ready() || behind
     }
 }
 
@@ -377,9 +514,17 @@ impl hyper::body::Body for TimedBody {
                 if frame.is_none() || hyper::body::Body::is_end_stream(&this.inner) {
                     this.watch.finished.store(true, Ordering::Release);
                 }
+                if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref)) {
+                    this.received += data.map_or(0, |d| d.len() as u64);
+                }
                 if let Some(idle) = this.idle.as_mut() {
                     let next = tokio::time::Instant::now() + this.limits.body_idle_timeout;
                     idle.as_mut().reset(next);
+                }
+                if let Some(at) = this.behind_at()
+                    && let Some(behind) = this.behind.as_mut()
+                {
+                    behind.as_mut().reset(at);
                 }
                 Poll::Ready(frame)
             }
@@ -399,6 +544,92 @@ impl hyper::body::Body for TimedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// A socket whose writes fail once one has waited `timeout` for the client to read: hyper
+/// then drops the connection, and with it the response it was holding.
+struct WriteTimeout<S> {
+    inner: S,
+    timeout: Duration,
+    /// Runs while a write (or flush) waits; `None` while writes go through.
+    waiting: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> WriteTimeout<S> {
+    fn new(inner: S, timeout: Duration) -> Self {
+        Self {
+            inner,
+            timeout,
+            waiting: None,
+        }
+    }
+
+    /// Turns a write's `Pending` into an error once it has waited too long.
+    fn check<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        if poll.is_ready() {
+            self.waiting = None;
+            return poll;
+        }
+        let timeout = self.timeout;
+        let waiting = self
+            .waiting
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if waiting.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client did not read its response",
+            )));
+        }
+        Poll::Pending
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteTimeout<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.check(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.check(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.check(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.check(cx, poll)
     }
 }
 
@@ -440,14 +671,35 @@ mod tests {
     #[test]
     fn the_idle_connection_is_shed_first() {
         let connections = Arc::new(Connections::default());
-        let busy = connections.open();
-        let idle = connections.open();
+        let busy = connections.open(None);
+        let idle = connections.open(None);
         let _guard = busy.busy();
         assert!(connections.shed_idle());
         assert_eq!(connections.len(), 1);
-        assert!(connections.lock().contains_key(&busy.id));
-        assert!(!connections.lock().contains_key(&idle.id));
+        assert!(connections.lock().by_id.contains_key(&busy.id));
+        assert!(!connections.lock().by_id.contains_key(&idle.id));
         // Only busy ones left: nothing to shed.
         assert!(!connections.shed_idle());
+    }
+
+    #[test]
+    fn connections_are_counted_per_address_and_shed_within_it() {
+        let connections = Arc::new(Connections::default());
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let b: IpAddr = [10, 0, 0, 2].into();
+        let a_busy = connections.open(Some(a));
+        let _a_idle = connections.open(Some(a));
+        let b_idle = connections.open(Some(b));
+        let _exempt = connections.open(None);
+        let _guard = a_busy.busy();
+        assert_eq!((connections.from(a), connections.from(b)), (2, 1));
+        // Shedding within `a` never touches `b`'s idle connection.
+        assert!(connections.shed_idle_of(Some(a)));
+        assert_eq!(connections.from(a), 1);
+        assert!(!connections.shed_idle_of(Some(a)), "a's last one is busy");
+        assert!(connections.lock().by_id.contains_key(&b_idle.id));
+        connections.close(b_idle.id);
+        assert_eq!(connections.from(b), 0);
+        assert!(!connections.lock().per_address.contains_key(&b));
     }
 }

@@ -118,7 +118,8 @@ pub async fn services(config: &Config) -> anyhow::Result<(Services, Arc<JwtKeys>
         &config.upload_dir,
         &config.aws,
     )
-    .map_err(anyhow::Error::msg)?;
+    .map_err(anyhow::Error::msg)?
+    .with_concurrency(config.photo_store_concurrency);
     tracing::info!(store = %photos.describe(), "photos");
     let services = Services::new(db, config, Arc::clone(&jwt), Arc::new(mailer), photos);
     Ok((services, jwt))

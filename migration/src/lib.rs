@@ -10,6 +10,7 @@ mod m20250101_000002_create_profiles;
 mod m20261202_000003_create_sessions;
 mod m20261202_000004_create_mail_and_account_tokens;
 mod m20261202_000005_create_roles_and_audit;
+mod m20261207_000006_index_account_token_emails;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000003_create_sessions::Migration),
             Box::new(m20261202_000004_create_mail_and_account_tokens::Migration),
             Box::new(m20261202_000005_create_roles_and_audit::Migration),
+            Box::new(m20261207_000006_index_account_token_emails::Migration),
         ]
     }
 }

@@ -30,8 +30,12 @@ impl NewAccount {
     }
 }
 
-/// What a login presents. The email is only normalised: a malformed one matches no account,
-/// and saying so would differ from the answer for a wrong password.
+/// Longest password a login (or any check of a current password) reads; new passwords are
+/// bounded tighter, by bcrypt's 72 bytes.
+pub const MAX_PRESENTED_PASSWORD_CHARS: usize = 128;
+
+/// What a login presents. The email is bounded and normalised, not judged: a malformed one
+/// matches no account, and saying so would differ from the answer for a wrong password.
 pub struct Credentials {
     pub email: String,
     pub password: String,
@@ -40,15 +44,29 @@ pub struct Credentials {
 impl Credentials {
     pub fn parse(email: &str, password: String) -> Result<Self, AppError> {
         let mut checks = Checks::default();
-        let email = Email::normalize(email);
-        if email.is_empty() {
-            checks.check::<()>("email", Err("Email is required.".into()));
-        }
-        if password.is_empty() {
-            checks.check::<()>("password", Err("Password is required.".into()));
-        }
-        checks.finish(|| Some(Self { email, password }))
+        let email = checks.check("email", Email::lookup(email));
+        let password = checks.check("password", presented_password(password));
+        checks.finish(|| {
+            Some(Self {
+                email: email?,
+                password: password?,
+            })
+        })
     }
+}
+
+/// A password as presented for a check: required, and at most
+/// [`MAX_PRESENTED_PASSWORD_CHARS`] (counted before anything else is done with it).
+pub fn presented_password(password: String) -> Result<String, String> {
+    if password.is_empty() {
+        return Err("Password is required.".into());
+    }
+    if password.chars().nth(MAX_PRESENTED_PASSWORD_CHARS).is_some() {
+        return Err(format!(
+            "Password must be at most {MAX_PRESENTED_PASSWORD_CHARS} characters."
+        ));
+    }
+    Ok(password)
 }
 
 impl fmt::Debug for Credentials {
@@ -124,6 +142,9 @@ mod tests {
         assert!(Credentials::parse("whatever", "x".into()).is_ok());
         let f = fields(Credentials::parse(" ", String::new()).unwrap_err());
         assert_eq!(f.len(), 2);
+        let f = fields(Credentials::parse(&"a".repeat(300), "p".repeat(129)).unwrap_err());
+        assert_eq!(f[0].1, "Email must be at most 254 characters.");
+        assert_eq!(f[1].1, "Password must be at most 128 characters.");
     }
 
     #[test]

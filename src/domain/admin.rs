@@ -216,6 +216,10 @@ impl UserFilter {
                 format!("Search text must be at most {MAX_SEARCH_CHARS} characters."),
             ));
         }
+        if let Some(search) = search {
+            super::text::no_control("Search text", search, false)
+                .map_err(|message| AppError::validation("search", message))?;
+        }
         Ok(Self {
             search: search.map(str::to_lowercase),
             status,

@@ -9,7 +9,9 @@ mod profile;
 mod session;
 mod text;
 
-pub use account::{AccountPatch, Credentials, NewAccount};
+pub use account::{
+    AccountPatch, Credentials, MAX_PRESENTED_PASSWORD_CHARS, NewAccount, presented_password,
+};
 pub use admin::{
     AuditAction, Cursor, CursorKind, MAX_PAGE, PageRequest, Role, UserFilter, UserStatus,
 };
@@ -17,7 +19,8 @@ pub use email::Email;
 pub use password::{MAX_PASSWORD_BYTES, Password};
 pub use profile::{ProfileFields, ProfilePatch};
 pub use session::{
-    AccountToken, Confirmation, Origin, PasswordChange, PasswordReset, RefreshToken,
+    AccountToken, Confirmation, INVALID_REFRESH_TOKEN, Origin, PasswordChange, PasswordReset,
+    RefreshToken,
 };
 pub use text::{Given, Name, Patch};
 

@@ -34,27 +34,37 @@ impl ProfilePatch {
             field: &str,
             label: &str,
             max: usize,
+            multiline: bool,
             input: Given<String>,
         ) -> Option<Patch<String>> {
             checks.check(
                 field,
-                Patch::from_input(input, |raw| bounded_text(label, &raw, max)),
+                Patch::from_input(input, |raw| bounded_text(label, &raw, max, multiline)),
             )
         }
         let mut checks = Checks::default();
         let c = &mut checks;
-        let name = text(c, "name", "Name", MAX_SHORT_TEXT, fields.name);
+        let name = text(c, "name", "Name", MAX_SHORT_TEXT, false, fields.name);
         let phone = c.check("phone", Patch::from_input(fields.phone, |raw| phone(&raw)));
-        let bio = text(c, "bio", "Bio", MAX_BIO, fields.bio);
-        let hobby = text(c, "hobby", "Hobby", MAX_SHORT_TEXT, fields.hobby);
+        // Only the bio has lines.
+        let bio = text(c, "bio", "Bio", MAX_BIO, true, fields.bio);
+        let hobby = text(c, "hobby", "Hobby", MAX_SHORT_TEXT, false, fields.hobby);
         let occupation = text(
             c,
             "occupation",
             "Occupation",
             MAX_SHORT_TEXT,
+            false,
             fields.occupation,
         );
-        let location = text(c, "location", "Location", MAX_SHORT_TEXT, fields.location);
+        let location = text(
+            c,
+            "location",
+            "Location",
+            MAX_SHORT_TEXT,
+            false,
+            fields.location,
+        );
         checks.finish(|| {
             Some(Self {
                 name: name?,

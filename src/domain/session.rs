@@ -3,7 +3,7 @@
 
 use std::{fmt, net::IpAddr};
 
-use super::{Checks, Password};
+use super::{Checks, Password, presented_password};
 use crate::error::AppError;
 
 /// Longest user agent kept with a session (the column's size), in characters.
@@ -59,8 +59,20 @@ impl Origin {
 pub struct RefreshToken(String);
 
 impl RefreshToken {
+    /// A token longer than any we issue is answered as an unknown one (401), before it is
+    /// hashed or looked up.
     pub fn parse(raw: String) -> Result<Self, AppError> {
-        required_token(raw, "refresh_token", "Refresh token is required.").map(Self)
+        if raw.trim().is_empty() {
+            return Err(AppError::validation(
+                "refresh_token",
+                "Refresh token is required.",
+            ));
+        }
+        let raw = raw.trim();
+        if raw.len() > MAX_TOKEN_CHARS || raw.bytes().any(|b| b.is_ascii_control()) {
+            return Err(AppError::Unauthenticated(INVALID_REFRESH_TOKEN));
+        }
+        Ok(Self(raw.to_owned()))
     }
 
     pub fn expose(&self) -> &str {
@@ -93,13 +105,24 @@ impl fmt::Debug for AccountToken {
     }
 }
 
-/// A token as presented, trimmed; 400 on `field` when there is none.
+/// The answer to a refresh token that matches no live session.
+pub const INVALID_REFRESH_TOKEN: &str = "Invalid refresh token";
+
+/// Longest token read from a client: ours are 43 characters; anything much longer is
+/// refused before it is hashed or looked up.
+pub const MAX_TOKEN_CHARS: usize = 256;
+
+/// A token as presented, trimmed; 400 on `field` when there is none, or when it is longer
+/// than any token we issue or holds control characters (it then matches nothing).
 fn required_token(raw: String, field: &str, missing: &str) -> Result<String, AppError> {
-    let raw = raw.trim().to_owned();
+    let raw = raw.trim();
     if raw.is_empty() {
         return Err(AppError::validation(field, missing));
     }
-    Ok(raw)
+    if raw.len() > MAX_TOKEN_CHARS || raw.bytes().any(|b| b.is_ascii_control()) {
+        return Err(AppError::validation(field, "Invalid or expired token."));
+    }
+    Ok(raw.to_owned())
 }
 
 /// A password reset: the token from the link and the new password.
@@ -138,14 +161,17 @@ pub struct PasswordChange {
 impl PasswordChange {
     pub fn parse(current: String, new: String) -> Result<Self, AppError> {
         let mut checks = Checks::default();
-        if current.is_empty() {
-            checks.check::<()>(
-                "current_password",
-                Err("Current password is required.".into()),
-            );
-        }
+        let current = checks.check(
+            "current_password",
+            presented_password(current).map_err(|e| e.replace("Password", "Current password")),
+        );
         let new = checks.check("new_password", Password::parse(new));
-        checks.finish(|| Some(Self { current, new: new? }))
+        checks.finish(|| {
+            Some(Self {
+                current: current?,
+                new: new?,
+            })
+        })
     }
 }
 
@@ -161,10 +187,8 @@ pub struct Confirmation(pub String);
 impl Confirmation {
     pub fn parse(password: String) -> Result<Self, AppError> {
         let mut checks = Checks::default();
-        if password.is_empty() {
-            checks.check::<()>("password", Err("Password is required.".into()));
-        }
-        checks.finish(|| Some(Self(password)))
+        let password = checks.check("password", presented_password(password));
+        checks.finish(|| Some(Self(password?)))
     }
 }
 

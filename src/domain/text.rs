@@ -56,13 +56,32 @@ impl<T> Patch<T> {
     }
 }
 
-/// Trims free text and checks its length in characters; empty text means "no value".
-pub fn bounded_text(label: &str, raw: &str, max_chars: usize) -> Result<Option<String>, String> {
+/// Trims free text and checks its length in characters, then its characters: no control
+/// characters (tab and newline only where `multiline`). Empty text means "no value".
+pub fn bounded_text(
+    label: &str,
+    raw: &str,
+    max_chars: usize,
+    multiline: bool,
+) -> Result<Option<String>, String> {
     let text = raw.trim();
-    if text.chars().count() > max_chars {
+    if text.chars().nth(max_chars).is_some() {
         return Err(format!("{label} must be at most {max_chars} characters."));
     }
+    no_control(label, text, multiline)?;
     Ok((!text.is_empty()).then(|| text.to_owned()))
+}
+
+/// Refuses U+0000–U+001F and U+007F (tab, newline and carriage return too, unless
+/// `multiline`): they have no place in what a person types, and PostgreSQL refuses NUL in
+/// text outright.
+pub fn no_control(label: &str, text: &str, multiline: bool) -> Result<(), String> {
+    let refused =
+        |c: char| (c.is_ascii_control()) && !(multiline && matches!(c, '\t' | '\n' | '\r'));
+    if text.chars().any(refused) {
+        return Err(format!("{label} must not contain control characters."));
+    }
+    Ok(())
 }
 
 /// A display name: at most 100 characters, trimmed.
@@ -74,7 +93,7 @@ impl Name {
 
     /// `Ok(None)` for blank input: a blank name is no name.
     pub fn parse(raw: &str) -> Result<Option<Self>, String> {
-        Ok(bounded_text("Name", raw, Self::MAX_CHARS)?.map(Self))
+        Ok(bounded_text("Name", raw, Self::MAX_CHARS, false)?.map(Self))
     }
 
     pub fn into_inner(self) -> String {
@@ -98,6 +117,21 @@ mod tests {
             Name::parse(&"a".repeat(101)).unwrap_err(),
             "Name must be at most 100 characters."
         );
+    }
+
+    #[test]
+    fn control_characters_are_refused_except_line_breaks_where_lines_are_allowed() {
+        for bad in ["a\0b", "a\u{7f}", "tab\there", "line\nbreak", "\u{1b}[31m"] {
+            assert_eq!(
+                Name::parse(bad).unwrap_err(),
+                "Name must not contain control characters.",
+                "{bad:?}"
+            );
+        }
+        assert!(bounded_text("Bio", "two\nlines\tand a tab", 100, true).is_ok());
+        assert!(bounded_text("Bio", "nul\0", 100, true).is_err());
+        // Other Unicode is text like any other.
+        assert!(Name::parse("Zoë 李 🙂").unwrap().is_some());
     }
 
     #[test]

@@ -18,11 +18,11 @@ use axum::{
     response::{Html, IntoResponse, Response},
 };
 
-use super::{GraphqlState, MAX_BATCH, documents::runs_mutation, shape};
+use super::{GraphqlState, MAX_BATCH, UploadOnce, documents::runs_mutation, shape};
 use crate::{
     caller::Caller,
     error::{AppError, ErrorCode, NOT_AUTHENTICATED},
-    http::{MAX_JSON_BODY, has_media_type},
+    http::{MAX_JSON_BODY, SlotRefused, has_media_type},
     services::photos,
 };
 use futures_util::TryStreamExt;
@@ -103,7 +103,7 @@ async fn post(state: GraphqlState, caller: Caller, request: axum::extract::Reque
     } else if has_media_type(headers, "multipart/form-data") {
         // Multipart exists for uploads, which need an account: checked before the body is
         // read or an upload slot taken, so anonymous clients cannot occupy the slots.
-        if caller.actor.bearer().is_err() {
+        let Ok(bearer) = caller.actor.bearer() else {
             let mut response = error(
                 StatusCode::UNAUTHORIZED,
                 ErrorCode::Unauthenticated,
@@ -113,11 +113,19 @@ async fn post(state: GraphqlState, caller: Caller, request: axum::extract::Reque
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return response;
-        }
+        };
         let (parts, body) = request.into_parts();
-        let Ok((permit, body)) = state.uploads.slot(body).await else {
+        let (permit, body) = match state.uploads.slot(bearer.user_id, body).await {
+            Ok(admitted) => admitted,
             // The body timed out; the server answers 408.
-            return StatusCode::REQUEST_TIMEOUT.into_response();
+            Err(SlotRefused::Body) => return StatusCode::REQUEST_TIMEOUT.into_response(),
+            Err(SlotRefused::AccountBusy(err)) => {
+                let mut response = error(StatusCode::TOO_MANY_REQUESTS, err.code(), &err.message());
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            }
         };
         // Held until the response is built, like the REST upload path.
         slot = Some(permit);
@@ -159,7 +167,10 @@ async fn post(state: GraphqlState, caller: Caller, request: axum::extract::Reque
             }
         }
     }
-    let batch = batch.data(caller.actor).data(caller.client);
+    let batch = batch
+        .data(caller.actor)
+        .data(caller.client)
+        .data(UploadOnce::default());
     let mut executed = execute_in_turn(&state, batch).await;
     let response = match &mut executed {
         async_graphql::BatchResponse::Single(response) => {
@@ -345,12 +356,21 @@ async fn read_multipart(
                 &other.to_string(),
             ),
         })?;
+    // Every place the `map` puts a file counts: one file mapped to a hundred variables would
+    // be decoded a hundred times.
     let files: usize = batch.iter().map(|request| request.uploads.len()).sum();
     if files == 0 {
         return Err(error(
             StatusCode::BAD_REQUEST,
             ErrorCode::BadUserInput,
             "A multipart request must carry a file; send other operations as JSON",
+        ));
+    }
+    if files > 1 {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadUserInput,
+            "A request may carry one file, used once; send each upload on its own",
         ));
     }
     Ok(batch)

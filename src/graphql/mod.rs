@@ -79,6 +79,18 @@ pub fn sdl() -> String {
     builder().finish().sdl()
 }
 
+/// A request's one file, used at most once: however many fields (aliases, operations of a
+/// batch) name it, it is decoded once. Put into multipart requests by the transport.
+#[derive(Clone, Default)]
+pub(crate) struct UploadOnce(Arc<std::sync::atomic::AtomicBool>);
+
+impl UploadOnce {
+    /// True the first time only.
+    fn take(&self) -> bool {
+        !self.0.swap(true, std::sync::atomic::Ordering::AcqRel)
+    }
+}
+
 /// The services and the caller, as every resolver needs them.
 fn context<'a>(ctx: &async_graphql::Context<'a>) -> (&'a Services, Actor) {
     (

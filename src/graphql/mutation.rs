@@ -1,6 +1,7 @@
 use async_graphql::{Context, ID, Object, Result, Upload};
 
 use super::{
+    UploadOnce,
     admin::Role,
     context, origin,
     types::{
@@ -127,6 +128,21 @@ impl MutationRoot {
         Ok(true)
     }
 
+    /// Undoes a change of the account's email address with the token of the link sent to
+    /// the old address: that address is the account's again (verified), every session ends,
+    /// and a link to choose a new password goes to it. A bad, expired or used token →
+    /// `BAD_USER_INPUT` on `token`.
+    async fn undo_email_change(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The `token` of the link.")] token: String,
+    ) -> Result<bool> {
+        let (services, _) = context(ctx);
+        let token = AccountToken::parse(token)?;
+        services.undo_email_change(&origin(ctx), token).await?;
+        Ok(true)
+    }
+
     /// Sends a new verification message to the account's address; `CONFLICT` when it is
     /// verified already. At most 3 an hour.
     async fn request_email_verification(&self, ctx: &Context<'_>) -> Result<bool> {
@@ -208,6 +224,16 @@ impl MutationRoot {
         #[graphql(desc = "The image file.")] file: Upload,
     ) -> Result<Profile> {
         let (services, actor) = context(ctx);
+        if ctx
+            .data_opt::<UploadOnce>()
+            .is_some_and(|once| !once.take())
+        {
+            return Err(AppError::validation(
+                "file",
+                "A request may use its file once; send each upload on its own.",
+            )
+            .into());
+        }
         let upload = file
             .value(ctx)
             .map_err(|_| AppError::validation("file", "The file is missing."))?;

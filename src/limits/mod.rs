@@ -26,6 +26,8 @@ const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(24 * 3600);
 /// Messages one account may ask for in an hour.
 const MAILS_PER_HOUR: u64 = 3;
+/// Attempts to change one account's address in an hour.
+const EMAIL_CHANGES_PER_HOUR: u64 = 3;
 
 pub struct RateLimiter {
     store: CounterStore,
@@ -94,7 +96,7 @@ impl RateLimiter {
         if reservation.number == self.login_max_failures {
             let (lockouts, _) = self
                 .store
-                .incr(&format!("login:lockouts:{email}"), DAY)
+                .incr(&account_key("login:lockouts", email), DAY)
                 .await;
             let factor = 1u32 << lockouts.saturating_sub(1).min(16);
             let lock = (self.login_window * factor).min(DAY);
@@ -127,6 +129,19 @@ impl RateLimiter {
         Ok(())
     }
 
+    /// Counts an attempt to change the address of `user_id` (a refused one too: trying taken
+    /// addresses is how accounts are enumerated): at most 3 an hour, then 429.
+    pub async fn email_change(&self, user_id: i32) -> Result<(), AppError> {
+        let (count, reset) = self
+            .store
+            .incr(&format!("email:change:{user_id}"), HOUR)
+            .await;
+        if count > EMAIL_CHANGES_PER_HOUR {
+            return Err(limited("email_change", reset));
+        }
+        Ok(())
+    }
+
     /// Counts a password-reset request from `client`: 429 past `per_hour`.
     pub async fn recovery_request(&self, client: IpAddr, per_hour: u64) -> Result<(), AppError> {
         let (count, reset) = self
@@ -142,7 +157,10 @@ impl RateLimiter {
     /// Counts a reset message for `email`; false past 3 an hour (the request is answered as
     /// usual, and nothing is sent).
     pub async fn recovery_mail(&self, email: &str) -> bool {
-        let (count, _) = self.store.incr(&format!("mail:reset:{email}"), HOUR).await;
+        let (count, _) = self
+            .store
+            .incr(&account_key("mail:reset", email), HOUR)
+            .await;
         count <= MAILS_PER_HOUR
     }
 
@@ -183,12 +201,21 @@ fn address_key(purpose: &str, client: IpAddr) -> String {
     }
 }
 
+/// The counter key of an account's `purpose`: a fixed-size digest of the email, so that no
+/// counter (in memory or in Redis) grows with what a client typed.
+fn account_key(purpose: &str, email: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(email.as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{purpose}:{hex}")
+}
+
 fn failures_key(email: &str) -> String {
-    format!("login:failures:{email}")
+    account_key("login:failures", email)
 }
 
 fn lock_key(email: &str) -> String {
-    format!("login:lock:{email}")
+    account_key("login:lock", email)
 }
 
 /// 429 with the whole seconds to wait (at least one).
@@ -276,6 +303,17 @@ mod tests {
             l.login_failed("a@x", reservation).await;
         }
         assert!(l.store.ttl(&lock_key("a@x")).await.is_some(), "locked");
+    }
+
+    #[test]
+    fn account_keys_are_fixed_size_digests() {
+        let short = failures_key("a@x");
+        let huge = failures_key(&"a".repeat(1_000_000));
+        assert_eq!(short.len(), huge.len());
+        assert_eq!(short.len(), "login:failures:".len() + 32);
+        assert!(!short.contains("a@x"));
+        assert_ne!(failures_key("a@x"), failures_key("b@x"));
+        assert_ne!(failures_key("a@x"), lock_key("a@x"));
     }
 
     #[test]

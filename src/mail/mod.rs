@@ -33,8 +33,14 @@ pub enum Template<'a> {
         link: &'a str,
         hours: u64,
     },
-    /// To the old address, after the account's address changed.
-    EmailChanged { email: &'a str, new_email: &'a str },
+    /// To the old address, after the account's address changed, with the link that undoes
+    /// the change (valid `days`).
+    EmailChanged {
+        email: &'a str,
+        new_email: &'a str,
+        undo_link: &'a str,
+        days: u64,
+    },
     /// To the account's address, with the link that sets a new password.
     ResetPassword { link: &'a str, minutes: u64 },
 }
@@ -80,8 +86,19 @@ impl Template<'_> {
                     ),
                 }
             }
-            Self::EmailChanged { email, new_email } => {
-                let values = [("email", *email), ("new_email", *new_email)];
+            Self::EmailChanged {
+                email,
+                new_email,
+                undo_link,
+                days,
+            } => {
+                let days = days.to_string();
+                let values = [
+                    ("email", *email),
+                    ("new_email", *new_email),
+                    ("link", *undo_link),
+                    ("days", days.as_str()),
+                ];
                 Letter {
                     subject: "Your email address was changed".into(),
                     text: fill(
@@ -219,6 +236,8 @@ mod tests {
         let notice = Template::EmailChanged {
             email: "old@example.com",
             new_email: "new@example.com",
+            undo_link: "https://x/account/undo-email-change?token=abc&x=1",
+            days: 7,
         }
         .render();
         assert!(notice.text.contains("old@example.com") && notice.text.contains("new@example.com"));

@@ -36,6 +36,7 @@ const MULTIPART_OVERHEAD: usize = 64 * 1024;
 
 /// Every REST path: the documented API, the photo files, health, and the OpenAPI documents.
 pub fn router(max_upload_bytes: usize) -> Router<AppState> {
+    operations::force();
     let api = Router::new()
         .route("/api/auth/register", post(accounts::register))
         .route("/api/users/register", post(accounts::register_alias))
@@ -45,6 +46,10 @@ pub fn router(max_upload_bytes: usize) -> Router<AppState> {
         .route("/api/auth/logout", post(sessions::logout))
         .route("/api/auth/logout-all", post(sessions::logout_all))
         .route("/api/auth/verify-email", post(recovery::verify_email))
+        .route(
+            "/api/auth/undo-email-change",
+            post(recovery::undo_email_change),
+        )
         .route("/api/auth/forgot-password", post(recovery::forgot_password))
         .route("/api/auth/reset-password", post(recovery::reset_password))
         .route(
@@ -103,6 +108,10 @@ pub fn router(max_upload_bytes: usize) -> Router<AppState> {
         .route(
             "/account/reset-password",
             get(pages::reset_password_form).post(pages::reset_password),
+        )
+        .route(
+            "/account/undo-email-change",
+            get(pages::undo_email_change_form).post(pages::undo_email_change),
         )
         .route("/account/style.css", get(pages::style))
         .route("/healthz", get(health::healthz))

@@ -33,6 +33,7 @@ use crate::state::AppState;
         sessions::logout,
         sessions::logout_all,
         recovery::verify_email,
+        recovery::undo_email_change,
         recovery::forgot_password,
         recovery::reset_password,
         accounts::get_account,

@@ -5,7 +5,10 @@
 
 use std::sync::LazyLock;
 
-use async_graphql::{Request, parser::types::ExecutableDocument};
+use async_graphql::{
+    Request,
+    parser::types::{DocumentOperations, ExecutableDocument},
+};
 
 const TOKEN_FIELDS: &str = "access_token: accessToken token_type: tokenType \
     expires_in: expiresIn refresh_token: refreshToken refresh_expires_in: refreshExpiresIn";
@@ -33,9 +36,15 @@ pub struct Operation {
 }
 
 impl Operation {
+    /// Parses the operation, and keeps its name as a metrics label for good.
     fn parse(source: String) -> Self {
         let document = async_graphql::parser::parse_query(&source)
             .unwrap_or_else(|e| panic!("REST operation does not parse: {e}\n{source}"));
+        if let DocumentOperations::Multiple(operations) = &document.operations {
+            for name in operations.keys() {
+                crate::monitoring::pin_operation_name(name);
+            }
+        }
         Self { source, document }
     }
 
@@ -67,6 +76,7 @@ pub struct Operations {
     pub change_password: Operation,
     pub delete_account: Operation,
     pub verify_email: Operation,
+    pub undo_email_change: Operation,
     pub request_verification: Operation,
     pub forgot_password: Operation,
     pub reset_password: Operation,
@@ -155,6 +165,11 @@ impl Operations {
                 "mutation VerifyEmail($token: String!) { result: verifyEmail(token: $token) }"
                     .into(),
             ),
+            undo_email_change: Operation::parse(
+                "mutation UndoEmailChange($token: String!) { \
+                   result: undoEmailChange(token: $token) }"
+                    .into(),
+            ),
             request_verification: Operation::parse(
                 "mutation RequestVerification { result: requestEmailVerification }".into(),
             ),
@@ -210,8 +225,14 @@ impl Operations {
     }
 }
 
-/// The operations, parsed on first use.
+/// The operations, parsed on first use; [`force`] parses them at start-up (a mistake in one
+/// then stops the start, not a request).
 pub static OPERATIONS: LazyLock<Operations> = LazyLock::new(Operations::new);
+
+/// Parses the operations now (and pins their names as metrics labels).
+pub fn force() {
+    LazyLock::force(&OPERATIONS);
+}
 
 /// Every REST operation is checked against the schema itself, with variables of the shape its
 /// handler sends (built from the REST body types where there is one): a misspelt field, a
@@ -283,7 +304,7 @@ mod tests {
         let account = via::<UpdateAccountBody>(json!({"email": "a@b.c", "name": null}));
         let credentials = json!({"email": "a@b.c", "password": "StrongPass123"});
         let page = json!({"first": 20, "after": "dTox"});
-        let cases: [(&str, &Operation, serde_json::Value); 31] = [
+        let cases: [(&str, &Operation, serde_json::Value); 32] = [
             (
                 "register",
                 &ops.register,
@@ -335,6 +356,11 @@ mod tests {
                 json!({"input": {"password": "a"}}),
             ),
             ("verify_email", &ops.verify_email, json!({"token": "t"})),
+            (
+                "undo_email_change",
+                &ops.undo_email_change,
+                json!({"token": "t"}),
+            ),
             ("request_verification", &ops.request_verification, json!({})),
             (
                 "forgot_password",

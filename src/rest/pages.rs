@@ -72,6 +72,52 @@ pub async fn verify_email(
     }
 }
 
+/// `GET /account/undo-email-change?token=…`: the button that puts the old address back.
+pub async fn undo_email_change_form(Query(query): Query<TokenParam>) -> Response {
+    if query.token.is_empty() {
+        return invalid_link();
+    }
+    page(
+        StatusCode::OK,
+        "Undo the change of your email address",
+        "form",
+        &format!(
+            "<p>If you did not change your account's email address, someone else may have \
+             access to your account. This puts your address back, signs every device out, and \
+             sends you a link to choose a new password.</p>\n\
+             <form method=\"post\" action=\"/account/undo-email-change\">\n\
+             <input type=\"hidden\" name=\"token\" value=\"{}\">\n\
+             <button type=\"submit\">Put my email address back</button>\n\
+             </form>",
+            escape(&query.token)
+        ),
+    )
+}
+
+/// `POST /account/undo-email-change` (the form above).
+pub async fn undo_email_change(
+    State(state): State<AppState>,
+    caller: Caller,
+    form: Result<Form<TokenParam>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return invalid_link();
+    };
+    let op = &OPERATIONS.undo_email_change;
+    match run(&state, op, caller, json!({ "token": form.token })).await {
+        Ok(_) => page(
+            StatusCode::OK,
+            "Email address restored",
+            "success",
+            "<p class=\"message\">Your email address is the account's again, and every \
+             device that was signed in has been signed out. We sent you a link to choose a new \
+             password: use it before you sign in again.</p>",
+        ),
+        Err(problem) if problem.code() == ErrorCode::BadUserInput => invalid_link(),
+        Err(problem) => failure(problem.code().status(), problem.detail()),
+    }
+}
+
 #[derive(Deserialize)]
 pub struct ResetForm {
     #[serde(default)]

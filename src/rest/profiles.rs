@@ -24,7 +24,7 @@ use super::{
 };
 use crate::{
     error::{AppError, ErrorCode, FieldError},
-    http::Problem,
+    http::{Problem, SlotRefused},
     services::photos,
     state::AppState,
 };
@@ -233,9 +233,15 @@ pub async fn upload_photo(
 ) -> Response {
     // The token is checked (by `Authenticated`) before the body is read or a slot taken.
     let (parts, body) = request.into_parts();
-    let Ok((_slot, body)) = state.graphql.uploads.slot(body).await else {
+    let account = match caller.actor.bearer() {
+        Ok(bearer) => bearer.user_id,
+        Err(err) => return err.into_response(),
+    };
+    let (_slot, body) = match state.graphql.uploads.slot(account, body).await {
+        Ok(admitted) => admitted,
         // The body timed out; the server answers 408.
-        return StatusCode::REQUEST_TIMEOUT.into_response();
+        Err(SlotRefused::Body) => return StatusCode::REQUEST_TIMEOUT.into_response(),
+        Err(SlotRefused::AccountBusy(err)) => return err.into_response(),
     };
     let request = Request::from_parts(parts, body);
     let file = match Multipart::from_request(request, &state).await {
@@ -391,11 +397,11 @@ pub async fn serve_upload(
         )
             .into_response();
     }
-    let bytes = match state.services.photo_bytes(&photo).await {
-        Ok(bytes) => bytes,
+    let data = match state.services.photo_data(&photo).await {
+        Ok(data) => data,
         Err(err) => return err.into_response(),
     };
-    (
+    let mut response = (
         [
             (
                 header::CONTENT_TYPE,
@@ -404,7 +410,13 @@ pub async fn serve_upload(
             (header::ETAG, etag_value),
             (header::CACHE_CONTROL, cache),
         ],
-        Body::from(bytes),
+        Body::from_stream(data.chunks),
     )
-        .into_response()
+        .into_response();
+    if let Some(len) = data.len {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    response
 }

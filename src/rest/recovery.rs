@@ -143,6 +143,33 @@ pub async fn verify_email(
     forward(&state, op, caller, variables, StatusCode::NO_CONTENT).await
 }
 
+/// Undo a change of email address
+///
+/// With the token from the link in the notice sent to the old address: that address is the
+/// account's again (verified), every session ends, and a link to choose a new password is
+/// sent to it. Works once, for 7 days.
+#[utoipa::path(
+    post, path = "/api/auth/undo-email-change", tag = "auth", operation_id = "undoEmailChange",
+    request_body = TokenBody,
+    responses(
+        (status = 204, description = "The old address is restored and every session ended"),
+        (status = 400, description = "Bad, expired or used token", body = ValidationErrorBody,
+            example = json!({"detail": "Invalid or expired token.", "errors": [{"field": "token", "message": "Invalid or expired token."}]})),
+        (status = 409, description = "Another account has the old address now", body = ErrorBody,
+            example = json!({"detail": "Email already registered."})),
+        (status = 422, description = "JSON of the wrong type", body = TypeErrorBody),
+    )
+)]
+pub async fn undo_email_change(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<TokenBody>,
+) -> Response {
+    let op = &OPERATIONS.undo_email_change;
+    let variables = json!({ "token": body.token.unwrap_or_default() });
+    forward(&state, op, caller, variables, StatusCode::NO_CONTENT).await
+}
+
 /// Send me a new verification message
 ///
 /// To the account's address; the links of earlier messages stop working. At most 3 an hour.

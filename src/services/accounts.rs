@@ -12,7 +12,6 @@ use crate::{
     entities::{profile, user},
     error::{AppError, BAD_CREDENTIALS, NOT_AUTHENTICATED},
     limits::Reservation,
-    mail::Template,
 };
 
 pub const EMAIL_TAKEN: &str = "Email already registered.";
@@ -67,12 +66,17 @@ pub struct AccessToken {
 
 impl Services {
     /// Creates the user and an empty profile (holding `name`, if given) in one transaction.
-    #[instrument(skip_all, fields(email = %new.email.as_str()))]
+    #[instrument(skip_all)]
     pub async fn register(&self, origin: &Origin, new: NewAccount) -> Result<Account, AppError> {
         self.limits.registration(origin.ip).await?;
+        self.hasher.admit()?;
         let conflict = || AppError::Conflict(EMAIL_TAKEN);
         // Saves a bcrypt run on the common case; the unique index decides under a race.
-        if self.find_user_by_email(new.email.as_str()).await?.is_some() {
+        if self.find_user_by_email(new.email.as_str()).await?.is_some()
+            || self
+                .address_reserved(&self.db, new.email.as_str(), None)
+                .await?
+        {
             return Err(conflict());
         }
         let password_hash = self.hasher.hash(&new.password).await?;
@@ -128,6 +132,7 @@ impl Services {
             Err(AppError::RateLimited { .. }) => "rate_limited",
             Err(AppError::Forbidden(reason)) if *reason == ACCOUNT_DISABLED => "disabled",
             Err(AppError::Forbidden(_)) => "unverified",
+            Err(AppError::Busy { .. }) => "busy",
             Err(_) => "error",
         };
         metrics::counter!("logins_total", "outcome" => outcome).increment(1);
@@ -139,6 +144,8 @@ impl Services {
         origin: &Origin,
         credentials: Credentials,
     ) -> Result<AccessToken, AppError> {
+        // A full hash queue refuses before the account's reservation is taken.
+        self.hasher.admit()?;
         let reservation = self
             .limits
             .login_attempt(origin.ip, &credentials.email)
@@ -212,11 +219,18 @@ impl Services {
         let (user, profile) = self.my_account(&txn, bearer).await?;
 
         let old_email = user.email.clone();
-        let mut user: user::ActiveModel = user.into();
         let new_email = patch
             .email
             .map(|e| e.into_inner())
             .filter(|e| *e != old_email);
+        if let Some(email) = &new_email {
+            // Counted before anything can refuse it: trying taken addresses is an enumeration.
+            self.limits.email_change(user_id).await?;
+            if self.address_reserved(&txn, email, Some(user_id)).await? {
+                return Err(AppError::Conflict(EMAIL_TAKEN));
+            }
+        }
+        let mut user: user::ActiveModel = user.into();
         if let Some(email) = &new_email {
             // A new address is unverified until a link sent to it is followed.
             user.email = Set(email.clone());
@@ -229,12 +243,8 @@ impl Services {
             .map_err(unique_violation_as(AppError::Conflict(EMAIL_TAKEN)))?;
         if let Some(new_email) = &new_email {
             self.send_verification(&txn, user_id, new_email).await?;
-            let notice = Template::EmailChanged {
-                email: &old_email,
-                new_email,
-            }
-            .render();
-            self.enqueue(&txn, &old_email, notice).await?;
+            self.send_email_changed(&txn, user_id, &old_email, new_email)
+                .await?;
             Event::own(AuditAction::EmailChanged, user_id)
                 .with(serde_json::json!({ "from": old_email, "to": new_email }))
                 .write(&txn, Some(origin))

@@ -52,6 +52,11 @@ const LONGEST_RETRY: Duration = Duration::from_secs(300);
 
 const VERIFY: &str = "verify";
 const RESET: &str = "reset";
+/// The link in the old address's notice of an email change: it puts that address back.
+const UNDO_EMAIL: &str = "undo_email";
+/// How long the undo link of an email change works; while it does, no other account may
+/// take the address it restores.
+const UNDO_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Every forgot-password request takes at least this long, whether a message goes or not,
 /// so the time of the answer does not tell whether an account exists.
 const FORGOT_TAKES: Duration = Duration::from_millis(250);
@@ -112,6 +117,99 @@ impl Services {
         self.enqueue(db, email, letter).await
     }
 
+    /// Tells the old address of an account that it changed, with a link that undoes the
+    /// change (its token is for the old address, and issuing it voids no earlier one: a thief
+    /// changing the address twice must not void the owner's link), in `db`'s transaction.
+    pub(super) async fn send_email_changed(
+        &self,
+        db: &impl ConnectionTrait,
+        user_id: i32,
+        old_email: &str,
+        new_email: &str,
+    ) -> Result<(), AppError> {
+        let token = new_account_token(db, user_id, UNDO_EMAIL, old_email, UNDO_TTL).await?;
+        let link = format!(
+            "{}/account/undo-email-change?token={token}",
+            self.mail.public_url
+        );
+        let notice = Template::EmailChanged {
+            email: old_email,
+            new_email,
+            undo_link: &link,
+            days: UNDO_TTL.as_secs() / (24 * 3600),
+        }
+        .render();
+        self.enqueue(db, old_email, notice).await
+    }
+
+    /// Is `email` the one an unexpired undo link of another account (than `except`) would
+    /// restore? Such an address is not free: whoever moved an account off it must not be
+    /// able to register it and so block the owner's way back.
+    pub(super) async fn address_reserved(
+        &self,
+        db: &impl ConnectionTrait,
+        email: &str,
+        except: Option<i32>,
+    ) -> Result<bool, AppError> {
+        let mut query = account_token::Entity::find()
+            .filter(account_token::Column::Email.eq(email))
+            .filter(account_token::Column::Purpose.eq(UNDO_EMAIL))
+            .filter(account_token::Column::UsedAt.is_null())
+            .filter(account_token::Column::ExpiresAt.gt(now()));
+        if let Some(user_id) = except {
+            query = query.filter(account_token::Column::UserId.ne(user_id));
+        }
+        Ok(query.count(db).await? > 0)
+    }
+
+    /// Undoes an email change with the token of the link sent to the old address: that
+    /// address is the account's again (verified: the link reached it), every session ends,
+    /// every other pending link of the account dies, and a password-reset link goes to the
+    /// restored address. Whoever changed the address keeps nothing.
+    #[instrument(skip_all)]
+    pub async fn undo_email_change(
+        &self,
+        origin: &Origin,
+        token: AccountToken,
+    ) -> Result<(), AppError> {
+        let txn = db::begin_write(&self.db).await?;
+        let now = now();
+        let (row, user) = use_account_token(&txn, &token, UNDO_EMAIL, now).await?;
+        let user_id = user.id;
+        let changed_to = user.email.clone();
+        account_token::Entity::update_many()
+            .col_expr(account_token::Column::UsedAt, Expr::value(now))
+            .filter(account_token::Column::UserId.eq(user_id))
+            .filter(account_token::Column::UsedAt.is_null())
+            .exec(&txn)
+            .await?;
+        let mut active: user::ActiveModel = user.into();
+        active.email = Set(row.email.clone());
+        active.email_verified = Set(true);
+        active.updated_at = Set(now);
+        active
+            .update(&txn)
+            .await
+            .map_err(super::unique_violation_as(AppError::Conflict(
+                super::accounts::EMAIL_TAKEN,
+            )))?;
+        let ended = end_sessions(&txn, live(session::Column::UserId.eq(user_id), now), now).await?;
+        self.queue_reset_link(&txn, user_id, &row.email).await?;
+        Event::on(AuditAction::EmailChanged, user_id)
+            .with(serde_json::json!({
+                "from": changed_to,
+                "to": row.email,
+                "undo": true,
+                "sessions_ended": ended,
+            }))
+            .write(&txn, Some(origin))
+            .await?;
+        txn.commit().await?;
+        self.mail_queued();
+        tracing::info!(user_id, "email change undone");
+        Ok(())
+    }
+
     /// Confirms the address a verification token was sent to (if it is still the account's).
     #[instrument(skip_all)]
     pub async fn verify_email(&self, origin: &Origin, token: AccountToken) -> Result<(), AppError> {
@@ -156,16 +254,35 @@ impl Services {
     /// answers the same, after the same time, either way. 429 past the address's limit.
     #[instrument(skip_all)]
     pub async fn forgot_password(&self, origin: &Origin, email: &str) -> Result<(), AppError> {
-        let email = Email::normalize(email);
-        if email.is_empty() {
-            return Err(AppError::validation("email", "Email is required."));
-        }
+        let email =
+            Email::lookup(email).map_err(|message| AppError::validation("email", message))?;
         let per_hour = u64::from(self.mail.recovery_per_ip_per_hour);
         self.limits.recovery_request(origin.ip, per_hour).await?;
         let until = tokio::time::Instant::now() + FORGOT_TAKES;
         let sent = self.send_reset(origin, &email).await;
         tokio::time::sleep_until(until).await;
         sent
+    }
+
+    /// Issues a reset token (voiding the earlier ones) and queues its link to `email`.
+    async fn queue_reset_link(
+        &self,
+        db: &impl ConnectionTrait,
+        user_id: i32,
+        email: &str,
+    ) -> Result<(), AppError> {
+        let ttl = self.mail.reset_ttl;
+        let token = issue_account_token(db, user_id, RESET, email, ttl).await?;
+        let link = format!(
+            "{}/account/reset-password?token={token}",
+            self.mail.public_url
+        );
+        let letter = Template::ResetPassword {
+            link: &link,
+            minutes: ttl.as_secs() / 60,
+        }
+        .render();
+        self.enqueue(db, email, letter).await
     }
 
     async fn send_reset(&self, origin: &Origin, email: &str) -> Result<(), AppError> {
@@ -179,19 +296,8 @@ impl Services {
             );
             return Ok(());
         }
-        let ttl = self.mail.reset_ttl;
         let txn = db::begin_write(&self.db).await?;
-        let token = issue_account_token(&txn, user.id, RESET, &user.email, ttl).await?;
-        let link = format!(
-            "{}/account/reset-password?token={token}",
-            self.mail.public_url
-        );
-        let letter = Template::ResetPassword {
-            link: &link,
-            minutes: ttl.as_secs() / 60,
-        }
-        .render();
-        self.enqueue(&txn, &user.email, letter).await?;
+        self.queue_reset_link(&txn, user.id, &user.email).await?;
         Event::on(AuditAction::PasswordResetRequested, user.id)
             .write(&txn, Some(origin))
             .await?;
@@ -378,14 +484,25 @@ async fn issue_account_token(
     email: &str,
     ttl: Duration,
 ) -> Result<String, AppError> {
-    let now = now();
     account_token::Entity::update_many()
-        .col_expr(account_token::Column::UsedAt, Expr::value(now))
+        .col_expr(account_token::Column::UsedAt, Expr::value(now()))
         .filter(account_token::Column::UserId.eq(user_id))
         .filter(account_token::Column::Purpose.eq(purpose))
         .filter(account_token::Column::UsedAt.is_null())
         .exec(db)
         .await?;
+    new_account_token(db, user_id, purpose, email, ttl).await
+}
+
+/// A new token for `purpose`, stored as its hash, leaving the earlier ones as they are.
+async fn new_account_token(
+    db: &impl ConnectionTrait,
+    user_id: i32,
+    purpose: &str,
+    email: &str,
+    ttl: Duration,
+) -> Result<String, AppError> {
+    let now = now();
     let token = new_random_token()?;
     account_token::ActiveModel {
         user_id: Set(user_id),

@@ -68,7 +68,7 @@ impl Services {
     ) -> Self {
         Self {
             db,
-            hasher: PasswordHasher::new(config.bcrypt_cost),
+            hasher: PasswordHasher::new(config.bcrypt_cost, config.hash_queue_max_wait),
             jwt,
             photos: Arc::new(photos),
             limits: Arc::new(RateLimiter::new(config)),

@@ -8,7 +8,7 @@
 //! returned; the sweep removes what a failure or a crash left behind. A store that fails a
 //! write or a read is a 503.
 
-use std::{io::Cursor, path::PathBuf, sync::Arc, time::Duration};
+use std::{future::Future, io::Cursor, path::PathBuf, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -28,6 +28,11 @@ pub const MAX_SIDE: u32 = 4096;
 /// its own colour type: a 16-bit RGBA image needs 8 bytes a pixel, so 4096×4096 of it (128
 /// MiB, from a file of a few KB) is refused, while 8-bit RGBA at that size (64 MiB) passes.
 pub const MAX_DECODE_BYTES: u64 = 96 * 1024 * 1024;
+/// Most memory processing one image may take at its peak: the decoded pixels and every copy
+/// made of them on the way (a rotation, a colour conversion, the encoded output, the
+/// resampling buffer of the variants). Counted from the header, before decoding; one such
+/// budget per core (processing runs one image per core at a time).
+pub const MAX_PIPELINE_BYTES: u64 = 128 * 1024 * 1024;
 /// The URL prefix of stored photos (`GET /uploads/...`), whatever `UPLOAD_DIR` is.
 pub const PUBLIC_PREFIX: &str = "uploads";
 
@@ -129,47 +134,104 @@ pub fn process(bytes: &[u8]) -> Result<Processed, AppError> {
             MAX_DECODE_BYTES / (1024 * 1024)
         )));
     }
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    if peak_bytes(kind, &decoder, orientation) > MAX_PIPELINE_BYTES {
+        return Err(invalid(&format!(
+            "The image is too large to process; it would take more than {} MiB.",
+            MAX_PIPELINE_BYTES / (1024 * 1024)
+        )));
+    }
     if !is_complete(kind, bytes) {
         return Err(invalid("The image is truncated."));
     }
-    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let mut image = DynamicImage::from_decoder(decoder).map_err(refused)?;
     image.apply_orientation(orientation);
 
+    // The variants first: their buffers are gone before the full-size output is made.
+    let variants = variants(&image)?;
     let mut out = Cursor::new(Vec::with_capacity(bytes.len()));
-    let encoded = match kind {
+    let encoded = match (kind, &image) {
         // JPEG has no alpha channel; quality 90 keeps photos faithful at a modest size.
-        ImageKind::Jpeg => {
+        (ImageKind::Jpeg, DynamicImage::ImageRgb8(_) | DynamicImage::ImageLuma8(_)) => {
+            image.write_with_encoder(JpegEncoder::new_with_quality(&mut out, 90))
+        }
+        (ImageKind::Jpeg, _) => {
             JpegEncoder::new_with_quality(&mut out, 90).encode_image(&image.to_rgb8())
         }
         // The WebP encoder takes 8-bit RGB(A) only (and writes lossless).
-        ImageKind::WebP => {
+        (ImageKind::WebP, DynamicImage::ImageRgb8(_) | DynamicImage::ImageRgba8(_)) => {
+            image.write_to(&mut out, ImageFormat::WebP)
+        }
+        (ImageKind::WebP, _) => {
             DynamicImage::ImageRgba8(image.to_rgba8()).write_to(&mut out, ImageFormat::WebP)
         }
-        ImageKind::Png => image.write_to(&mut out, ImageFormat::Png),
+        (ImageKind::Png, _) => image.write_to(&mut out, ImageFormat::Png),
     };
     encoded.map_err(AppError::internal)?;
     Ok(Processed {
         kind,
         bytes: out.into_inner(),
-        variants: variants(&image)?,
+        variants,
     })
 }
 
-/// The square variants of `image`: its centre, cropped to a square and scaled to each of
-/// [`VARIANT_SIZES`] (the smaller made from the larger), as WebP.
+/// The most memory [`process`] holds at once for this image: its decoded pixels, and the
+/// largest of what it makes next to them: a rotated copy, the variants' resampling buffer
+/// (floats, 16 bytes a pixel, of the square's side × the largest variant), or a colour
+/// conversion with the encoded output (lossless outputs counted at the decoded size, JPEG at
+/// a byte a pixel).
+fn peak_bytes(kind: ImageKind, decoder: &impl ImageDecoder, orientation: Orientation) -> u64 {
+    use image::ColorType;
+    let (width, height) = decoder.dimensions();
+    let pixels = u64::from(width) * u64::from(height);
+    let decoded = decoder.total_bytes();
+    let rotated = match orientation {
+        Orientation::Rotate90
+        | Orientation::Rotate270
+        | Orientation::Rotate90FlipH
+        | Orientation::Rotate270FlipH => decoded,
+        _ => 0,
+    };
+    let largest = u64::from(VARIANT_SIZES.into_iter().max().unwrap_or_default());
+    let resampling = u64::from(width.min(height)) * largest * 16;
+    let color = decoder.color_type();
+    let conversion = match (kind, color) {
+        (ImageKind::Jpeg, ColorType::Rgb8 | ColorType::L8) => 0,
+        (ImageKind::Jpeg, _) => pixels * 3,
+        (ImageKind::WebP, ColorType::Rgb8 | ColorType::Rgba8) => 0,
+        (ImageKind::WebP, _) => pixels * 4,
+        (ImageKind::Png, _) => 0,
+    };
+    let output = match kind {
+        ImageKind::Jpeg => pixels,
+        ImageKind::Png | ImageKind::WebP => decoded,
+    };
+    decoded + rotated.max(resampling).max(conversion + output)
+}
+
+/// The square variants of `image`: its centre (a view, not a copy), scaled to each of
+/// [`VARIANT_SIZES`] (the smaller made from the larger), as WebP. Cropping before scaling
+/// also keeps a long thin image from being scaled up along its length first.
 fn variants(image: &DynamicImage) -> Result<Vec<(u32, Vec<u8>)>, AppError> {
+    use image::{GenericImageView, RgbaImage, codecs::webp::WebPEncoder, imageops};
     let mut sizes = VARIANT_SIZES;
     sizes.sort_unstable_by(|a, b| b.cmp(a));
-    let mut source = DynamicImage::ImageRgba8(image.to_rgba8());
+    let (width, height) = image.dimensions();
+    let side = width.min(height);
+    let square = imageops::crop_imm(image, (width - side) / 2, (height - side) / 2, side, side);
     let mut out = Vec::with_capacity(sizes.len());
+    let mut previous: Option<RgbaImage> = None;
     for size in sizes {
-        source = source.resize_to_fill(size, size, FilterType::Triangle);
-        let mut bytes = Cursor::new(Vec::new());
-        source
-            .write_to(&mut bytes, ImageFormat::WebP)
+        let scaled = match &previous {
+            None => imageops::resize(&*square, size, size, FilterType::Triangle),
+            Some(larger) => imageops::resize(larger, size, size, FilterType::Triangle),
+        };
+        let mut bytes = Vec::new();
+        WebPEncoder::new_lossless(&mut bytes)
+            .encode(scaled.as_raw(), size, size, image::ExtendedColorType::Rgba8)
             .map_err(AppError::internal)?;
-        out.push((size, bytes.into_inner()));
+        out.push((size, bytes));
+        previous = Some(scaled);
     }
     out.sort_unstable_by_key(|(size, _)| *size);
     Ok(out)
@@ -195,6 +257,24 @@ fn is_complete(kind: ImageKind, bytes: &[u8]) -> bool {
     }
 }
 
+/// Opens a local photo: read whole when small, else a stream of chunks.
+fn open_local(path: &std::path::Path) -> std::io::Result<PhotoData> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len <= READ_WHOLE {
+        let mut bytes = Vec::with_capacity(len as usize);
+        file.read_to_end(&mut bytes)?;
+        return Ok(PhotoData::whole(bytes));
+    }
+    let chunks =
+        tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), CHUNK);
+    Ok(PhotoData {
+        len: Some(len),
+        chunks: chunks.boxed(),
+    })
+}
+
 /// The public path of a stored file: `uploads/{user_id}/{file}`.
 pub fn public_path(user_id: i32, file: &str) -> String {
     format!("{PUBLIC_PREFIX}/{user_id}/{file}")
@@ -212,12 +292,114 @@ pub struct PhotoStore {
     description: String,
     /// Decoding and encoding are CPU-bound; at most one per core at a time.
     permits: Semaphore,
+    /// Every call to the store goes through it.
+    guard: StoreGuard,
+}
+
+/// A photo's bytes as they come from the store: whole when small, else in chunks, so that a
+/// reader that reads slowly holds one chunk, not the photo.
+pub struct PhotoData {
+    /// The size, when the store tells it.
+    pub len: Option<u64>,
+    pub chunks: futures_util::stream::BoxStream<'static, std::io::Result<Bytes>>,
+}
+
+impl PhotoData {
+    fn whole(bytes: Vec<u8>) -> Self {
+        let len = bytes.len() as u64;
+        let bytes = Bytes::from(bytes);
+        Self {
+            len: Some(len),
+            chunks: futures_util::stream::once(async { Ok(bytes) }).boxed(),
+        }
+    }
+}
+
+/// Local photos up to this size are read in one go (the variants, most photos); larger ones
+/// are streamed in chunks of [`CHUNK`].
+const READ_WHOLE: u64 = 256 * 1024;
+const CHUNK: usize = 64 * 1024;
+
+/// How long one call to the store may take, wherever it is.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a call may wait for one of the `PHOTO_STORE_CONCURRENCY` places.
+const QUEUE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Failures in a row after which the store is not asked for [`BREAKER_OPEN`].
+const BREAKER_FAILURES: u32 = 5;
+const BREAKER_OPEN: Duration = Duration::from_secs(30);
+
+/// What a slow or dead store may hold: at most `PHOTO_STORE_CONCURRENCY` calls at once, each
+/// bounded by [`CALL_TIMEOUT`]; after [`BREAKER_FAILURES`] failures in a row every call is
+/// answered 503 at once for [`BREAKER_OPEN`], then the store is tried again.
+struct StoreGuard {
+    calls: Semaphore,
+    failures: std::sync::atomic::AtomicU32,
+    /// Milliseconds since `epoch` until which calls are refused.
+    open_until: std::sync::atomic::AtomicU64,
+    epoch: std::time::Instant,
+}
+
+impl StoreGuard {
+    fn new(concurrency: usize) -> Self {
+        Self {
+            calls: Semaphore::new(concurrency.max(1)),
+            failures: Default::default(),
+            open_until: Default::default(),
+            epoch: std::time::Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Runs `call` within the bounds; `is_failure` tells which of its errors count against
+    /// the store (a missing object does not). The outer error is the guard's own refusal.
+    async fn run<T, E>(
+        &self,
+        is_failure: impl Fn(&E) -> bool,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<Result<T, E>, AppError> {
+        use std::sync::atomic::Ordering;
+        if self.now_ms() < self.open_until.load(Ordering::Acquire) {
+            return Err(store_down(
+                "the photo store failed repeatedly; not asking it for now",
+            ));
+        }
+        let _permit = tokio::time::timeout(QUEUE_TIMEOUT, self.calls.acquire())
+            .await
+            .map_err(|_| store_down("every photo store call is in use"))?
+            .map_err(AppError::internal)?;
+        let result = tokio::time::timeout(CALL_TIMEOUT, call).await;
+        match &result {
+            Ok(Ok(_)) => self.failures.store(0, Ordering::Release),
+            Ok(Err(e)) if !is_failure(e) => self.failures.store(0, Ordering::Release),
+            _ => {
+                let failures = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
+                if failures >= BREAKER_FAILURES {
+                    let until = self.now_ms() + BREAKER_OPEN.as_millis() as u64;
+                    self.open_until.store(until, Ordering::Release);
+                    tracing::error!(
+                        failures,
+                        "photo store failing: refusing photo calls for 30 s"
+                    );
+                }
+            }
+        }
+        result.map_err(|_| store_down("a photo store call timed out"))
+    }
+}
+
+fn store_down(why: &'static str) -> AppError {
+    AppError::Unavailable(Arc::new(anyhow::anyhow!(why)))
 }
 
 /// How long one request to the store may take before it counts as failed (a store that
 /// does not answer must give a quick 503, not hold the upload).
 const STORE_TIMEOUT: &str = "10 seconds";
 const STORE_CONNECT_TIMEOUT: &str = "2 seconds";
+/// `PHOTO_STORE_CONCURRENCY`'s default.
+const DEFAULT_CONCURRENCY: usize = 16;
 
 impl PhotoStore {
     /// The store `PHOTO_STORE` names (`None`: local files in `upload_dir`); an S3 store is
@@ -261,7 +443,14 @@ impl PhotoStore {
             local_root,
             description,
             permits,
+            guard: StoreGuard::new(DEFAULT_CONCURRENCY),
         })
+    }
+
+    /// The same store, with at most `calls` calls to it at once (`PHOTO_STORE_CONCURRENCY`).
+    pub fn with_concurrency(mut self, calls: usize) -> Self {
+        self.guard = StoreGuard::new(calls);
+        self
     }
 
     /// The store, for the start-up log line (no credentials in it).
@@ -289,44 +478,64 @@ impl PhotoStore {
         }
         let mut written = Vec::new();
         for (location, bytes) in objects {
-            if let Err(e) = self.store.put(&location, bytes.into()).await {
+            let put = self
+                .guard
+                .run(|_| true, self.store.put(&location, bytes.into()))
+                .await
+                .and_then(|put| put.map_err(unavailable));
+            if let Err(e) = put {
                 for location in written {
                     self.delete(&location).await;
                 }
-                return Err(unavailable(e));
+                return Err(e);
             }
             written.push(location);
         }
         Ok(public_path(user_id, &file))
     }
 
-    /// The bytes of `{user_id}/{file}`; `None` when there is no such object.
-    pub async fn get(&self, user_id: i32, file: &str) -> Result<Option<Bytes>, AppError> {
+    /// The bytes of `{user_id}/{file}`, whole or in chunks; `None` when there is no such
+    /// object.
+    pub async fn get(&self, user_id: i32, file: &str) -> Result<Option<PhotoData>, AppError> {
         if let Some(root) = &self.local_root {
-            // One blocking read, where the local store's `get` takes two (open and stat, then
-            // read): about a third less CPU per photo served.
+            // One blocking call opens, measures and (for a small file) reads, where the local
+            // store's `get` takes two trips before its read.
             if file.contains(['/', '\\']) || file.starts_with('.') {
                 return Ok(None);
             }
             let path = root.join(user_id.to_string()).join(file);
-            return match tokio::fs::read(&path).await {
-                Ok(bytes) => Ok(Some(bytes.into())),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            let open = {
+                let path = path.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || open_local(&path))
+                        .await
+                        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+                }
+            };
+            let not_found = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+            return match self.guard.run(|e| !not_found(e), open).await? {
+                Ok(data) => Ok(Some(data)),
+                Err(e) if not_found(&e) => Ok(None),
                 Err(e) => Err(AppError::Unavailable(Arc::new(
                     anyhow::Error::new(e).context(format!("photo store: {}", path.display())),
                 ))),
             };
         }
-        let result = match self.store.get(&key(user_id, file)).await {
+        let not_found = |e: &object_store::Error| matches!(e, object_store::Error::NotFound { .. });
+        let location = key(user_id, file);
+        let result = match self
+            .guard
+            .run(|e| !not_found(e), self.store.get(&location))
+            .await?
+        {
             Ok(result) => result,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) if not_found(&e) => return Ok(None),
             Err(e) => return Err(unavailable(e)),
         };
-        match result.bytes().await {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(unavailable(e)),
-        }
+        Ok(Some(PhotoData {
+            len: Some(result.meta.size),
+            chunks: result.into_stream().map_err(std::io::Error::other).boxed(),
+        }))
     }
 
     /// The objects of each user last changed more than `grace` ago, for the sweep.
@@ -449,9 +658,12 @@ impl PhotoStore {
     /// ones this store makes. Anything else (`..`, separators, other names) is `None` before
     /// the store is asked.
     pub fn locate(&self, user_id: &str, file: &str) -> Option<ImageKind> {
+        // The canonical spelling only (`/uploads/01/…` is not `/uploads/1/…`): one object,
+        // one URL, for caches as for the ETag.
         let valid_user = !user_id.is_empty()
             && user_id.len() <= 10
-            && user_id.bytes().all(|b| b.is_ascii_digit());
+            && user_id.bytes().all(|b| b.is_ascii_digit())
+            && !(user_id.len() > 1 && user_id.starts_with('0'));
         let (stem, ext) = file.rsplit_once('.')?;
         let kind = ImageKind::from_extension(ext)?;
         let valid_stem = Uuid::try_parse(stem).is_ok_and(|u| u.hyphenated().to_string() == stem);
@@ -459,7 +671,19 @@ impl PhotoStore {
     }
 
     async fn delete(&self, location: &ObjectPath) {
-        match self.store.delete(location).await {
+        let not_found = |e: &object_store::Error| matches!(e, object_store::Error::NotFound { .. });
+        let deleted = match self
+            .guard
+            .run(|e| !not_found(e), self.store.delete(location))
+            .await
+        {
+            Ok(deleted) => deleted,
+            Err(e) => {
+                tracing::error!(%location, error = e.message(), "could not remove a photo object");
+                return;
+            }
+        };
+        match deleted {
             Ok(()) => {}
             Err(object_store::Error::NotFound { .. }) => {
                 tracing::warn!(%location, "photo object was already gone");
@@ -698,6 +922,8 @@ mod tests {
             ("42", "..%2F..%2Fetc%2Fpasswd"),
             ("42", "/etc/passwd"),
             ("4 2", name.as_str()),
+            ("042", name.as_str()),
+            ("00", name.as_str()),
             ("42", "photo.jpg"),
             ("42", &name.replace(".jpg", ".gif")),
             ("42", &name.to_uppercase()),

@@ -289,7 +289,7 @@ impl Services {
     /// variants), if the names are ones the store makes and the user's profile references that
     /// photo. An object without a row (a crash between writing it and committing, a removal
     /// that failed) is never served; the sweep removes it. Its bytes are read apart
-    /// ([`Services::photo_bytes`]), so that a client that has it costs the store nothing.
+    /// ([`Services::photo_data`]), so that a client that has it costs the store nothing.
     pub async fn photo(
         &self,
         user_id: &str,
@@ -320,8 +320,9 @@ impl Services {
         })
     }
 
-    /// The bytes of a photo [`Services::photo`] found (404 if the object is gone).
-    pub async fn photo_bytes(&self, photo: &PhotoObject) -> Result<bytes::Bytes, AppError> {
+    /// The bytes of a photo [`Services::photo`] found, whole or in chunks (404 if the object
+    /// is gone).
+    pub async fn photo_data(&self, photo: &PhotoObject) -> Result<photos::PhotoData, AppError> {
         self.photos
             .get(photo.owner, &photo.name)
             .await?

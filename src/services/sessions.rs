@@ -35,7 +35,7 @@ use crate::{
     error::{AppError, NOT_AUTHENTICATED},
 };
 
-pub const INVALID_REFRESH_TOKEN: &str = "Invalid refresh token";
+pub use crate::domain::INVALID_REFRESH_TOKEN;
 pub const SESSION_NOT_FOUND: &str = "Session not found";
 pub const CURRENT_PASSWORD_WRONG: &str = "Current password is incorrect.";
 pub const PASSWORD_WRONG: &str = "Password is incorrect.";

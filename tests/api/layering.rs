@@ -48,14 +48,21 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "rest",
         &[
-            "caller", "error", "graphql", "html", "http", "services", "state",
+            "caller",
+            "error",
+            "graphql",
+            "html",
+            "http",
+            "monitoring",
+            "services",
+            "state",
         ],
     ),
     (
         "state",
         &["auth", "caller", "config", "graphql", "http", "services"],
     ),
-    ("server", &["config", "error", "http", "monitoring"]),
+    ("server", &["config", "error", "http", "monitoring", "net"]),
     (
         "startup",
         &[

@@ -9,6 +9,7 @@ mod accounts;
 mod admin;
 mod compose;
 mod docs;
+mod exhaustion;
 mod graphql;
 mod graphql_clients;
 mod hardening;
