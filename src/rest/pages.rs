@@ -8,14 +8,17 @@
 
 use axum::{
     Form,
-    extract::{Query, State},
+    extract::{Query, State, rejection::FormRejection},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{forward::run, operations::OPERATIONS};
+use super::{
+    forward::run,
+    operations::{OPERATIONS, Operation},
+};
 use crate::{caller::Caller, error::ErrorCode, html::escape, state::AppState};
 
 /// Stricter than the API's policy: no script at all, styles from this origin only, forms
@@ -29,93 +32,113 @@ pub struct TokenParam {
     token: String,
 }
 
+/// A link whose page is one button: what it says, and what it does once posted.
+struct OneButton {
+    /// Where the form posts (the page's own path).
+    action: &'static str,
+    title: &'static str,
+    /// What the page says before the button (HTML).
+    intro: &'static str,
+    button: &'static str,
+    /// The operation the button runs with the token.
+    operation: fn() -> &'static Operation,
+    done_title: &'static str,
+    /// What the page says once it worked (HTML).
+    done: &'static str,
+}
+
+const VERIFY_EMAIL: OneButton = OneButton {
+    action: "/account/verify-email",
+    title: "Confirm your email address",
+    intro: "<p>Confirm that this email address is yours.</p>",
+    button: "Confirm my email address",
+    operation: || &OPERATIONS.verify_email,
+    done_title: "Email address confirmed",
+    done: "<p class=\"message\">Thank you: your email address is confirmed. You can close \
+           this page.</p>",
+};
+
+const UNDO_EMAIL_CHANGE: OneButton = OneButton {
+    action: "/account/undo-email-change",
+    title: "Undo the change of your email address",
+    intro: "<p>If you did not change your account's email address, someone else may have \
+            access to your account. This puts your address back, signs every device out, and \
+            sends you a link to choose a new password.</p>",
+    button: "Put my email address back",
+    operation: || &OPERATIONS.undo_email_change,
+    done_title: "Email address restored",
+    done: "<p class=\"message\">Your email address is the account's again, and every device \
+           that was signed in has been signed out. We sent you a link to choose a new \
+           password: use it before you sign in again.</p>",
+};
+
+impl OneButton {
+    /// The page the link opens: the button, which posts the token back.
+    fn form(&self, token: &str) -> Response {
+        if token.is_empty() {
+            return invalid_link();
+        }
+        page(
+            StatusCode::OK,
+            self.title,
+            "form",
+            &format!(
+                "{}\n<form method=\"post\" action=\"{}\">\n\
+                 <input type=\"hidden\" name=\"token\" value=\"{}\">\n\
+                 <button type=\"submit\">{}</button>\n</form>",
+                self.intro,
+                self.action,
+                escape(token),
+                self.button,
+            ),
+        )
+    }
+
+    /// The button pressed: runs the operation with the token.
+    async fn submit(
+        &self,
+        state: &AppState,
+        caller: Caller,
+        form: Result<Form<TokenParam>, FormRejection>,
+    ) -> Response {
+        let Ok(Form(form)) = form else {
+            return invalid_link();
+        };
+        let op = (self.operation)();
+        match run(state, op, caller, json!({ "token": form.token })).await {
+            Ok(_) => page(StatusCode::OK, self.done_title, "success", self.done),
+            Err(problem) if problem.code() == ErrorCode::BadUserInput => invalid_link(),
+            Err(problem) => failure(problem.code().status(), problem.detail()),
+        }
+    }
+}
+
 /// `GET /account/verify-email?token=…`: the button that confirms the address.
 pub async fn verify_email_form(Query(query): Query<TokenParam>) -> Response {
-    if query.token.is_empty() {
-        return invalid_link();
-    }
-    page(
-        StatusCode::OK,
-        "Confirm your email address",
-        "form",
-        &format!(
-            "<p>Confirm that this email address is yours.</p>\n\
-             <form method=\"post\" action=\"/account/verify-email\">\n\
-             <input type=\"hidden\" name=\"token\" value=\"{}\">\n\
-             <button type=\"submit\">Confirm my email address</button>\n\
-             </form>",
-            escape(&query.token)
-        ),
-    )
+    VERIFY_EMAIL.form(&query.token)
 }
 
 /// `POST /account/verify-email` (the form above).
 pub async fn verify_email(
     State(state): State<AppState>,
     caller: Caller,
-    form: Result<Form<TokenParam>, axum::extract::rejection::FormRejection>,
+    form: Result<Form<TokenParam>, FormRejection>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return invalid_link();
-    };
-    let op = &OPERATIONS.verify_email;
-    match run(&state, op, caller, json!({ "token": form.token })).await {
-        Ok(_) => page(
-            StatusCode::OK,
-            "Email address confirmed",
-            "success",
-            "<p class=\"message\">Thank you: your email address is confirmed. You can close \
-             this page.</p>",
-        ),
-        Err(problem) if problem.code() == ErrorCode::BadUserInput => invalid_link(),
-        Err(problem) => failure(problem.code().status(), problem.detail()),
-    }
+    VERIFY_EMAIL.submit(&state, caller, form).await
 }
 
 /// `GET /account/undo-email-change?token=…`: the button that puts the old address back.
 pub async fn undo_email_change_form(Query(query): Query<TokenParam>) -> Response {
-    if query.token.is_empty() {
-        return invalid_link();
-    }
-    page(
-        StatusCode::OK,
-        "Undo the change of your email address",
-        "form",
-        &format!(
-            "<p>If you did not change your account's email address, someone else may have \
-             access to your account. This puts your address back, signs every device out, and \
-             sends you a link to choose a new password.</p>\n\
-             <form method=\"post\" action=\"/account/undo-email-change\">\n\
-             <input type=\"hidden\" name=\"token\" value=\"{}\">\n\
-             <button type=\"submit\">Put my email address back</button>\n\
-             </form>",
-            escape(&query.token)
-        ),
-    )
+    UNDO_EMAIL_CHANGE.form(&query.token)
 }
 
 /// `POST /account/undo-email-change` (the form above).
 pub async fn undo_email_change(
     State(state): State<AppState>,
     caller: Caller,
-    form: Result<Form<TokenParam>, axum::extract::rejection::FormRejection>,
+    form: Result<Form<TokenParam>, FormRejection>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return invalid_link();
-    };
-    let op = &OPERATIONS.undo_email_change;
-    match run(&state, op, caller, json!({ "token": form.token })).await {
-        Ok(_) => page(
-            StatusCode::OK,
-            "Email address restored",
-            "success",
-            "<p class=\"message\">Your email address is the account's again, and every \
-             device that was signed in has been signed out. We sent you a link to choose a new \
-             password: use it before you sign in again.</p>",
-        ),
-        Err(problem) if problem.code() == ErrorCode::BadUserInput => invalid_link(),
-        Err(problem) => failure(problem.code().status(), problem.detail()),
-    }
+    UNDO_EMAIL_CHANGE.submit(&state, caller, form).await
 }
 
 #[derive(Deserialize)]
@@ -141,7 +164,7 @@ pub async fn reset_password_form(Query(query): Query<TokenParam>) -> Response {
 pub async fn reset_password(
     State(state): State<AppState>,
     caller: Caller,
-    form: Result<Form<ResetForm>, axum::extract::rejection::FormRejection>,
+    form: Result<Form<ResetForm>, FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
         return invalid_link();
