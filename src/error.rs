@@ -23,6 +23,31 @@ pub const INTERNAL: &str = "Internal server error";
 pub const UNAVAILABLE: &str = "Service unavailable";
 pub const RATE_LIMITED: &str = "Too many attempts; try again later";
 pub const BUSY: &str = "Server busy";
+/// Registration or an email change to an address another account has (or holds for its
+/// owner's undo link).
+pub const EMAIL_TAKEN: &str = "Email already registered.";
+
+/// Why an authenticated caller (or the right password) is still refused: typed, so a caller
+/// can tell the reasons apart without comparing messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not an admin.
+    NotAllowed,
+    /// An admin disabled the account.
+    AccountDisabled,
+    /// `REQUIRE_VERIFIED_EMAIL` and the address is not verified.
+    EmailNotVerified,
+}
+
+impl Refusal {
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::NotAllowed => "Forbidden",
+            Self::AccountDisabled => "Account disabled",
+            Self::EmailNotVerified => "Email not verified",
+        }
+    }
+}
 
 /// One invalid input field, reported in `errors` on REST and `extensions.errors` on GraphQL.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +72,7 @@ pub enum AppError {
     Validation(Vec<FieldError>),
     Unauthenticated(&'static str),
     /// Authenticated (or the right password) but not allowed.
-    Forbidden(&'static str),
+    Forbidden(Refusal),
     NotFound(&'static str),
     Conflict(&'static str),
     PayloadTooLarge(String),
@@ -113,6 +138,11 @@ impl AppError {
         Self::Validation(vec![FieldError::new(field, message)])
     }
 
+    /// The 413 for an uploaded file over `max_bytes` (`MAX_UPLOAD_BYTES`).
+    pub fn file_too_large(max_bytes: usize) -> Self {
+        Self::PayloadTooLarge(format!("File too large; the limit is {max_bytes} bytes."))
+    }
+
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
         Self::Internal(Arc::new(cause.into()))
     }
@@ -137,10 +167,8 @@ impl AppError {
             Self::Validation(errors) => errors
                 .first()
                 .map_or_else(|| "Invalid input".to_owned(), |e| e.message.clone()),
-            Self::Unauthenticated(m)
-            | Self::Forbidden(m)
-            | Self::NotFound(m)
-            | Self::Conflict(m) => (*m).to_owned(),
+            Self::Unauthenticated(m) | Self::NotFound(m) | Self::Conflict(m) => (*m).to_owned(),
+            Self::Forbidden(refusal) => refusal.message().to_owned(),
             Self::PayloadTooLarge(m) => m.clone(),
             Self::RateLimited { .. } => RATE_LIMITED.to_owned(),
             Self::Unavailable(_) => UNAVAILABLE.to_owned(),

@@ -18,10 +18,7 @@ use futures_util::StreamExt as _;
 use http_body_util::BodyExt as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::{
-    error::{AppError, ErrorCode},
-    services::photos,
-};
+use crate::error::{AppError, ErrorCode};
 
 /// Largest JSON body accepted on any route (uploads have their own limit).
 pub const MAX_JSON_BODY: usize = 1024 * 1024;
@@ -237,7 +234,7 @@ impl Uploads {
 
     /// The 413 for a file over the limit.
     pub fn too_large(&self) -> AppError {
-        photos::too_large(self.max_bytes)
+        AppError::file_too_large(self.max_bytes)
     }
 
     /// Waits until the body's first bytes arrive, then takes `account`'s place (429 when it

@@ -1,6 +1,8 @@
 //! The router's state: what the handlers of both transports reach. Each transport declares
-//! the part it needs ([`GraphqlState`], [`CallerKeys`], [`Services`]); this module builds the
-//! whole and hands each part out (`FromRef`), so neither transport imports the other or this.
+//! the part it needs ([`GraphqlState`], [`CallerKeys`]); this module builds the whole and
+//! hands each part out (`FromRef`), so neither transport imports the other or this. The
+//! services are here for the two REST paths that carry no GraphQL operation (a photo's
+//! bytes, readiness): they reach them through the state and never import the service layer.
 
 use std::sync::Arc;
 
@@ -42,12 +44,6 @@ impl AppState {
                 trusted_proxies: config.trusted_proxies.clone().into(),
             },
         }
-    }
-}
-
-impl FromRef<AppState> for Services {
-    fn from_ref(state: &AppState) -> Self {
-        state.services.clone()
     }
 }
 

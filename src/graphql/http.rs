@@ -23,7 +23,6 @@ use crate::{
     caller::Caller,
     error::{AppError, ErrorCode, NOT_AUTHENTICATED},
     http::{MAX_JSON_BODY, SlotRefused, has_media_type},
-    services::photos,
 };
 use futures_util::TryStreamExt;
 use tokio_util::compat::TokioAsyncReadCompatExt;
@@ -345,7 +344,7 @@ async fn read_multipart(
         .await
         .map_err(|e| match e {
             ParseRequestError::PayloadTooLarge => {
-                too_large(&photos::too_large(max_upload).message())
+                too_large(&AppError::file_too_large(max_upload).message())
             }
             ParseRequestError::Io(io) if is_length_limit(&io) => {
                 too_large("Request body too large")

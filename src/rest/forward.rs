@@ -40,11 +40,18 @@ pub async fn run(
     caller: Caller,
     variables: Value,
 ) -> Result<async_graphql::Value, Problem> {
-    let request = op
-        .request()
-        .variables(Variables::from_json(variables))
-        .data(caller.actor)
-        .data(caller.client);
+    let request = op.request().variables(Variables::from_json(variables));
+    execute(state, request, caller).await
+}
+
+/// Executes a request built from a REST operation (one carrying an upload, say) for
+/// `caller`: the operation's `result`, or the REST error.
+pub async fn execute(
+    state: &AppState,
+    request: async_graphql::Request,
+    caller: Caller,
+) -> Result<async_graphql::Value, Problem> {
+    let request = request.data(caller.actor).data(caller.client);
     let mut response = graphql::execute(&state.graphql.schema, request).await;
     if let Some(error) = response.errors.first() {
         return Err(problem(error));
@@ -60,7 +67,8 @@ fn no_result() -> Problem {
     Problem::new(ErrorCode::InternalServerError, INTERNAL)
 }
 
-/// Executes `op` for `caller` with `variables`; on success answers `status` with `data.result`.
+/// Executes `op` for `caller` with `variables`; on success answers `status` with
+/// `data.result` (nothing for 204).
 pub async fn forward(
     state: &AppState,
     op: &Operation,
@@ -68,36 +76,17 @@ pub async fn forward(
     variables: Value,
     status: StatusCode,
 ) -> Response {
-    let request = op.request().variables(Variables::from_json(variables));
-    forward_request(state, request, caller, status).await
+    respond(run(state, op, caller, variables).await, status)
 }
 
-/// As [`forward`], for a request already built (one carrying an upload).
-pub async fn forward_request(
-    state: &AppState,
-    request: async_graphql::Request,
-    caller: Caller,
-    status: StatusCode,
-) -> Response {
-    let request = request.data(caller.actor).data(caller.client);
-    let mut response = graphql::execute(&state.graphql.schema, request).await;
-    if let Some(error) = response.errors.first() {
-        return problem(error).into_response();
-    }
-    if status == StatusCode::NO_CONTENT {
-        return status.into_response();
-    }
-    let result = match std::mem::take(&mut response.data) {
-        async_graphql::Value::Object(mut data) => data.shift_remove("result"),
-        _ => None,
-    };
+/// The REST answer to an operation's outcome: `status` with its `result` as the body
+/// (none for 204), or the error.
+pub fn respond(result: Result<async_graphql::Value, Problem>, status: StatusCode) -> Response {
     match result {
+        Ok(_) if status == StatusCode::NO_CONTENT => status.into_response(),
         // The GraphQL value serialises as the same JSON, with no copy into serde_json's tree.
-        Some(body) => (status, Json(body)).into_response(),
-        None => {
-            tracing::error!("REST operation returned no `result`");
-            Problem::new(ErrorCode::InternalServerError, INTERNAL).into_response()
-        }
+        Ok(body) => (status, Json(body)).into_response(),
+        Err(problem) => problem.into_response(),
     }
 }
 

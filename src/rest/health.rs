@@ -8,7 +8,7 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{error::UNAVAILABLE, services::Services};
+use crate::{error::UNAVAILABLE, state::AppState};
 
 /// Liveness
 ///
@@ -28,8 +28,8 @@ pub async fn healthz() -> Json<serde_json::Value> {
         (status = 503, description = "The database cannot be reached", body = super::schemas::Health,
             example = json!({"status": "unavailable", "detail": "Service unavailable"})),
     ))]
-pub async fn readyz(State(services): State<Services>) -> Response {
-    if services.ready().await {
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.services.ready().await {
         Json(json!({ "status": "ready" })).into_response()
     } else {
         (

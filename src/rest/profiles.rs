@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 use super::{
     body::{Authenticated, JsonBody, reject_unknown_fields, unprocessable},
-    forward::{forward, forward_request},
+    forward::{execute, forward, respond},
     operations::OPERATIONS,
     schemas::{
         ErrorBody, PhotoUpload, ProfileOut, ProfilePublic, TypeErrorBody, ValidationErrorBody,
@@ -25,7 +25,6 @@ use super::{
 use crate::{
     error::{AppError, ErrorCode, FieldError},
     http::{Problem, SlotRefused},
-    services::photos,
     state::AppState,
 };
 
@@ -259,7 +258,7 @@ pub async fn upload_photo(
         .request()
         .variables(async_graphql::Variables::from_json(json!({ "file": null })));
     request.set_upload("variables.file", upload);
-    forward_request(&state, request, caller, StatusCode::OK).await
+    respond(execute(&state, request, caller).await, StatusCode::OK)
 }
 
 /// Delete my profile photo
@@ -292,7 +291,7 @@ fn malformed(detail: &str) -> Problem {
 
 /// Reads the `file` field, refusing it as soon as it passes `max` bytes.
 async fn read_file_field(mut multipart: Multipart, max: usize) -> Result<UploadValue, Problem> {
-    let too_large = || Problem::from(photos::too_large(max));
+    let too_large = || Problem::from(AppError::file_too_large(max));
     let broken = |e: MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             too_large()

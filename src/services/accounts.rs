@@ -4,18 +4,15 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use tracing::instrument;
 
-use super::{Services, admin::ACCOUNT_DISABLED, audit::Event, now, prepared, unique_violation_as};
+use super::{Services, events::Event, prepared, query::unique_violation_as, time::now};
 use crate::{
     auth::{Actor, Bearer},
     db,
     domain::{AccountPatch, AuditAction, Credentials, NewAccount, Origin, Patch, Role},
     entities::{profile, user},
-    error::{AppError, BAD_CREDENTIALS, NOT_AUTHENTICATED},
+    error::{AppError, BAD_CREDENTIALS, EMAIL_TAKEN, NOT_AUTHENTICATED, Refusal},
     limits::Reservation,
 };
-
-pub const EMAIL_TAKEN: &str = "Email already registered.";
-pub const EMAIL_NOT_VERIFIED: &str = "Email not verified";
 
 /// The account view: the user's row and the name kept on their profile.
 #[derive(Clone, Debug)]
@@ -130,7 +127,7 @@ impl Services {
             Ok(_) => "success",
             Err(AppError::Unauthenticated(_)) => "bad_credentials",
             Err(AppError::RateLimited { .. }) => "rate_limited",
-            Err(AppError::Forbidden(reason)) if *reason == ACCOUNT_DISABLED => "disabled",
+            Err(AppError::Forbidden(Refusal::AccountDisabled)) => "disabled",
             Err(AppError::Forbidden(_)) => "unverified",
             Err(AppError::Busy { .. }) => "busy",
             Err(_) => "error",
@@ -174,10 +171,10 @@ impl Services {
             .login_succeeded(&credentials.email, reservation)
             .await;
         if user.disabled_at.is_some() {
-            return Err(AppError::Forbidden(ACCOUNT_DISABLED));
+            return Err(AppError::Forbidden(Refusal::AccountDisabled));
         }
         if self.mail.require_verified_email && !user.email_verified {
-            return Err(AppError::Forbidden(EMAIL_NOT_VERIFIED));
+            return Err(AppError::Forbidden(Refusal::EmailNotVerified));
         }
         let user_id = user.id;
         let now = now();

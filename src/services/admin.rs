@@ -19,10 +19,9 @@ use tracing::instrument;
 
 use super::{
     Account, Page, Services, SessionView,
-    audit::Event,
-    now,
-    sessions::{end_sessions, live},
-    unique_violation_as,
+    events::Event,
+    query::{end_sessions, for_update, live, unique_violation_as},
+    time::now,
 };
 use crate::{
     auth::Actor,
@@ -31,13 +30,11 @@ use crate::{
         AuditAction, CursorKind, NewAccount, Origin, PageRequest, Role, UserFilter, UserStatus,
     },
     entities::{profile, session, user},
-    error::AppError,
+    error::{AppError, EMAIL_TAKEN, Refusal},
 };
 
-pub const FORBIDDEN: &str = "Forbidden";
 pub const NOT_ON_YOURSELF: &str = "Not allowed on your own account.";
 pub const USER_NOT_FOUND: &str = "User not found";
-pub const ACCOUNT_DISABLED: &str = "Account disabled";
 
 impl Services {
     /// The caller's row if they are a signed-in admin: 401 without a live session, 403 for
@@ -49,7 +46,7 @@ impl Services {
     ) -> Result<user::Model, AppError> {
         let user = self.signed_in(db, actor.bearer()?).await?;
         if Role::from_stored(&user.role) != Role::Admin {
-            return Err(AppError::Forbidden(FORBIDDEN));
+            return Err(AppError::Forbidden(Refusal::NotAllowed));
         }
         Ok(user)
     }
@@ -273,9 +270,7 @@ impl Services {
         }
         .insert(&txn)
         .await
-        .map_err(unique_violation_as(AppError::Conflict(
-            super::accounts::EMAIL_TAKEN,
-        )))?;
+        .map_err(unique_violation_as(AppError::Conflict(EMAIL_TAKEN)))?;
         let profile = profile::ActiveModel {
             user_id: Set(user.id),
             created_at: Set(now),
@@ -307,7 +302,7 @@ impl Services {
         if admin.id == id {
             return Err(AppError::validation("id", NOT_ON_YOURSELF));
         }
-        let rows = super::sessions::for_update(
+        let rows = for_update(
             txn,
             user::Entity::find()
                 .filter(user::Column::Id.is_in([admin.id, id]))
@@ -326,7 +321,7 @@ impl Services {
         }
         let admin = admin
             .filter(|a| a.disabled_at.is_none() && Role::from_stored(&a.role) == Role::Admin)
-            .ok_or(AppError::Forbidden(FORBIDDEN))?;
+            .ok_or(AppError::Forbidden(Refusal::NotAllowed))?;
         let target = target.ok_or(AppError::NotFound(USER_NOT_FOUND))?;
         Ok((admin, target))
     }

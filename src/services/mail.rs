@@ -23,16 +23,17 @@ use tracing::instrument;
 
 use super::{
     Services,
-    audit::Event,
-    now,
-    sessions::{delta, end_sessions, live, new_random_token, token_hash},
+    events::Event,
+    query::{end_sessions, live, unique_violation_as},
+    time::{delta, now},
+    tokens::{new_random_token, token_hash},
 };
 use crate::{
     auth::Actor,
     db,
     domain::{AccountToken, AuditAction, Email, Origin, PasswordReset},
     entities::{account_token, mail_outbox, session, user},
-    error::AppError,
+    error::{AppError, EMAIL_TAKEN},
     mail::{Letter, Template},
 };
 
@@ -190,9 +191,7 @@ impl Services {
         active
             .update(&txn)
             .await
-            .map_err(super::unique_violation_as(AppError::Conflict(
-                super::accounts::EMAIL_TAKEN,
-            )))?;
+            .map_err(unique_violation_as(AppError::Conflict(EMAIL_TAKEN)))?;
         let ended = end_sessions(&txn, live(session::Column::UserId.eq(user_id), now), now).await?;
         self.queue_reset_link(&txn, user_id, &row.email).await?;
         Event::on(AuditAction::EmailChanged, user_id)

@@ -5,21 +5,29 @@
 //! entities). Database failures become [`AppError`]s here: a unique-key violation is a
 //! `Conflict`, a missing row a `NotFound`, an unreachable database `Unavailable`.
 
+// Features: each a part of the contract. They use the leaves below, never each other's
+// items (`tests/api/layering.rs` checks it).
 mod accounts;
 mod admin;
 mod audit;
 mod mail;
-pub mod photos;
-mod prepared;
 mod profiles;
 mod sessions;
+
+// Leaves: what the features share. They import no feature.
+mod access;
+mod events;
+pub mod photos;
+mod prepared;
+mod query;
+mod time;
+mod tokens;
 
 use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use chrono::{DateTime, SubsecRound, Utc};
-use sea_orm::{DatabaseConnection, DbErr, SqlErr};
+use sea_orm::DatabaseConnection;
 
 pub use accounts::{AccessToken, Account};
 pub use audit::AuditEventView;
@@ -30,7 +38,6 @@ use crate::{
     auth::{JwtKeys, PasswordHasher},
     config::{Config, MailConfig, SessionConfig},
     domain::{Cursor, CursorKind, PageRequest},
-    error::AppError,
     limits::RateLimiter,
     mail::Mailer,
 };
@@ -143,19 +150,5 @@ impl<T> Page<T> {
     /// The cursor of the last item.
     pub fn end_cursor(&self) -> Option<&str> {
         self.items.last().map(|(cursor, _)| cursor.as_str())
-    }
-}
-
-/// Now, at the microsecond precision both SQLite and PostgreSQL keep, so a value reads back
-/// exactly as it was written.
-fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
-}
-
-/// Turns a unique-key violation into `conflict`, anything else into the usual mapping.
-fn unique_violation_as(conflict: AppError) -> impl FnOnce(DbErr) -> AppError {
-    move |err| match err.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => conflict,
-        _ => err.into(),
     }
 }

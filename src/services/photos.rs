@@ -77,10 +77,6 @@ impl ImageKind {
 }
 
 /// The 413 for a file over `max_bytes` (`MAX_UPLOAD_BYTES`), on either upload path.
-pub fn too_large(max_bytes: usize) -> AppError {
-    AppError::PayloadTooLarge(format!("File too large; the limit is {max_bytes} bytes."))
-}
-
 fn invalid(message: &str) -> AppError {
     AppError::validation("file", message)
 }

@@ -15,7 +15,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::sessions::live_session;
+use super::query::live_session;
 use crate::{
     auth::Bearer,
     entities::{profile, user},

@@ -10,7 +10,7 @@ use sea_orm::{
 };
 use tracing::instrument;
 
-use super::{Account, Services, now, prepared, unique_violation_as};
+use super::{Account, Services, prepared, query::unique_violation_as, time::now};
 use crate::{
     auth::{Actor, Bearer},
     db,
@@ -231,7 +231,7 @@ impl Services {
     pub async fn set_photo(&self, actor: &Actor, bytes: Vec<u8>) -> Result<ProfileView, AppError> {
         let user_id = actor.bearer()?.user_id;
         if bytes.len() > self.max_upload_bytes {
-            return Err(super::photos::too_large(self.max_upload_bytes));
+            return Err(AppError::file_too_large(self.max_upload_bytes));
         }
         // Fail early, before the image work, when there is nothing to attach it to.
         self.my_profile(actor).await?;

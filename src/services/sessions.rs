@@ -12,38 +12,34 @@
 //! - Refreshes are serialised per session: the session row is locked (PostgreSQL) or the
 //!   database's write lock is held (SQLite) while the token is checked and replaced.
 
-use std::time::Duration;
-
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, JoinType, QueryFilter,
-    QueryOrder, QuerySelect, Related, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
     sea_query::{Expr, ExprTrait},
 };
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::{AccessToken, Account, Services, admin::ACCOUNT_DISABLED, audit::Event, now};
+use super::{
+    AccessToken, Account, Services,
+    events::Event,
+    query::{end_sessions, for_update, live},
+    time::{delta, now},
+    tokens::{new_random_token, token_hash},
+};
 use crate::{
     auth::{Actor, Bearer},
     db,
     domain::{AuditAction, Confirmation, Origin, PasswordChange, RefreshToken},
     entities::{profile, refresh_token, session, user},
-    error::{AppError, NOT_AUTHENTICATED},
+    error::{AppError, NOT_AUTHENTICATED, Refusal},
 };
 
 pub use crate::domain::INVALID_REFRESH_TOKEN;
 pub const SESSION_NOT_FOUND: &str = "Session not found";
 pub const CURRENT_PASSWORD_WRONG: &str = "Current password is incorrect.";
 pub const PASSWORD_WRONG: &str = "Password is incorrect.";
-
-/// Random bytes in a token.
-const TOKEN_BYTES: usize = 32;
-/// No lifetime is taken as longer than this (a century), so every expiry fits both databases.
-const LONGEST: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// One of the caller's live sessions.
 #[derive(Clone, Debug)]
@@ -59,18 +55,6 @@ pub struct SessionView {
 }
 
 impl Services {
-    /// The caller's user row, if their token's session is live: one query (the session is
-    /// joined, not fetched apart). 401 otherwise.
-    pub(super) async fn signed_in(
-        &self,
-        db: &impl ConnectionTrait,
-        bearer: Bearer,
-    ) -> Result<user::Model, AppError> {
-        super::prepared::user(db, bearer, now())
-            .await?
-            .ok_or(AppError::Unauthenticated(NOT_AUTHENTICATED))
-    }
-
     /// Opens a session for `user` (in the caller's transaction) and issues its first pair.
     pub(super) async fn open_session(
         &self,
@@ -122,7 +106,7 @@ impl Services {
             .ok_or_else(invalid)?;
         // A disabled account's sessions have ended; its tokens say why.
         if user.disabled_at.is_some() {
-            return Err(AppError::Forbidden(ACCOUNT_DISABLED));
+            return Err(AppError::Forbidden(Refusal::AccountDisabled));
         }
         // The time once the lock is held: refreshes of one session see it move forward.
         let now = now();
@@ -453,47 +437,6 @@ impl Services {
     }
 }
 
-/// `query` (which reaches `users`) restricted to the bearer's live session.
-pub(super) fn live_session<Q: QuerySelect + QueryFilter>(
-    query: Q,
-    bearer: Bearer,
-    now: DateTime<Utc>,
-) -> Q {
-    query
-        .join(
-            JoinType::InnerJoin,
-            <user::Entity as Related<session::Entity>>::to(),
-        )
-        .filter(live(
-            session::Column::Id.eq(bearer.session_id.to_string()),
-            now,
-        ))
-        // A disabled account's sessions end when it is disabled; this keeps one that a
-        // racing login opened from working.
-        .filter(user::Column::DisabledAt.is_null())
-}
-
-/// `condition` on sessions, and the session neither revoked nor expired.
-pub(super) fn live(condition: Expr, now: DateTime<Utc>) -> Expr {
-    condition
-        .and(session::Column::RevokedAt.is_null())
-        .and(session::Column::ExpiresAt.gt(now))
-}
-
-/// Marks the sessions matching `condition` revoked; returns how many.
-pub(super) async fn end_sessions(
-    db: &impl ConnectionTrait,
-    condition: Expr,
-    now: DateTime<Utc>,
-) -> Result<u64, AppError> {
-    Ok(session::Entity::update_many()
-        .col_expr(session::Column::RevokedAt, Expr::value(now))
-        .filter(condition)
-        .exec(db)
-        .await?
-        .rows_affected)
-}
-
 async fn find_token(
     db: &impl ConnectionTrait,
     hash: &str,
@@ -502,39 +445,6 @@ async fn find_token(
         .filter(refresh_token::Column::TokenHash.eq(hash))
         .one(db)
         .await?)
-}
-
-/// `select` holding its rows until the transaction ends. SQLite has no row locks (and no
-/// `FOR UPDATE`); there the transaction's `BEGIN IMMEDIATE` already serialises writers.
-pub(super) fn for_update<E: EntityTrait>(
-    db: &impl ConnectionTrait,
-    select: sea_orm::Select<E>,
-) -> sea_orm::Select<E> {
-    match db.get_database_backend() {
-        DbBackend::Postgres => select.lock_exclusive(),
-        _ => select,
-    }
-}
-
-/// A new token (refresh, verification, reset): 32 random bytes, URL-safe base64 without
-/// padding (43 characters).
-pub(super) fn new_random_token() -> Result<String, AppError> {
-    let mut bytes = [0u8; TOKEN_BYTES];
-    getrandom::fill(&mut bytes).map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?;
-    Ok(URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// The stored form of a token: lower-case hex SHA-256. The token is random and
-/// long, so a fast hash is enough (nothing to brute-force).
-pub(super) fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-pub(super) fn delta(d: Duration) -> TimeDelta {
-    TimeDelta::from_std(d.min(LONGEST)).unwrap_or(TimeDelta::MAX)
 }
 
 #[cfg(test)]
