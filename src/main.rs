@@ -9,9 +9,23 @@ use nta_user_svc::{
     telemetry,
 };
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // Before the runtime starts its threads: nothing else allocates yet.
     tune_allocator();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve_or_run())
+}
+
+async fn serve_or_run() -> ExitCode {
     let command = Cli::parse().command.unwrap_or(Command::Serve);
     // Exports need no configuration and must print nothing else.
     if let Some(text) = cli::export(&command) {
@@ -44,7 +58,9 @@ async fn main() -> ExitCode {
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn tune_allocator() {
     const MMAP_THRESHOLD: i32 = 128 * 1024;
-    // SAFETY: mallopt takes no pointers and is thread-safe; it only sets a malloc parameter.
+    // SAFETY: mallopt takes no pointers and only sets a malloc parameter. It is called from
+    // `main` before the runtime (or anything else) starts a thread, so no allocation on
+    // another thread can race it.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
     }

@@ -13,6 +13,7 @@ use axum::{
 };
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_http::{
     catch_panic::CatchPanicLayer,
     cors::{AllowOrigin, CorsLayer},
@@ -34,11 +35,52 @@ use crate::{
     state::AppState,
 };
 
-/// A bound, ready-to-serve application.
+/// A bound, ready-to-serve application, and the background workers it owns.
 pub struct App {
     listener: TcpListener,
     router: Router,
     limits: HttpLimits,
+    workers: Workers,
+}
+
+/// The background workers (mail, clean-ups, the metrics listener): spawned and stopped by
+/// the application, never left running past it.
+struct Workers {
+    tasks: TaskTracker,
+    stop: CancellationToken,
+}
+
+/// How long workers may take to finish what they are doing after the server stopped (a mail
+/// delivery in flight: the SMTP timeout is 10 s).
+const WORKERS_GRACE: Duration = Duration::from_secs(15);
+
+impl Workers {
+    fn new() -> Self {
+        Self {
+            tasks: TaskTracker::new(),
+            stop: CancellationToken::new(),
+        }
+    }
+
+    /// Runs `work(stop)`; `work` ends by itself once `stop` is cancelled.
+    fn spawn<F>(&self, work: impl FnOnce(CancellationToken) -> F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.spawn(work(self.stop.clone()));
+    }
+
+    /// Tells every worker to stop and waits (a while) until they have.
+    async fn stop(self) {
+        self.stop.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(WORKERS_GRACE, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("background workers did not stop in time");
+        }
+    }
 }
 
 impl App {
@@ -57,24 +99,31 @@ impl App {
             );
         }
         let (services, jwt) = services(&config).await?;
-        tokio::spawn(deliver_mail(services.clone()));
+        let workers = Workers::new();
+        let mail = services.clone();
+        workers.spawn(|stop| deliver_mail(mail, stop));
         let photos = services.clone();
-        tokio::spawn(periodically(config.photo_sweep_interval, move || {
-            let services = photos.clone();
-            async move { services.sweep_photos(PHOTO_SWEEP_GRACE).await }
-        }));
+        workers.spawn(|stop| {
+            periodically(config.photo_sweep_interval, stop, move || {
+                let services = photos.clone();
+                async move { services.sweep_photos(PHOTO_SWEEP_GRACE).await }
+            })
+        });
         let sessions = services.clone();
-        tokio::spawn(periodically(config.sessions.prune_interval, move || {
-            let services = sessions.clone();
-            async move {
-                services.prune_sessions().await?;
-                services.prune_audit().await
-            }
-        }));
+        workers.spawn(|stop| {
+            periodically(config.sessions.prune_interval, stop, move || {
+                let services = sessions.clone();
+                async move {
+                    services.prune_sessions().await?;
+                    services.prune_audit().await
+                }
+            })
+        });
         // Metrics are an aid, not the service: a taken port (a second instance on one machine)
         // is logged, and the API starts all the same.
         if let Some(address) = config.metrics_addr
-            && let Err(e) = serve_metrics(address, services.clone(), config.http.clone()).await
+            && let Err(e) =
+                serve_metrics(address, services.clone(), config.http.clone(), &workers).await
         {
             tracing::error!(error = format!("{e:#}"), "metrics are off");
         }
@@ -87,6 +136,7 @@ impl App {
             listener,
             router,
             limits: config.http,
+            workers,
         })
     }
 
@@ -94,12 +144,15 @@ impl App {
         self.listener.local_addr().map_or(0, |a| a.port())
     }
 
-    /// Serves until `shutdown` completes, then stops accepting and lets open requests finish.
+    /// Serves until `shutdown` completes, then stops accepting, lets open requests finish,
+    /// and stops the background workers.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        server::serve(self.listener, self.router, &self.limits, shutdown).await
+        let served = server::serve(self.listener, self.router, &self.limits, shutdown).await;
+        self.workers.stop().await;
+        served
     }
 }
 
@@ -184,6 +237,7 @@ async fn serve_metrics(
     address: SocketAddr,
     services: Services,
     limits: HttpLimits,
+    workers: &Workers,
 ) -> anyhow::Result<()> {
     let handle = monitoring::install();
     let listener = TcpListener::bind(address).await.with_context(|| {
@@ -194,24 +248,23 @@ async fn serve_metrics(
     // Histograms keep their samples until drained: drain them every few seconds, scraped or
     // not, or they grow without bound.
     let upkeep = handle.clone();
-    tokio::spawn(async move {
+    workers.spawn(|stop| async move {
         let mut every = tokio::time::interval(Duration::from_secs(5));
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
+        while stop.run_until_cancelled(every.tick()).await.is_some() {
             upkeep.run_upkeep();
         }
     });
     let router = Router::new()
         .route("/metrics", get(scrape))
         .with_state((handle, services));
-    tokio::spawn(async move {
+    workers.spawn(|stop| async move {
         let serving = server::serve_as(
             "metrics listening",
             listener,
             router,
             &limits,
-            std::future::pending(),
+            stop.cancelled_owned(),
         );
         if let Err(e) = serving.await {
             tracing::error!(error = %e, "the metrics listener stopped");
@@ -291,17 +344,17 @@ async fn method_not_allowed() -> Response {
 /// Files younger than this are left alone: an upload writes its file before its row.
 const PHOTO_SWEEP_GRACE: Duration = Duration::from_secs(600);
 
-/// Runs a clean-up once at start, then every `interval`: removing unreferenced photo files
-/// (a crash between file and row, a failed removal), pruning ended sessions. Every replica
-/// runs them; each run is idempotent. A failure is logged and the next run comes on time.
-async fn periodically<F, T>(interval: Duration, task: impl Fn() -> F)
+/// Runs a clean-up once at start, then every `interval` until `stop`: removing unreferenced
+/// photo files (a crash between file and row, a failed removal), pruning ended sessions.
+/// Every replica runs them; each run is idempotent. A failure is logged and the next run
+/// comes on time. A run under way when `stop` comes finishes first.
+async fn periodically<F, T>(interval: Duration, stop: CancellationToken, task: impl Fn() -> F)
 where
     F: Future<Output = Result<T, AppError>>,
 {
     let mut every = tokio::time::interval(interval);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
+    while stop.run_until_cancelled(every.tick()).await.is_some() {
         if let Err(err) = task().await {
             err.log();
         }
@@ -309,9 +362,10 @@ where
 }
 
 /// The mail worker: delivers what the outbox holds as soon as it is queued, and looks again
-/// every second for messages due for a retry (or queued by another replica).
-async fn deliver_mail(services: Services) {
-    loop {
+/// every second for messages due for a retry (or queued by another replica). A delivery
+/// under way when `stop` comes finishes first.
+async fn deliver_mail(services: Services, stop: CancellationToken) {
+    while !stop.is_cancelled() {
         match services.deliver_mail().await {
             Ok(0) => {}
             // There may be more.
@@ -321,6 +375,7 @@ async fn deliver_mail(services: Services) {
         tokio::select! {
             () = services.mail_waiting() => {}
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = stop.cancelled() => {}
         }
     }
 }

@@ -295,3 +295,33 @@ async fn a_taken_metrics_port_leaves_the_api_up() {
     });
     assert!(said, "{}", log.join("\n"));
 }
+
+/// The application owns its background workers: when it stops, the metrics listener (a
+/// worker) stops with it, instead of serving on from a detached task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_stop_with_the_application() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = free.local_addr().unwrap().to_string();
+    drop(free);
+    let mut app = crate::helpers::spawn_app_with(
+        crate::helpers::Backend::Sqlite,
+        &[("METRICS_ADDR", address.as_str())],
+    )
+    .await;
+    let metrics = format!("http://{address}/metrics");
+    let scrape = http_client().get(&metrics).send().await.unwrap();
+    assert_eq!(scrape.status(), StatusCode::OK);
+    app.shut_down();
+    let server = app.server.take().unwrap();
+    tokio::time::timeout(Duration::from_secs(20), server)
+        .await
+        .expect("the application stops")
+        .unwrap()
+        .unwrap();
+    let after = http_client()
+        .get(&metrics)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await;
+    assert!(after.is_err(), "the metrics listener stopped too");
+}
