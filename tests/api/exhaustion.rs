@@ -498,8 +498,9 @@ async fn image_processing_stays_within_its_memory_budget() {
     let server = ServerProcess::start(&[]);
     let token = token_on(&server, "budget@example.com").await;
     let before = peak_rss(server.pid());
-    // 3000×3000 RGBA: 34 MiB decoded; about 2.1× that at the peak.
-    let image = image::RgbaImage::from_pixel(3000, 3000, image::Rgba([10, 200, 30, 255]));
+    // The attack's image: 4096×4096 RGBA, a 100 KB PNG, 64 MiB decoded (it once took the
+    // process up by 193 MiB: a full RGBA copy for the variants, another for the output).
+    let image = image::RgbaImage::from_pixel(4096, 4096, image::Rgba([10, 200, 30, 255]));
     let mut png = std::io::Cursor::new(Vec::new());
     image.write_to(&mut png, image::ImageFormat::Png).unwrap();
     let response = upload(&server, &token, png.into_inner()).await;
