@@ -18,9 +18,10 @@ use crate::{
 };
 
 /// What every handler can reach. Cheap to clone.
-#[derive(Clone)]
+#[derive(Clone, FromRef)]
 pub struct AppState {
     pub graphql: GraphqlState,
+    #[from_ref(skip)]
     pub services: Services,
     pub caller: CallerKeys,
 }
@@ -44,17 +45,5 @@ impl AppState {
                 trusted_proxies: config.trusted_proxies.clone().into(),
             },
         }
-    }
-}
-
-impl FromRef<AppState> for GraphqlState {
-    fn from_ref(state: &AppState) -> Self {
-        state.graphql.clone()
-    }
-}
-
-impl FromRef<AppState> for CallerKeys {
-    fn from_ref(state: &AppState) -> Self {
-        state.caller.clone()
     }
 }

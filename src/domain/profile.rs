@@ -29,12 +29,10 @@ pub struct ProfilePatch {
 
 impl ProfilePatch {
     pub fn parse(fields: ProfileFields) -> Result<Self, AppError> {
+        /// One text field's rule: at most `max` characters, lines only where `multiline`.
         fn text(
             checks: &mut Checks,
-            field: &str,
-            label: &str,
-            max: usize,
-            multiline: bool,
+            (field, label, max, multiline): (&str, &str, usize, bool),
             input: Given<String>,
         ) -> Option<Patch<String>> {
             checks.check(
@@ -42,29 +40,19 @@ impl ProfilePatch {
                 Patch::from_input(input, |raw| bounded_text(label, &raw, max, multiline)),
             )
         }
+        /// A one-line field of at most [`MAX_SHORT_TEXT`] characters.
+        fn short<'a>(field: &'a str, label: &'a str) -> (&'a str, &'a str, usize, bool) {
+            (field, label, MAX_SHORT_TEXT, false)
+        }
         let mut checks = Checks::default();
         let c = &mut checks;
-        let name = text(c, "name", "Name", MAX_SHORT_TEXT, false, fields.name);
+        let name = text(c, short("name", "Name"), fields.name);
         let phone = c.check("phone", Patch::from_input(fields.phone, |raw| phone(&raw)));
         // Only the bio has lines.
-        let bio = text(c, "bio", "Bio", MAX_BIO, true, fields.bio);
-        let hobby = text(c, "hobby", "Hobby", MAX_SHORT_TEXT, false, fields.hobby);
-        let occupation = text(
-            c,
-            "occupation",
-            "Occupation",
-            MAX_SHORT_TEXT,
-            false,
-            fields.occupation,
-        );
-        let location = text(
-            c,
-            "location",
-            "Location",
-            MAX_SHORT_TEXT,
-            false,
-            fields.location,
-        );
+        let bio = text(c, ("bio", "Bio", MAX_BIO, true), fields.bio);
+        let hobby = text(c, short("hobby", "Hobby"), fields.hobby);
+        let occupation = text(c, short("occupation", "Occupation"), fields.occupation);
+        let location = text(c, short("location", "Location"), fields.location);
         checks.finish(|| {
             Some(Self {
                 name: name?,

@@ -11,6 +11,7 @@ use crate::{
 
 /// What an account may do.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(remote = "domain::Role")]
 pub enum Role {
     /// Its own account only.
     User,
@@ -18,26 +19,9 @@ pub enum Role {
     Admin,
 }
 
-impl From<domain::Role> for Role {
-    fn from(role: domain::Role) -> Self {
-        match role {
-            domain::Role::User => Self::User,
-            domain::Role::Admin => Self::Admin,
-        }
-    }
-}
-
-impl From<Role> for domain::Role {
-    fn from(role: Role) -> Self {
-        match role {
-            Role::User => Self::User,
-            Role::Admin => Self::Admin,
-        }
-    }
-}
-
 /// Whether an account may log in.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(remote = "domain::UserStatus")]
 pub enum UserStatus {
     /// It may log in.
     Active,
@@ -45,17 +29,9 @@ pub enum UserStatus {
     Disabled,
 }
 
-impl From<UserStatus> for domain::UserStatus {
-    fn from(status: UserStatus) -> Self {
-        match status {
-            UserStatus::Active => Self::Active,
-            UserStatus::Disabled => Self::Disabled,
-        }
-    }
-}
-
 /// A kind of security event.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(remote = "domain::AuditAction")]
 pub enum AuditAction {
     /// An account was created.
     Register,
@@ -91,56 +67,6 @@ pub enum AuditAction {
     SessionsRevoked,
     /// An admin deleted the account.
     UserDeleted,
-}
-
-impl From<domain::AuditAction> for AuditAction {
-    fn from(action: domain::AuditAction) -> Self {
-        use domain::AuditAction as A;
-        match action {
-            A::Register => Self::Register,
-            A::Login => Self::Login,
-            A::LoginFailed => Self::LoginFailed,
-            A::AccountLocked => Self::AccountLocked,
-            A::Logout => Self::Logout,
-            A::RefreshReuse => Self::RefreshReuse,
-            A::PasswordChanged => Self::PasswordChanged,
-            A::PasswordResetRequested => Self::PasswordResetRequested,
-            A::PasswordReset => Self::PasswordReset,
-            A::EmailVerified => Self::EmailVerified,
-            A::EmailChanged => Self::EmailChanged,
-            A::AccountDeleted => Self::AccountDeleted,
-            A::UserDisabled => Self::UserDisabled,
-            A::UserEnabled => Self::UserEnabled,
-            A::RoleChanged => Self::RoleChanged,
-            A::SessionsRevoked => Self::SessionsRevoked,
-            A::UserDeleted => Self::UserDeleted,
-        }
-    }
-}
-
-impl From<AuditAction> for domain::AuditAction {
-    fn from(action: AuditAction) -> Self {
-        use AuditAction as A;
-        match action {
-            A::Register => Self::Register,
-            A::Login => Self::Login,
-            A::LoginFailed => Self::LoginFailed,
-            A::AccountLocked => Self::AccountLocked,
-            A::Logout => Self::Logout,
-            A::RefreshReuse => Self::RefreshReuse,
-            A::PasswordChanged => Self::PasswordChanged,
-            A::PasswordResetRequested => Self::PasswordResetRequested,
-            A::PasswordReset => Self::PasswordReset,
-            A::EmailVerified => Self::EmailVerified,
-            A::EmailChanged => Self::EmailChanged,
-            A::AccountDeleted => Self::AccountDeleted,
-            A::UserDisabled => Self::UserDisabled,
-            A::UserEnabled => Self::UserEnabled,
-            A::RoleChanged => Self::RoleChanged,
-            A::SessionsRevoked => Self::SessionsRevoked,
-            A::UserDeleted => Self::UserDeleted,
-        }
-    }
 }
 
 /// A security event: what happened to which account, when, by whom, from where.

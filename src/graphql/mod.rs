@@ -28,6 +28,7 @@ pub use metrics::execute;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 pub use suggest::Suggestions;
+pub use types::{Profile, ProfileInput};
 
 use crate::{
     auth::Actor, caller::Client, config::Config, domain::Origin, http::Uploads, services::Services,

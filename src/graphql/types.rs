@@ -6,6 +6,8 @@ use async_graphql::{
     Value, dataloader::DataLoader,
 };
 use chrono::{SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{admin::Role, loaders::ProfileLoader};
 use crate::{
@@ -229,17 +231,27 @@ pub struct UpdateMeInput {
     pub name: MaybeUndefined<String>,
 }
 
+// Also the REST answer (OpenAPI `ProfileOut`, and `ProfilePublic` without `email`): its
+// keys and their order are this struct's fields, so a field added here is added there.
 /// A user's profile. Every field that returns a profile returns this one type, so a client
 /// cache holds one copy of it. `email` and `user` are the owner's, and read as null for
 /// anyone else.
-#[derive(SimpleObject)]
+#[derive(SimpleObject, ToSchema)]
 #[graphql(complex)]
+#[schema(as = ProfileOut, example = json!({
+    "id": 2, "user_id": 42, "email": "alice@example.com", "name": "Alice",
+    "phone": "+100200300", "bio": "Hello, I like hiking.", "hobby": "hiking",
+    "occupation": "Engineer", "location": "San Francisco",
+    "profile_photo_path": "uploads/42/123e4567-e89b-12d3-a456-426614174000.jpg",
+    "created_at": "2025-01-01T00:00:00Z", "updated_at": "2025-01-02T12:00:00Z"
+}))]
 pub struct Profile {
     /// The profile's id.
     pub id: i32,
     /// The owner's account id.
     pub user_id: i32,
     /// The owner's email; null unless you are the owner.
+    #[schema(value_type = String)]
     pub email: Option<String>,
     /// Display name, at most 100 characters (also the account's `name`).
     pub name: Option<String>,
@@ -256,11 +268,14 @@ pub struct Profile {
     /// Where the photo is served, relative to the service root: `uploads/{userId}/{uuid}.{ext}`.
     pub profile_photo_path: Option<String>,
     /// When the profile was created.
+    #[schema(value_type = chrono::DateTime<Utc>)]
     pub created_at: DateTime,
     /// When the profile last changed.
+    #[schema(value_type = chrono::DateTime<Utc>)]
     pub updated_at: DateTime,
     /// The owner's account; null unless you are the owner. Select it in a mutation that
     /// changes the name, and a cached `User` stays current.
+    #[schema(ignore)]
     pub user: Option<User>,
 }
 
@@ -302,22 +317,46 @@ impl From<ProfileView> for Profile {
     }
 }
 
+// One declaration for both APIs: GraphQL's `ProfileInput`, and the REST body (OpenAPI
+// `ProfileBody`, unknown fields refused by name).
 /// Profile fields. On update an omitted field stays as it is and `null` clears it; on
 /// creation both mean "no value". Blank text counts as no value.
-#[derive(InputObject, Default)]
+#[derive(InputObject, Default, Deserialize, Serialize, ToSchema)]
+#[schema(as = ProfileBody, example = json!({
+    "name": "Alice", "phone": "+100200300", "bio": "Hello, I like hiking.",
+    "hobby": "hiking", "occupation": "Engineer", "location": "San Francisco"
+}))]
 pub struct ProfileInput {
     /// At most 100 characters.
+    #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
+    #[schema(value_type = Option<String>, max_length = 100)]
     pub name: MaybeUndefined<String>,
     /// `+` then country code and number, 7 to 15 digits.
+    #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
+    #[schema(value_type = Option<String>, pattern = r"^\+[0-9]{7,15}$")]
     pub phone: MaybeUndefined<String>,
     /// At most 1000 characters.
+    #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
+    #[schema(value_type = Option<String>, max_length = 1000)]
     pub bio: MaybeUndefined<String>,
     /// At most 100 characters.
+    #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
+    #[schema(value_type = Option<String>, max_length = 100)]
     pub hobby: MaybeUndefined<String>,
     /// At most 100 characters.
+    #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
+    #[schema(value_type = Option<String>, max_length = 100)]
     pub occupation: MaybeUndefined<String>,
     /// At most 100 characters.
+    #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
+    #[schema(value_type = Option<String>, max_length = 100)]
     pub location: MaybeUndefined<String>,
+    /// Whatever else a REST body held: refused by name (GraphQL refuses unknown fields
+    /// itself).
+    #[graphql(skip)]
+    #[serde(default, flatten, skip_serializing)]
+    #[schema(ignore)]
+    pub other: serde_json::Map<String, serde_json::Value>,
 }
 
 impl From<ProfileInput> for ProfileFields {

@@ -138,7 +138,7 @@ mod fuzz {
     };
     use proptest::prelude::*;
 
-    use super::{accounts, body::JsonBody, profiles};
+    use super::{accounts, body::JsonBody};
 
     fn request(content_type: &str, bytes: Vec<u8>) -> Request {
         Request::builder()
@@ -209,7 +209,7 @@ mod fuzz {
             for status in [
                 rt.block_on(status_of::<accounts::RegisterBody>(request(content_type, bytes.clone()))),
                 rt.block_on(status_of::<accounts::UpdateAccountBody>(request(content_type, bytes.clone()))),
-                rt.block_on(status_of::<profiles::ProfileBody>(request(content_type, bytes))),
+                rt.block_on(status_of::<crate::graphql::ProfileInput>(request(content_type, bytes))),
             ] {
                 prop_assert!(DOCUMENTED.contains(&status), "{status}");
             }
@@ -222,7 +222,7 @@ mod fuzz {
             for status in [
                 rt.block_on(status_of::<accounts::RegisterBody>(request("application/json", bytes.clone()))),
                 rt.block_on(status_of::<accounts::LoginBody>(request("application/json", bytes.clone()))),
-                rt.block_on(status_of::<profiles::ProfileBody>(request("application/json", bytes))),
+                rt.block_on(status_of::<crate::graphql::ProfileInput>(request("application/json", bytes))),
             ] {
                 prop_assert!(DOCUMENTED.contains(&status), "{status}");
                 // Only objects can be bodies.

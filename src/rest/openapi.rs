@@ -76,7 +76,7 @@ use crate::state::AppState;
         recovery::TokenBody,
         recovery::ForgotBody,
         recovery::ResetBody,
-        profiles::ProfileBody,
+        crate::graphql::ProfileInput,
         admin::RoleBody,
     )),
     modifiers(&SecuritySchemes),
@@ -173,9 +173,25 @@ fn complete(doc: &mut serde_json::Value) {
             );
         }
     }
+    // Anyone's profile as others see it: the profile without `email`.
+    let public = &mut doc["paths"]["/api/profiles/{user_id}"]["get"]["responses"]["200"];
+    public["content"]["application/json"]["schema"] =
+        json!({"$ref": "#/components/schemas/ProfilePublic"});
     let schemas = doc["components"]["schemas"]
         .as_object_mut()
         .expect("schemas");
+    // On REST the own profile always has its email.
+    schemas["ProfileOut"]["description"] = json!("The caller's own profile, with their email.");
+    schemas["ProfileOut"]["properties"]["email"]["description"] = json!("The owner's email.");
+    let mut profile_public = schemas["ProfileOut"].clone();
+    profile_public["description"] = json!("Anyone's profile as other users see it: no email.");
+    if let Some(properties) = profile_public["properties"].as_object_mut() {
+        properties.shift_remove("email");
+    }
+    if let Some(example) = profile_public["example"].as_object_mut() {
+        example.shift_remove("email");
+    }
+    schemas.insert("ProfilePublic".into(), profile_public);
     for name in [
         "UserCreated",
         "Token",

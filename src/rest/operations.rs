@@ -10,18 +10,52 @@ use async_graphql::{
     parser::types::{DocumentOperations, ExecutableDocument},
 };
 
+use crate::graphql::Profile;
+
 const TOKEN_FIELDS: &str = "access_token: accessToken token_type: tokenType \
     expires_in: expiresIn refresh_token: refreshToken refresh_expires_in: refreshExpiresIn";
 const ACCOUNT_FIELDS: &str =
     "id email email_verified: emailVerified name created_at: createdAt updated_at: updatedAt";
-/// ProfileOut, in the documented key order; ProfilePublic is the same without `email`.
-const PROFILE_FIELDS: &str = "id user_id: userId email name phone bio hobby occupation \
-    location profile_photo_path: profilePhotoPath created_at: createdAt updated_at: updatedAt";
+
 /// An account as the admin sees it, in the documented key order.
 const ADMIN_USER_FIELDS: &str = "id email name role email_verified: emailVerified disabled \
     created_at: createdAt updated_at: updatedAt last_login_at: lastLoginAt";
 const AUDIT_EVENT_FIELDS: &str = "id created_at: createdAt action actor_id: actorId \
     subject_id: subjectId ip request_id: requestId details";
+/// The selection of a GraphQL type's fields as the REST contract names them: the fields its
+/// OpenAPI schema (`ToSchema`, the same struct) has, in order, each aliased to its
+/// snake_case key (`user_id: userId`), but those in `except`.
+fn rest_fields_of<T: utoipa::PartialSchema>(except: &[&str]) -> String {
+    use utoipa::openapi::{RefOr, schema::Schema};
+    let RefOr::T(Schema::Object(object)) = T::schema() else {
+        panic!("a REST answer's type is an object");
+    };
+    object
+        .properties
+        .keys()
+        .filter(|key| !except.contains(&key.as_str()))
+        .map(|key| match camel_case(key) {
+            camel if camel == *key => camel,
+            camel => format!("{key}: {camel}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `profile_photo_path` → `profilePhotoPath`, as async-graphql names fields.
+fn camel_case(snake: &str) -> String {
+    let mut parts = snake.split('_');
+    let mut out = parts.next().unwrap_or_default().to_owned();
+    for part in parts {
+        let mut chars = part.chars();
+        if let Some(first) = chars.next() {
+            out.extend(first.to_uppercase());
+            out.push_str(chars.as_str());
+        }
+    }
+    out
+}
+
 /// What a page of a connection is read as: `{total, page_info, edges: [{node}]}`.
 fn page_of(fields: &str) -> String {
     format!(
@@ -93,7 +127,10 @@ pub struct Operations {
 
 impl Operations {
     fn new() -> Self {
-        let public_profile_fields = PROFILE_FIELDS.replace(" email ", " ");
+        // ProfileOut: the GraphQL `Profile`'s own fields, in order; ProfilePublic the same
+        // without `email`.
+        let profile_fields = rest_fields_of::<Profile>(&[]);
+        let public_profile_fields = rest_fields_of::<Profile>(&["email"]);
         Self {
             register: Operation::parse(
                 "mutation Register($input: RegisterInput!) { \
@@ -113,10 +150,10 @@ impl Operations {
             )),
             create_profile: Operation::parse(format!(
                 "mutation CreateProfile($input: ProfileInput!) {{ \
-                   result: createProfile(input: $input) {{ {PROFILE_FIELDS} }} }}"
+                   result: createProfile(input: $input) {{ {profile_fields} }} }}"
             )),
             my_profile: Operation::parse(format!(
-                "query MyProfile {{ result: myProfile {{ {PROFILE_FIELDS} }} }}"
+                "query MyProfile {{ result: myProfile {{ {profile_fields} }} }}"
             )),
             public_profile: Operation::parse(format!(
                 "query PublicProfile($userId: Int!) {{ \
@@ -124,14 +161,14 @@ impl Operations {
             )),
             update_profile: Operation::parse(format!(
                 "mutation UpdateProfile($input: ProfileInput!) {{ \
-                   result: updateProfile(input: $input) {{ {PROFILE_FIELDS} }} }}"
+                   result: updateProfile(input: $input) {{ {profile_fields} }} }}"
             )),
             delete_profile: Operation::parse(
                 "mutation DeleteProfile { result: deleteProfile }".into(),
             ),
             upload_photo: Operation::parse(format!(
                 "mutation UploadPhoto($file: Upload!) {{ \
-                   result: uploadProfilePhoto(file: $file) {{ {PROFILE_FIELDS} }} }}"
+                   result: uploadProfilePhoto(file: $file) {{ {profile_fields} }} }}"
             )),
             delete_photo: Operation::parse(
                 "mutation DeletePhoto { result: deleteProfilePhoto { id } }".into(),
@@ -246,7 +283,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::rest::{accounts::UpdateAccountBody, profiles::ProfileBody};
+    use crate::{graphql::ProfileInput, rest::accounts::UpdateAccountBody};
 
     /// Stops every request after validation: no resolver runs, so no data is needed.
     struct ValidateOnly;
@@ -297,7 +334,7 @@ mod tests {
     #[test]
     fn every_rest_operation_is_valid_against_the_schema() {
         let ops = &*OPERATIONS;
-        let profile = via::<ProfileBody>(json!({
+        let profile = via::<ProfileInput>(json!({
             "name": "A", "phone": "+100200300", "bio": null, "hobby": "h",
             "occupation": "o", "location": "l"
         }));

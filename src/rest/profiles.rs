@@ -1,6 +1,6 @@
 //! `/api/profiles*`, `/api/users/me/profile` and `/uploads/*`: profiles, photos and their files.
 
-use async_graphql::{MaybeUndefined, UploadValue};
+use async_graphql::UploadValue;
 use axum::{
     body::Body,
     extract::{
@@ -10,60 +10,21 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
-use utoipa::ToSchema;
+use serde::Deserialize;
+use serde_json::json;
 
 use super::{
     body::{Authenticated, JsonBody, reject_unknown_fields, unprocessable},
     forward::{execute, forward, respond},
     operations::OPERATIONS,
-    schemas::{
-        ErrorBody, PhotoUpload, ProfileOut, ProfilePublic, TypeErrorBody, ValidationErrorBody,
-    },
+    schemas::{ErrorBody, PhotoUpload, TypeErrorBody, ValidationErrorBody},
 };
 use crate::{
     error::{AppError, ErrorCode, FieldError},
+    graphql::{Profile, ProfileInput},
     http::{Problem, SlotRefused},
     state::AppState,
 };
-
-/// ProfileCreate / ProfileUpdate: every field optional. On update an absent field stays as it
-/// is and `null` clears it. Unknown fields are refused.
-#[derive(Deserialize, Serialize, ToSchema)]
-#[schema(example = json!({
-    "name": "Alice", "phone": "+100200300", "bio": "Hello, I like hiking.",
-    "hobby": "hiking", "occupation": "Engineer", "location": "San Francisco"
-}))]
-pub struct ProfileBody {
-    /// At most 100 characters.
-    #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
-    #[schema(value_type = Option<String>, max_length = 100)]
-    name: MaybeUndefined<String>,
-    /// `+` then country code and number, 7 to 15 digits.
-    #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
-    #[schema(value_type = Option<String>, pattern = r"^\+[0-9]{7,15}$")]
-    phone: MaybeUndefined<String>,
-    /// At most 1000 characters.
-    #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
-    #[schema(value_type = Option<String>, max_length = 1000)]
-    bio: MaybeUndefined<String>,
-    /// At most 100 characters.
-    #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
-    #[schema(value_type = Option<String>, max_length = 100)]
-    hobby: MaybeUndefined<String>,
-    /// At most 100 characters.
-    #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
-    #[schema(value_type = Option<String>, max_length = 100)]
-    occupation: MaybeUndefined<String>,
-    /// At most 100 characters.
-    #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
-    #[schema(value_type = Option<String>, max_length = 100)]
-    location: MaybeUndefined<String>,
-    #[serde(flatten, skip_serializing)]
-    #[schema(ignore)]
-    other: Map<String, Value>,
-}
 
 /// Create my profile
 ///
@@ -72,9 +33,9 @@ pub struct ProfileBody {
 #[utoipa::path(
     post, path = "/api/profiles", tag = "profiles", operation_id = "createProfile",
     security(("bearer" = []), ("oauth2" = [])),
-    request_body = ProfileBody,
+    request_body = ProfileInput,
     responses(
-        (status = 201, description = "The new profile", body = ProfileOut),
+        (status = 201, description = "The new profile", body = Profile),
         (status = 400, description = "Invalid field (phone format, length) or unknown field", body = ValidationErrorBody,
             example = json!({"detail": "Invalid phone format; expected +<country_code><number>", "errors": [{"field": "phone", "message": "Invalid phone format; expected +<country_code><number>"}]})),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
@@ -85,7 +46,7 @@ pub struct ProfileBody {
 pub async fn create_profile(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    JsonBody(body): JsonBody<ProfileBody>,
+    JsonBody(body): JsonBody<ProfileInput>,
 ) -> Response {
     if let Err(err) = reject_unknown_fields(&body.other) {
         return err.into_response();
@@ -108,7 +69,7 @@ pub async fn create_profile(
     get, path = "/api/users/me/profile", tag = "profiles", operation_id = "getMyProfile",
     security(("bearer" = []), ("oauth2" = [])),
     responses(
-        (status = 200, description = "The caller's profile", body = ProfileOut),
+        (status = 200, description = "The caller's profile", body = Profile),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 404, description = "The caller has no profile", body = ErrorBody, example = json!({"detail": "Profile not found"})),
     )
@@ -129,7 +90,7 @@ pub async fn my_profile(
     security(("bearer" = []), ("oauth2" = [])),
     params(("user_id" = i32, Path, description = "The owner's account id")),
     responses(
-        (status = 200, description = "The public profile", body = ProfilePublic),
+        (status = 200, description = "The public profile", body = Profile),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 404, description = "No profile for that user", body = ErrorBody, example = json!({"detail": "Profile not found"})),
         (status = 422, description = "`user_id` is not an integer", body = TypeErrorBody),
@@ -164,9 +125,9 @@ pub async fn public_profile(
 #[utoipa::path(
     put, path = "/api/profiles/me", tag = "profiles", operation_id = "updateMyProfile",
     security(("bearer" = []), ("oauth2" = [])),
-    request_body(content = ProfileBody, example = json!({"bio": "Updated bio", "location": "New City"})),
+    request_body(content = ProfileInput, example = json!({"bio": "Updated bio", "location": "New City"})),
     responses(
-        (status = 200, description = "The updated profile", body = ProfileOut),
+        (status = 200, description = "The updated profile", body = Profile),
         (status = 400, description = "Invalid field or unknown field", body = ValidationErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 404, description = "The caller has no profile", body = ErrorBody, example = json!({"detail": "Profile not found"})),
@@ -176,7 +137,7 @@ pub async fn public_profile(
 pub async fn update_profile(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    JsonBody(body): JsonBody<ProfileBody>,
+    JsonBody(body): JsonBody<ProfileInput>,
 ) -> Response {
     if let Err(err) = reject_unknown_fields(&body.other) {
         return err.into_response();
@@ -216,7 +177,7 @@ pub async fn delete_profile(
     security(("bearer" = []), ("oauth2" = [])),
     request_body(content = inline(PhotoUpload), content_type = "multipart/form-data"),
     responses(
-        (status = 200, description = "The profile with its new photo path", body = ProfileOut),
+        (status = 200, description = "The profile with its new photo path", body = Profile),
         (status = 400, description = "Not a JPEG, PNG or WebP image, empty, or too many pixels", body = ValidationErrorBody,
             example = json!({"detail": "Unsupported file type; upload a JPEG, PNG or WebP image.", "errors": [{"field": "file", "message": "Unsupported file type; upload a JPEG, PNG or WebP image."}]})),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),

@@ -79,54 +79,6 @@ pub struct UserOut {
     pub updated_at: DateTime<Utc>,
 }
 
-/// The caller's own profile, with their email.
-#[derive(Serialize, ToSchema)]
-#[schema(example = json!({
-    "id": 2, "user_id": 42, "email": "alice@example.com", "name": "Alice",
-    "phone": "+100200300", "bio": "Hello, I like hiking.", "hobby": "hiking",
-    "occupation": "Engineer", "location": "San Francisco",
-    "profile_photo_path": "uploads/42/123e4567-e89b-12d3-a456-426614174000.jpg",
-    "created_at": "2025-01-01T00:00:00Z", "updated_at": "2025-01-02T12:00:00Z"
-}))]
-pub struct ProfileOut {
-    pub id: i32,
-    pub user_id: i32,
-    pub email: String,
-    pub name: Option<String>,
-    pub phone: Option<String>,
-    pub bio: Option<String>,
-    pub hobby: Option<String>,
-    pub occupation: Option<String>,
-    pub location: Option<String>,
-    /// `uploads/{user_id}/{uuid}.{ext}`, served at `GET /{profile_photo_path}`.
-    pub profile_photo_path: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// Anyone's profile as other users see it: no email.
-#[derive(Serialize, ToSchema)]
-#[schema(example = json!({
-    "id": 2, "user_id": 42, "name": "Alice", "phone": "+100200300",
-    "bio": "Hello, I like hiking.", "hobby": "hiking", "occupation": "Engineer",
-    "location": "San Francisco",
-    "profile_photo_path": "uploads/42/123e4567-e89b-12d3-a456-426614174000.jpg",
-    "created_at": "2025-01-01T00:00:00Z", "updated_at": "2025-01-02T12:00:00Z"
-}))]
-pub struct ProfilePublic {
-    pub id: i32,
-    pub user_id: i32,
-    pub name: Option<String>,
-    pub phone: Option<String>,
-    pub bio: Option<String>,
-    pub hobby: Option<String>,
-    pub occupation: Option<String>,
-    pub location: Option<String>,
-    pub profile_photo_path: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
 /// An error: `{"detail": "<message>"}`.
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"detail": "Not authenticated"}))]

@@ -142,22 +142,18 @@ impl Services {
         {
             return Err(AppError::Conflict(PROFILE_EXISTS));
         }
-        let profile = profile::ActiveModel {
+        // The columns `apply` leaves alone are left out of the insert: no value.
+        let mut profile = profile::ActiveModel {
             user_id: Set(user_id),
-            name: Set(fields.name.apply(None)),
-            phone: Set(fields.phone.apply(None)),
-            bio: Set(fields.bio.apply(None)),
-            hobby: Set(fields.hobby.apply(None)),
-            occupation: Set(fields.occupation.apply(None)),
-            location: Set(fields.location.apply(None)),
-            profile_photo_path: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
             ..Default::default()
-        }
-        .insert(&txn)
-        .await
-        .map_err(unique_violation_as(AppError::Conflict(PROFILE_EXISTS)))?;
+        };
+        apply(fields, &mut profile);
+        let profile = profile
+            .insert(&txn)
+            .await
+            .map_err(unique_violation_as(AppError::Conflict(PROFILE_EXISTS)))?;
         let user = touch_if(&txn, user, profile.name.is_some(), now).await?;
         txn.commit().await?;
         Ok(ProfileView::owned(profile, user))
@@ -177,20 +173,7 @@ impl Services {
         let profile = find_profile(&txn, user_id).await?;
         let old_name = profile.name.clone();
         let mut active: profile::ActiveModel = profile.clone().into();
-        let mut changed = false;
-        for (column, patch) in [
-            (&mut active.name, patch.name),
-            (&mut active.phone, patch.phone),
-            (&mut active.bio, patch.bio),
-            (&mut active.hobby, patch.hobby),
-            (&mut active.occupation, patch.occupation),
-            (&mut active.location, patch.location),
-        ] {
-            if let Some(value) = patch.into_change() {
-                *column = Set(value);
-                changed = true;
-            }
-        }
+        let changed = apply(patch, &mut active);
         let now = now();
         let profile = if changed {
             active.updated_at = Set(now);
@@ -384,6 +367,26 @@ pub struct PhotoObject {
 
 fn by_user(user_id: i32) -> Select<profile::Entity> {
     profile::Entity::find().filter(profile::Column::UserId.eq(user_id))
+}
+
+/// Writes what `patch` changes into `profile` (a new one, or a row to update): the one list of
+/// the editable columns. True when it changed any.
+fn apply(patch: ProfilePatch, profile: &mut profile::ActiveModel) -> bool {
+    let mut changed = false;
+    for (column, field) in [
+        (&mut profile.name, patch.name),
+        (&mut profile.phone, patch.phone),
+        (&mut profile.bio, patch.bio),
+        (&mut profile.hobby, patch.hobby),
+        (&mut profile.occupation, patch.occupation),
+        (&mut profile.location, patch.location),
+    ] {
+        if let Some(value) = field.into_change() {
+            *column = Set(value);
+            changed = true;
+        }
+    }
+    changed
 }
 
 /// Moves the account's `updated_at` when `changed`: the account's `name` lives on the
