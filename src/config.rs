@@ -277,18 +277,86 @@ impl Config {
         Self::from_lookup(|key| std::env::var(key).ok())
     }
 
-    /// Builds the configuration from any key → value lookup (tests pass a map).
+    /// Builds the configuration from any key → value lookup (tests pass a map): each section
+    /// reads its own variables.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |key: &str| {
-            lookup(key)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let parse = |key: &str, default: &str| -> Result<String, ConfigError> {
-            Ok(get(key).unwrap_or_else(|| default.to_owned()))
-        };
+        let env = Env(&lookup);
+        let trusted_proxies: Vec<IpNet> = env
+            .list("TRUSTED_PROXIES")
+            .iter()
+            .map(|ip| parse_value("TRUSTED_PROXIES", ip))
+            .collect::<Result<_, _>>()?;
+        let bcrypt_cost: u32 = env.number("BCRYPT_COST", 12)?;
+        if !(4..=31).contains(&bcrypt_cost) {
+            return Err(ConfigError("BCRYPT_COST must be between 4 and 31".into()));
+        }
+        Ok(Self {
+            database: DatabaseConfig::read(&env)?,
+            host: env.number("HOST", IpAddr::from([127, 0, 0, 1]))?,
+            port: env.number("PORT", 8000)?,
+            jwt: JwtConfig::read(&env)?,
+            bcrypt_cost,
+            upload_dir: PathBuf::from(env.text("UPLOAD_DIR", "uploads")),
+            photo_store: env.get("PHOTO_STORE"),
+            aws: AWS_VARIABLES
+                .iter()
+                .filter_map(|key| env.get(key).map(|value| (*key, Secret::new(value))))
+                .collect(),
+            // Set but empty turns metrics off (so the raw lookup, which sees empty values).
+            metrics_addr: match env.raw("METRICS_ADDR") {
+                None => Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+                Some(addr) if addr.trim().is_empty() => None,
+                Some(addr) => Some(parse_value("METRICS_ADDR", addr.trim())?),
+            },
+            max_upload_bytes: env.number("MAX_UPLOAD_BYTES", 5 * 1024 * 1024)?,
+            redis_url: env.get("REDIS_URL").map(Secret::new),
+            redis_key_prefix: env.text("REDIS_KEY_PREFIX", "nta-user-svc:"),
+            cors_origins: env.list("CORS_ORIGINS"),
+            login_max_failures: env.number("LOGIN_MAX_FAILURES", 10)?,
+            login_window: Duration::from_secs(env.number("LOGIN_WINDOW_SECS", 900)?),
+            login_per_ip_per_minute: env.number("LOGIN_PER_IP_PER_MINUTE", 60)?,
+            register_per_ip_per_minute: env.number("REGISTER_PER_IP_PER_MINUTE", 20)?,
+            trusted_proxies: trusted_proxies.clone(),
+            log_format: match env
+                .text("LOG_FORMAT", "pretty")
+                .to_ascii_lowercase()
+                .as_str()
+            {
+                "pretty" => LogFormat::Pretty,
+                "json" => LogFormat::Json,
+                _ => return Err(ConfigError("LOG_FORMAT must be `pretty` or `json`".into())),
+            },
+            graphql_introspection: env.flag("GRAPHQL_INTROSPECTION", true)?,
+            graphql_suggestions: env.flag("GRAPHQL_SUGGESTIONS", true)?,
+            http: HttpLimits::read(&env, trusted_proxies)?,
+            rate_limit_max_keys: env.positive("RATE_LIMIT_MAX_KEYS", 100_000)?,
+            photo_sweep_interval: env.seconds("PHOTO_SWEEP_INTERVAL_SECS", 3600)?,
+            sessions: SessionConfig::read(&env)?,
+            mail: MailConfig::read(&env)?,
+            audit_retention: env.days("AUDIT_RETENTION_DAYS", 365)?,
+            hash_queue_max_wait: env.seconds("HASH_QUEUE_MAX_WAIT_SECS", 5)?,
+            photo_store_concurrency: env.positive("PHOTO_STORE_CONCURRENCY", 16)?,
+        })
+    }
+}
 
-        let (secret, secret_generated) = match lookup("JWT_SECRET").filter(|s| !s.is_empty()) {
+impl DatabaseConfig {
+    fn read(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            url: Secret::new(env.text("DATABASE_URL", DEFAULT_DATABASE_URL)),
+            max_connections: env
+                .get("DATABASE_MAX_CONNECTIONS")
+                .map(|v| parse_value("DATABASE_MAX_CONNECTIONS", &v))
+                .transpose()?,
+            acquire_timeout: Duration::from_secs(env.number("DATABASE_ACQUIRE_TIMEOUT_SECS", 5)?),
+        })
+    }
+}
+
+impl JwtConfig {
+    fn read(env: &Env) -> Result<Self, ConfigError> {
+        // Untrimmed: every byte of a secret counts.
+        let (secret, secret_generated) = match env.raw("JWT_SECRET").filter(|s| !s.is_empty()) {
             Some(secret) if secret.len() < MIN_JWT_SECRET_BYTES => {
                 return Err(ConfigError(format!(
                     "JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes long"
@@ -297,161 +365,136 @@ impl Config {
             Some(secret) => (Secret::new(secret), false),
             None => (random_secret()?, true),
         };
-
-        let bcrypt_cost: u32 = number(&get, "BCRYPT_COST", 12)?;
-        if !(4..=31).contains(&bcrypt_cost) {
-            return Err(ConfigError("BCRYPT_COST must be between 4 and 31".into()));
-        }
-        let exp_hours: u64 = number(&get, "JWT_EXP_HOURS", 24)?;
+        let exp_hours: u64 = env.number("JWT_EXP_HOURS", 24)?;
         if exp_hours == 0 {
             return Err(ConfigError("JWT_EXP_HOURS must be at least 1".into()));
         }
-
-        let trusted_proxies: Vec<IpNet> = list(get("TRUSTED_PROXIES"))
-            .iter()
-            .map(|ip| parse_value("TRUSTED_PROXIES", ip))
-            .collect::<Result<_, _>>()?;
-
         Ok(Self {
-            database: DatabaseConfig {
-                url: Secret::new(parse("DATABASE_URL", DEFAULT_DATABASE_URL)?),
-                max_connections: get("DATABASE_MAX_CONNECTIONS")
-                    .map(|v| parse_value("DATABASE_MAX_CONNECTIONS", &v))
-                    .transpose()?,
-                acquire_timeout: Duration::from_secs(number(
-                    &get,
-                    "DATABASE_ACQUIRE_TIMEOUT_SECS",
-                    5,
-                )?),
-            },
-            host: number(&get, "HOST", IpAddr::from([127, 0, 0, 1]))?,
-            port: number(&get, "PORT", 8000)?,
-            jwt: JwtConfig {
-                secret,
-                algorithm: jwt_algorithm(&parse("JWT_ALGORITHM", "HS256")?)?,
-                expires_in: Duration::from_secs(exp_hours * 3600),
-                secret_generated,
-            },
-            bcrypt_cost,
-            upload_dir: PathBuf::from(parse("UPLOAD_DIR", "uploads")?),
-            photo_store: get("PHOTO_STORE").filter(|s| !s.trim().is_empty()),
-            aws: AWS_VARIABLES
-                .iter()
-                .filter_map(|key| get(key).map(|value| (*key, Secret::new(value))))
-                .collect(),
-            // Set but empty turns metrics off (so `lookup`, which sees empty values).
-            metrics_addr: match lookup("METRICS_ADDR") {
-                None => Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
-                Some(addr) if addr.trim().is_empty() => None,
-                Some(addr) => Some(parse_value("METRICS_ADDR", addr.trim())?),
-            },
-            max_upload_bytes: number(&get, "MAX_UPLOAD_BYTES", 5 * 1024 * 1024)?,
-            redis_url: get("REDIS_URL").map(Secret::new),
-            redis_key_prefix: parse("REDIS_KEY_PREFIX", "nta-user-svc:")?,
-            cors_origins: list(get("CORS_ORIGINS")),
-            login_max_failures: number(&get, "LOGIN_MAX_FAILURES", 10)?,
-            login_window: Duration::from_secs(number(&get, "LOGIN_WINDOW_SECS", 900)?),
-            login_per_ip_per_minute: number(&get, "LOGIN_PER_IP_PER_MINUTE", 60)?,
-            register_per_ip_per_minute: number(&get, "REGISTER_PER_IP_PER_MINUTE", 20)?,
-            trusted_proxies: trusted_proxies.clone(),
-            log_format: match parse("LOG_FORMAT", "pretty")?.to_ascii_lowercase().as_str() {
-                "pretty" => LogFormat::Pretty,
-                "json" => LogFormat::Json,
-                _ => return Err(ConfigError("LOG_FORMAT must be `pretty` or `json`".into())),
-            },
-            graphql_introspection: flag(&get, "GRAPHQL_INTROSPECTION", true)?,
-            graphql_suggestions: flag(&get, "GRAPHQL_SUGGESTIONS", true)?,
-            http: HttpLimits {
-                header_read_timeout: seconds(&get, "HEADER_READ_TIMEOUT_SECS", 10)?,
-                body_idle_timeout: seconds(&get, "BODY_IDLE_TIMEOUT_SECS", 10)?,
-                body_timeout: seconds(&get, "BODY_TIMEOUT_SECS", 60)?,
-                max_connections: positive(&get, "MAX_CONNECTIONS", 1024)?,
-                max_connections_per_ip: positive(&get, "MAX_CONNECTIONS_PER_IP", 64)?,
-                trusted_proxies,
-                body_min_rate: number(&get, "BODY_MIN_RATE", 1024)?,
-                write_timeout: seconds(&get, "WRITE_TIMEOUT_SECS", 30)?,
-            },
-            rate_limit_max_keys: positive(&get, "RATE_LIMIT_MAX_KEYS", 100_000)?,
-            photo_sweep_interval: seconds(&get, "PHOTO_SWEEP_INTERVAL_SECS", 3600)?,
-            sessions: SessionConfig {
-                refresh_ttl: days(&get, "REFRESH_TOKEN_DAYS", 30)?,
-                max_age: days(&get, "SESSION_MAX_DAYS", 90)?,
-                reuse_grace: Duration::from_secs(number(&get, "REFRESH_REUSE_GRACE_SECS", 10)?),
-                prune_interval: seconds(&get, "SESSION_PRUNE_INTERVAL_SECS", 3600)?,
-            },
-            mail: MailConfig {
-                dir: PathBuf::from(parse("MAIL_DIR", "data/mail")?),
-                smtp_url: get("SMTP_URL").map(Secret::new),
-                from: parse("MAIL_FROM", "nta-user-svc <no-reply@localhost>")?,
-                public_url: parse("PUBLIC_URL", "http://127.0.0.1:8000")?
-                    .trim_end_matches('/')
-                    .to_owned(),
-                max_attempts: positive(&get, "MAIL_MAX_ATTEMPTS", 8)?,
-                verify_ttl: Duration::from_secs(
-                    positive::<u64>(&get, "VERIFY_TOKEN_HOURS", 48)?.saturating_mul(3600),
-                ),
-                reset_ttl: Duration::from_secs(
-                    positive::<u64>(&get, "RESET_TOKEN_MINUTES", 30)?.saturating_mul(60),
-                ),
-                recovery_per_ip_per_hour: number(&get, "RECOVERY_PER_IP_PER_HOUR", 10)?,
-                require_verified_email: flag(&get, "REQUIRE_VERIFIED_EMAIL", false)?,
-            },
-            audit_retention: days(&get, "AUDIT_RETENTION_DAYS", 365)?,
-            hash_queue_max_wait: seconds(&get, "HASH_QUEUE_MAX_WAIT_SECS", 5)?,
-            photo_store_concurrency: positive(&get, "PHOTO_STORE_CONCURRENCY", 16)?,
+            secret,
+            algorithm: jwt_algorithm(&env.text("JWT_ALGORITHM", "HS256"))?,
+            expires_in: Duration::from_secs(exp_hours * 3600),
+            secret_generated,
         })
     }
 }
 
-fn number<T: FromStr>(
-    get: &impl Fn(&str) -> Option<String>,
-    key: &str,
-    default: T,
-) -> Result<T, ConfigError> {
-    get(key).map_or(Ok(default), |v| parse_value(key, &v))
-}
-
-/// A whole number of seconds, at least one.
-fn seconds(
-    get: &impl Fn(&str) -> Option<String>,
-    key: &str,
-    default: u64,
-) -> Result<Duration, ConfigError> {
-    positive(get, key, default).map(Duration::from_secs)
-}
-
-/// A whole number of days, at least one.
-fn days(
-    get: &impl Fn(&str) -> Option<String>,
-    key: &str,
-    default: u64,
-) -> Result<Duration, ConfigError> {
-    positive(get, key, default).map(|d: u64| Duration::from_secs(d.saturating_mul(24 * 3600)))
-}
-
-/// A number of at least one.
-fn positive<T: FromStr + PartialOrd + From<u8>>(
-    get: &impl Fn(&str) -> Option<String>,
-    key: &str,
-    default: T,
-) -> Result<T, ConfigError> {
-    let value = number(get, key, default)?;
-    if value < T::from(1) {
-        return Err(ConfigError(format!("{key} must be at least 1")));
+impl HttpLimits {
+    fn read(env: &Env, trusted_proxies: Vec<IpNet>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            header_read_timeout: env.seconds("HEADER_READ_TIMEOUT_SECS", 10)?,
+            body_idle_timeout: env.seconds("BODY_IDLE_TIMEOUT_SECS", 10)?,
+            body_timeout: env.seconds("BODY_TIMEOUT_SECS", 60)?,
+            max_connections: env.positive("MAX_CONNECTIONS", 1024)?,
+            max_connections_per_ip: env.positive("MAX_CONNECTIONS_PER_IP", 64)?,
+            trusted_proxies,
+            body_min_rate: env.number("BODY_MIN_RATE", 1024)?,
+            write_timeout: env.seconds("WRITE_TIMEOUT_SECS", 30)?,
+        })
     }
-    Ok(value)
 }
 
-fn flag(
-    get: &impl Fn(&str) -> Option<String>,
-    key: &str,
-    default: bool,
-) -> Result<bool, ConfigError> {
-    match get(key).map(|v| v.to_ascii_lowercase()).as_deref() {
-        None => Ok(default),
-        Some("1" | "true" | "yes" | "on") => Ok(true),
-        Some("0" | "false" | "no" | "off") => Ok(false),
-        Some(_) => Err(ConfigError(format!("{key} must be true or false"))),
+impl SessionConfig {
+    fn read(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            refresh_ttl: env.days("REFRESH_TOKEN_DAYS", 30)?,
+            max_age: env.days("SESSION_MAX_DAYS", 90)?,
+            reuse_grace: Duration::from_secs(env.number("REFRESH_REUSE_GRACE_SECS", 10)?),
+            prune_interval: env.seconds("SESSION_PRUNE_INTERVAL_SECS", 3600)?,
+        })
+    }
+}
+
+impl MailConfig {
+    fn read(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            dir: PathBuf::from(env.text("MAIL_DIR", "data/mail")),
+            smtp_url: env.get("SMTP_URL").map(Secret::new),
+            from: env.text("MAIL_FROM", "nta-user-svc <no-reply@localhost>"),
+            public_url: env
+                .text("PUBLIC_URL", "http://127.0.0.1:8000")
+                .trim_end_matches('/')
+                .to_owned(),
+            max_attempts: env.positive("MAIL_MAX_ATTEMPTS", 8)?,
+            verify_ttl: Duration::from_secs(
+                env.positive::<u64>("VERIFY_TOKEN_HOURS", 48)?
+                    .saturating_mul(3600),
+            ),
+            reset_ttl: Duration::from_secs(
+                env.positive::<u64>("RESET_TOKEN_MINUTES", 30)?
+                    .saturating_mul(60),
+            ),
+            recovery_per_ip_per_hour: env.number("RECOVERY_PER_IP_PER_HOUR", 10)?,
+            require_verified_email: env.flag("REQUIRE_VERIFIED_EMAIL", false)?,
+        })
+    }
+}
+
+/// The variables, read through one lookup: trimmed, and empty ones taken as unset.
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    /// The value as set, untrimmed.
+    fn raw(&self, key: &str) -> Option<String> {
+        (self.0)(key)
+    }
+
+    fn get(&self, key: &str) -> Option<String> {
+        (self.0)(key)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The value, or `default`.
+    fn text(&self, key: &str, default: &str) -> String {
+        self.get(key).unwrap_or_else(|| default.to_owned())
+    }
+
+    fn number<T: FromStr>(&self, key: &str, default: T) -> Result<T, ConfigError> {
+        self.get(key).map_or(Ok(default), |v| parse_value(key, &v))
+    }
+
+    /// A number of at least one.
+    fn positive<T: FromStr + PartialOrd + From<u8>>(
+        &self,
+        key: &str,
+        default: T,
+    ) -> Result<T, ConfigError> {
+        let value = self.number(key, default)?;
+        if value < T::from(1) {
+            return Err(ConfigError(format!("{key} must be at least 1")));
+        }
+        Ok(value)
+    }
+
+    /// A whole number of seconds, at least one.
+    fn seconds(&self, key: &str, default: u64) -> Result<Duration, ConfigError> {
+        self.positive(key, default).map(Duration::from_secs)
+    }
+
+    /// A whole number of days, at least one.
+    fn days(&self, key: &str, default: u64) -> Result<Duration, ConfigError> {
+        self.positive(key, default)
+            .map(|d: u64| Duration::from_secs(d.saturating_mul(24 * 3600)))
+    }
+
+    fn flag(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(key).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None => Ok(default),
+            Some("1" | "true" | "yes" | "on") => Ok(true),
+            Some("0" | "false" | "no" | "off") => Ok(false),
+            Some(_) => Err(ConfigError(format!("{key} must be true or false"))),
+        }
+    }
+
+    /// A comma-separated list; blanks dropped.
+    fn list(&self, key: &str) -> Vec<String> {
+        self.get(key)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
     }
 }
 
@@ -459,16 +502,6 @@ fn parse_value<T: FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
     value
         .parse()
         .map_err(|_| ConfigError(format!("{key} has an invalid value")))
-}
-
-fn list(value: Option<String>) -> Vec<String> {
-    value
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 fn jwt_algorithm(name: &str) -> Result<Algorithm, ConfigError> {

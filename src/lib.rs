@@ -3,12 +3,13 @@
 //!
 //! A request travels through the modules in this order:
 //!
-//! 1. [`startup`] builds the axum router: tracing with request ids, security headers, body
-//!    limits, and the routes below.
-//! 2. [`graphql`] serves `/graphql`. It turns the `Authorization` header into an
-//!    [`auth::Actor`] and executes the document against the one schema. [`rest`] serves the
+//! 1. [`server`] accepts the connection and bounds what it may hold (timeouts, rates,
+//!    connections per address); its `guard` is the one middleware around the router that
+//!    [`startup`] builds (request ids, tracing, CORS, security headers, body limits).
+//! 2. [`caller`] turns the `Authorization` header into an [`auth::Actor`]. [`graphql`] serves
+//!    `/graphql`: it executes the document against the one schema. [`rest`] serves the
 //!    documented REST paths by running a fixed GraphQL operation against that same schema,
-//!    then mapping the result and `extensions.code` to the documented JSON and HTTP status.
+//!    then shaping the result, and the service's error, into the documented JSON and status.
 //! 3. Resolvers convert their input into [`domain`] types (validated once) and call one
 //!    function of [`services`], where every rule lives and the only code that touches the
 //!    [`entities`].
@@ -19,7 +20,8 @@
 pub mod auth;
 /// The caller of a request: its `Actor` and its client address.
 pub mod caller;
-/// The command line: `serve`, `migrate`, `export-schema`.
+/// The command line: `serve`, `migrate`, `export-schema`, `export-openapi`, `create-admin`,
+/// `set-role`.
 pub mod cli;
 /// Typed configuration, read once from the environment (and `.env`).
 pub mod config;
@@ -35,9 +37,10 @@ pub mod error;
 pub mod graphql;
 /// HTML escaping for the account pages and the HTML parts of messages.
 pub mod html;
-/// HTTP pieces both transports share: the JSON error body, media types.
+/// HTTP pieces both transports share: the JSON error body, media types, the upload gate.
 pub mod http;
-/// Rate limits on login and registration, counted in memory or in Redis.
+/// Rate limits (login, registration, recovery, mail, email changes), counted in memory or in
+/// Redis.
 pub mod limits;
 /// Outgoing mail: templates, and the `.eml` file and SMTP transports.
 pub mod mail;
@@ -47,13 +50,16 @@ pub mod monitoring;
 pub mod net;
 /// The REST compatibility layer: each documented path runs a named GraphQL operation.
 pub mod rest;
-/// Accepting connections: header, idle and body timeouts, the connection bound.
+/// Accepting connections: header, body and write timeouts, body rates, connections in all and
+/// per address.
 pub mod server;
-/// The rules: accounts and profiles. The only module that touches entities.
+/// The rules: features (accounts, sessions, mail, profiles, admin, audit) over shared leaves.
+/// The only module that touches entities.
 pub mod services;
-/// The application: router, listener and graceful shutdown.
+/// The application: router, listener, the background workers it owns, graceful shutdown.
 pub mod startup;
-/// What every handler can reach: schema, services, REST operations, the upload gate.
+/// What every handler can reach: the GraphQL state (schema, documents, upload gate), the
+/// caller's keys, and the services for the paths without an operation.
 pub mod state;
 /// Logging: pretty or JSON lines, each carrying the request id.
 pub mod telemetry;

@@ -2,10 +2,11 @@
 //! API) at `/metrics`.
 //!
 //! The series are recorded where things happen, through the `metrics` facade: requests in the
-//! server's guard (labelled by route template, never by raw path), GraphQL operations by an
-//! extension of the schema, logins in the service, rate-limit refusals in the limiter, the
-//! password-hash queue in the hasher. Gauges of state (database pool, mail outbox) are read
-//! when Prometheus scrapes. Labels never hold an email, a token or an id.
+//! server's guard (labelled by route template, never by raw path), GraphQL operations around
+//! `Schema::execute` (no schema extension: one would put every field through its chain),
+//! logins in the service, rate-limit refusals in the limiter and the hash queue, the
+//! password-hash queue wait in the hasher. Gauges of state (database pool, mail outbox) are
+//! read when Prometheus scrapes. Labels never hold an email, a token or an id.
 
 use std::{
     collections::HashMap,

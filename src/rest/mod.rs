@@ -3,8 +3,13 @@
 //! A handler holds no rule. It reads the request into a typed body (so JSON of the wrong type
 //! is a 422 and unknown fields of an update a 400, as the original answered), runs its fixed
 //! GraphQL operation from [`operations`] against the one schema with the caller's
-//! [`Caller`](crate::caller::Caller), and [`forward`] maps the result: aliases in the operation
-//! give the snake_case keys, and `extensions.code` gives the HTTP status.
+//! [`Caller`](crate::caller::Caller), and [`forward`] shapes the answer: aliases in the
+//! operation give the snake_case keys, and the service's `AppError` (the GraphQL error's
+//! source) gives the HTTP status.
+//!
+//! Three kinds of path carry no GraphQL operation, and say so where they are: a photo's
+//! bytes and readiness (through the state's services: bytes are no GraphQL value), the
+//! account pages (HTML forms around REST operations), and the OpenAPI documents.
 
 mod accounts;
 mod admin;
