@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use crate::net::IpNet;
+use crate::net::{IpNet, parse_net};
 
 use jsonwebtoken::Algorithm;
 
@@ -152,25 +152,10 @@ pub enum LogFormat {
     Json,
 }
 
-/// A string that must never be printed: `Debug` shows `[redacted]`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+/// A string that must never be printed (`Debug` shows `[REDACTED]`), wiped when dropped; read
+/// it with [`ExposeSecret::expose_secret`].
+pub type Secret = secrecy::SecretString;
+pub use secrecy::ExposeSecret;
 
 /// A configuration value that could not be used; the message names the variable.
 #[derive(Debug)]
@@ -284,7 +269,10 @@ impl Config {
         let trusted_proxies: Vec<IpNet> = env
             .list("TRUSTED_PROXIES")
             .iter()
-            .map(|ip| parse_value("TRUSTED_PROXIES", ip))
+            .map(|net| {
+                parse_net(net)
+                    .ok_or_else(|| ConfigError("TRUSTED_PROXIES has an invalid value".into()))
+            })
             .collect::<Result<_, _>>()?;
         let bcrypt_cost: u32 = env.number("BCRYPT_COST", 12)?;
         if !(4..=31).contains(&bcrypt_cost) {
@@ -300,7 +288,7 @@ impl Config {
             photo_store: env.get("PHOTO_STORE"),
             aws: AWS_VARIABLES
                 .iter()
-                .filter_map(|key| env.get(key).map(|value| (*key, Secret::new(value))))
+                .filter_map(|key| env.get(key).map(|value| (*key, Secret::from(value))))
                 .collect(),
             // Set but empty turns metrics off (so the raw lookup, which sees empty values).
             metrics_addr: match env.raw("METRICS_ADDR") {
@@ -309,7 +297,7 @@ impl Config {
                 Some(addr) => Some(parse_value("METRICS_ADDR", addr.trim())?),
             },
             max_upload_bytes: env.number("MAX_UPLOAD_BYTES", 5 * 1024 * 1024)?,
-            redis_url: env.get("REDIS_URL").map(Secret::new),
+            redis_url: env.get("REDIS_URL").map(Secret::from),
             redis_key_prefix: env.text("REDIS_KEY_PREFIX", "nta-user-svc:"),
             cors_origins: env.list("CORS_ORIGINS"),
             login_max_failures: env.number("LOGIN_MAX_FAILURES", 10)?,
@@ -343,7 +331,7 @@ impl Config {
 impl DatabaseConfig {
     fn read(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
-            url: Secret::new(env.text("DATABASE_URL", DEFAULT_DATABASE_URL)),
+            url: Secret::from(env.text("DATABASE_URL", DEFAULT_DATABASE_URL)),
             max_connections: env
                 .get("DATABASE_MAX_CONNECTIONS")
                 .map(|v| parse_value("DATABASE_MAX_CONNECTIONS", &v))
@@ -362,7 +350,7 @@ impl JwtConfig {
                     "JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes long"
                 )));
             }
-            Some(secret) => (Secret::new(secret), false),
+            Some(secret) => (Secret::from(secret), false),
             None => (random_secret()?, true),
         };
         let exp_hours: u64 = env.number("JWT_EXP_HOURS", 24)?;
@@ -408,7 +396,7 @@ impl MailConfig {
     fn read(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             dir: PathBuf::from(env.text("MAIL_DIR", "data/mail")),
-            smtp_url: env.get("SMTP_URL").map(Secret::new),
+            smtp_url: env.get("SMTP_URL").map(Secret::from),
             from: env.text("MAIL_FROM", "nta-user-svc <no-reply@localhost>"),
             public_url: env
                 .text("PUBLIC_URL", "http://127.0.0.1:8000")
@@ -520,7 +508,7 @@ fn random_secret() -> Result<Secret, ConfigError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|e| ConfigError(format!("no randomness for a JWT secret: {e}")))?;
-    Ok(Secret::new(
+    Ok(Secret::from(
         bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
     ))
 }
@@ -542,12 +530,12 @@ mod tests {
     #[test]
     fn defaults_match_the_spec() {
         let c = config(&[]).unwrap();
-        assert_eq!(c.database.url.expose(), DEFAULT_DATABASE_URL);
+        assert_eq!(c.database.url.expose_secret(), DEFAULT_DATABASE_URL);
         assert_eq!((c.host.to_string().as_str(), c.port), ("127.0.0.1", 8000));
         assert_eq!(c.jwt.algorithm, Algorithm::HS256);
         assert_eq!(c.jwt.expires_in, Duration::from_secs(24 * 3600));
         assert!(c.jwt.secret_generated);
-        assert!(c.jwt.secret.expose().len() >= MIN_JWT_SECRET_BYTES);
+        assert!(c.jwt.secret.expose_secret().len() >= MIN_JWT_SECRET_BYTES);
         assert_eq!(c.bcrypt_cost, 12);
         assert_eq!(c.max_upload_bytes, 5_242_880);
         assert_eq!(c.login_max_failures, 10);
@@ -592,7 +580,7 @@ mod tests {
     fn generated_secrets_differ_per_process() {
         let a = config(&[]).unwrap().jwt.secret;
         let b = config(&[]).unwrap().jwt.secret;
-        assert_ne!(a, b);
+        assert_ne!(a.expose_secret(), b.expose_secret());
     }
 
     #[test]
@@ -623,7 +611,7 @@ mod tests {
         let trusted = |ip: &str| {
             c.trusted_proxies
                 .iter()
-                .any(|n| n.contains(ip.parse().unwrap()))
+                .any(|n| n.contains(&crate::net::canonical(ip.parse().unwrap())))
         };
         assert!(trusted("10.200.3.4"));
         assert!(trusted("192.168.1.5"));

@@ -5,6 +5,7 @@
 //! and then writes cannot wait for the lock and fails at once with `database is locked`,
 //! whatever the busy timeout says. Taking the write lock up front makes writers queue instead.
 
+use secrecy::ExposeSecret;
 use std::{ffi::c_int, path::Path, ptr::NonNull, time::Duration};
 
 use libsqlite3_sys::sqlite3;
@@ -31,7 +32,7 @@ const PG_PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// Opens the pool (creating the SQLite file and its folder when needed).
 pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbErr> {
-    let url = config.url.expose();
+    let url = config.url.expose_secret();
     let mut options = ConnectOptions::new(url);
     options
         .acquire_timeout(config.acquire_timeout)
@@ -144,7 +145,7 @@ mod tests {
     async fn sqlite_connections_keep_their_query_plans() {
         let dir = tempfile::tempdir().unwrap();
         let config = DatabaseConfig {
-            url: Secret::new(format!("sqlite://{}/t.db?mode=rwc", dir.path().display())),
+            url: Secret::from(format!("sqlite://{}/t.db?mode=rwc", dir.path().display())),
             max_connections: Some(2),
             acquire_timeout: Duration::from_secs(5),
         };

@@ -1,35 +1,22 @@
 //! Client addresses: networks for `TRUSTED_PROXIES`, and which address a request came from.
 
-use std::{net::IpAddr, str::FromStr};
+use std::net::IpAddr;
 
 use axum::http::HeaderMap;
 
 /// An address or a network (`10.0.0.0/8`, `::1`), for `TRUSTED_PROXIES`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IpNet {
-    address: IpAddr,
-    prefix: u8,
-}
+pub use ipnet::IpNet;
 
-impl IpNet {
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        match (self.address, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
+/// Reads an address or a network: a bare address is a network of one, and IPv4-mapped IPv6
+/// (`::ffff:10.0.0.1`) is read as the IPv4 it maps, as [`client_ip`] compares addresses.
+pub fn parse_net(s: &str) -> Option<IpNet> {
+    let (address, prefix) = match s.split_once('/') {
+        Some((address, prefix)) => (address, Some(prefix.parse::<u8>().ok()?)),
+        None => (s, None),
+    };
+    let address = canonical(address.parse::<IpAddr>().ok()?);
+    let max = if address.is_ipv4() { 32 } else { 128 };
+    IpNet::new(address, prefix.unwrap_or(max)).ok()
 }
 
 /// IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`) compare as IPv4.
@@ -40,31 +27,11 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-impl FromStr for IpNet {
-    type Err = ();
-
-    fn from_str(s: &str) -> Result<Self, ()> {
-        let (address, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let address = canonical(address.parse::<IpAddr>().map_err(|_| ())?);
-        let max = if address.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p.parse::<u8>().map_err(|_| ())?,
-            None => max,
-        };
-        (prefix <= max)
-            .then_some(Self { address, prefix })
-            .ok_or(())
-    }
-}
-
 /// The socket's peer, unless that peer is a trusted proxy: then the right-most address in
 /// `X-Forwarded-For` that is not itself a trusted proxy. Addresses a client wrote further left
 /// are never believed, so a client cannot pick its own address.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
-    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(&canonical(ip)));
     let peer = canonical(peer);
     if !is_trusted(peer) {
         return peer;
@@ -109,7 +76,7 @@ mod tests {
 
     #[test]
     fn forwarded_for_is_only_believed_from_trusted_proxies() {
-        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let trusted: Vec<IpNet> = vec![parse_net("10.0.0.0/8").unwrap()];
         let h = headers("6.6.6.6, 1.2.3.4");
         // Straight from the client: the header is the client's own claim, ignored.
         assert_eq!(client_ip(ip("1.2.3.4"), &h, &trusted), ip("1.2.3.4"));

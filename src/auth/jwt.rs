@@ -5,6 +5,7 @@
 //! `jsonwebtoken` when the `Validation` names one), `exp` is required, and clock leeway is
 //! kept small: the library's default of 60 s would let expired tokens live a minute longer.
 
+use secrecy::ExposeSecret;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -50,7 +51,7 @@ pub struct JwtKeys {
 
 impl JwtKeys {
     pub fn new(config: &JwtConfig) -> Self {
-        let secret = config.secret.expose().as_bytes();
+        let secret = config.secret.expose_secret().as_bytes();
         let mut validation = Validation::new(config.algorithm);
         validation.leeway = LEEWAY_SECS;
         validation.validate_exp = true;
@@ -109,7 +110,7 @@ mod tests {
 
     fn keys(secret: &str, algorithm: Algorithm) -> JwtKeys {
         JwtKeys::new(&JwtConfig {
-            secret: Secret::new(secret),
+            secret: Secret::from(secret),
             algorithm,
             expires_in: Duration::from_secs(3600),
             secret_generated: false,

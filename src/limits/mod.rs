@@ -15,6 +15,7 @@
 
 mod store;
 
+use secrecy::ExposeSecret;
 use std::{net::IpAddr, time::Duration};
 
 pub use store::CounterStore;
@@ -40,7 +41,7 @@ pub struct RateLimiter {
 impl RateLimiter {
     pub fn new(config: &Config) -> Self {
         let store = match &config.redis_url {
-            Some(url) => CounterStore::redis(url.expose(), &config.redis_key_prefix, config.rate_limit_max_keys).unwrap_or_else(|e| {
+            Some(url) => CounterStore::redis(url.expose_secret(), &config.redis_key_prefix, config.rate_limit_max_keys).unwrap_or_else(|e| {
                 tracing::error!(error = %e, "REDIS_URL is not usable: counting rate limits in this process");
                 CounterStore::memory(config.rate_limit_max_keys)
             }),

@@ -5,6 +5,7 @@
 //! Nothing here decides *when* to send: the services write each message to the outbox in the
 //! transaction of the change that causes it, and their worker hands it to [`Mailer::send`].
 
+use secrecy::ExposeSecret;
 use std::{path::PathBuf, time::Duration};
 
 use lettre::{
@@ -152,7 +153,7 @@ impl Mailer {
             .map_err(|_| "MAIL_FROM is not a valid mailbox (`Name <address>`)".to_owned())?;
         let transport = match &config.smtp_url {
             Some(url) => Transport::Smtp(
-                AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
                     .map_err(|_| "SMTP_URL is not a valid smtp:// or smtps:// URL".to_owned())?
                     .timeout(Some(SMTP_TIMEOUT))
                     .build(),
@@ -279,7 +280,7 @@ mod tests {
     fn a_bad_from_or_smtp_url_is_refused_without_echoing_it() {
         let mut config = MailConfig {
             dir: PathBuf::from("x"),
-            smtp_url: Some(crate::config::Secret::new("ftp://user:hunter2@host")),
+            smtp_url: Some(crate::config::Secret::from("ftp://user:hunter2@host")),
             from: "nta-user-svc <no-reply@localhost>".into(),
             public_url: String::new(),
             max_attempts: 1,

@@ -115,7 +115,7 @@ pub async fn serve_as(
         let counted = (!limits
             .trusted_proxies
             .iter()
-            .any(|net| net.contains(address)))
+            .any(|net| net.contains(&address)))
         .then_some(address);
         if let Some(address) = counted
             && connections.from(address) >= limits.max_connections_per_ip

@@ -13,6 +13,7 @@
 mod guard;
 mod processing;
 
+use secrecy::ExposeSecret;
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use bytes::Bytes;
@@ -174,7 +175,7 @@ impl PhotoStore {
                     .iter()
                     .find(|(name, _)| *name == "AWS_ENDPOINT")
                     .map_or(String::new(), |(_, value)| {
-                        format!(" at {}", value.expose())
+                        format!(" at {}", value.expose_secret())
                     });
                 (s3(url, aws)?, None, format!("{url}{endpoint}"))
             }
@@ -483,7 +484,7 @@ fn s3(url: &str, aws: &[(&str, Secret)]) -> Result<Arc<dyn ObjectStore>, String>
             .to_ascii_lowercase()
             .parse::<AmazonS3ConfigKey>()
             .map_err(|e| format!("{name}: {e}"))?;
-        builder = builder.with_config(key, value.expose());
+        builder = builder.with_config(key, value.expose_secret());
     }
     for (key, value) in [
         (ClientConfigKey::Timeout, STORE_TIMEOUT),
@@ -553,7 +554,7 @@ mod tests {
         };
         let aws: Vec<(&str, Secret)> = crate::config::AWS_VARIABLES
             .iter()
-            .map(|name| (*name, Secret::new(value(name).to_owned())))
+            .map(|name| (*name, Secret::from(value(name).to_owned())))
             .collect();
         let store = PhotoStore::new(Some("s3://photos/svc"), std::path::Path::new("."), &aws)
             .unwrap_or_else(|e| panic!("{e}"));
