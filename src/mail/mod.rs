@@ -10,7 +10,10 @@ use std::{path::PathBuf, time::Duration};
 
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
-    message::{Mailbox, MultiPart},
+    message::{
+        Mailbox, MultiPart,
+        header::{Header, HeaderName, HeaderValue},
+    },
 };
 
 use crate::config::MailConfig;
@@ -138,6 +141,25 @@ pub struct Mailer {
     transport: Transport,
 }
 
+/// `Auto-Submitted: auto-generated` (RFC 3834): no vacation reply or other auto-responder
+/// should answer these messages.
+#[derive(Clone)]
+struct AutoSubmitted;
+
+impl Header for AutoSubmitted {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self)
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "auto-generated".to_owned())
+    }
+}
+
 enum Transport {
     Files(PathBuf),
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
@@ -171,16 +193,27 @@ impl Mailer {
         }
     }
 
-    /// Delivers message `id` (its outbox row) to `to`. Sending the same id again writes the
-    /// same file, so a retry after a crash leaves one copy on disk. The error says what
-    /// failed, without the message's content.
-    pub async fn send(&self, id: i32, to: &str, letter: &Letter) -> Result<(), String> {
+    /// Delivers message `id` (its outbox row, queued at `queued_micros`) to `to`. Sending the
+    /// same id again writes the same file and carries the same `Message-ID`
+    /// (`<{id}.{queued_micros}@{the domain of MAIL_FROM}>`), so a retry after a crash is one
+    /// message, on disk and to a receiver that deduplicates. The error says what failed,
+    /// without the message's content.
+    pub async fn send(
+        &self,
+        id: i32,
+        queued_micros: i64,
+        to: &str,
+        letter: &Letter,
+    ) -> Result<(), String> {
         let to = to
             .parse::<Mailbox>()
             .map_err(|e| format!("invalid recipient: {e}"))?;
+        let domain = self.from.email.domain();
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)
+            .message_id(Some(format!("<{id}.{queued_micros}@{domain}>")))
+            .header(AutoSubmitted)
             .subject(&letter.subject)
             .multipart(MultiPart::alternative_plain_html(
                 letter.text.clone(),
@@ -214,6 +247,36 @@ async fn write_eml(dir: &std::path::Path, id: i32, bytes: &[u8]) -> Result<(), S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn messages_carry_a_stable_message_id_and_say_they_are_automatic() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = MailConfig {
+            dir: dir.path().to_path_buf(),
+            smtp_url: None,
+            from: "nta-user-svc <no-reply@mail.example>".into(),
+            public_url: String::new(),
+            max_attempts: 1,
+            verify_ttl: Duration::from_secs(1),
+            reset_ttl: Duration::from_secs(1),
+            recovery_per_ip_per_hour: 1,
+            require_verified_email: false,
+        };
+        let mailer = Mailer::new(&config).unwrap();
+        let letter = Letter {
+            subject: "Hello".into(),
+            text: "text".into(),
+            html: "<p>html</p>".into(),
+        };
+        let read = || std::fs::read_to_string(dir.path().join("message-00000007.eml")).unwrap();
+        mailer.send(7, 1234, "to@example.com", &letter).await.unwrap();
+        let first = read();
+        assert!(first.contains("Message-ID: <7.1234@mail.example>"), "{first}");
+        assert!(first.contains("Auto-Submitted: auto-generated"), "{first}");
+        // A retry is the same message.
+        mailer.send(7, 1234, "to@example.com", &letter).await.unwrap();
+        assert!(read().contains("Message-ID: <7.1234@mail.example>"));
+    }
 
     #[test]
     fn templates_fill_every_placeholder_and_escape_html() {
@@ -266,8 +329,8 @@ mod tests {
             hours: 1,
         }
         .render();
-        mailer.send(7, "a@example.com", &letter).await.unwrap();
-        mailer.send(7, "a@example.com", &letter).await.unwrap();
+        mailer.send(7, 1, "a@example.com", &letter).await.unwrap();
+        mailer.send(7, 1, "a@example.com", &letter).await.unwrap();
         let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
         assert_eq!(files.len(), 1, "a retry rewrites the same file");
         let eml = std::fs::read_to_string(files[0].path()).unwrap();

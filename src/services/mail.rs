@@ -367,7 +367,12 @@ impl Services {
             };
             let outcome = self
                 .mailer
-                .send(message.id, &message.recipient, &letter)
+                .send(
+                    message.id,
+                    message.created_at.timestamp_micros(),
+                    &message.recipient,
+                    &letter,
+                )
                 .await;
             let mut active: mail_outbox::ActiveModel = message.clone().into();
             active.claimed_until = Set(None);

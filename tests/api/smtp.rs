@@ -142,6 +142,20 @@ async fn on_smtp(backend: Backend) {
         "{message}"
     );
     assert!(message.contains("text/plain") && message.contains("text/html"));
+    // What mail providers ask of automatic mail: a Message-ID in MAIL_FROM's domain (Gmail
+    // refuses mail without one), and Auto-Submitted so that no auto-responder answers.
+    let header = |name: &str| {
+        message
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}: ")))
+            .map(str::to_owned)
+    };
+    let message_id = header("Message-ID").expect("a Message-ID");
+    assert!(
+        message_id.starts_with('<') && message_id.ends_with("@localhost>"),
+        "{message_id}"
+    );
+    assert_eq!(header("Auto-Submitted").as_deref(), Some("auto-generated"));
     let token = link_token(&messages[0], "/account/verify-email");
     assert_eq!(
         app.post_json("/api/auth/verify-email", &json!({ "token": token }))
