@@ -314,7 +314,26 @@ fn cors(origins: &[String]) -> CorsLayer {
             axum::http::Method::PUT,
             axum::http::Method::DELETE,
         ])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        // What the docs tell clients to send: the token, JSON, a request id, and the headers
+        // Apollo Client sends (client awareness) or asks for (apollo-upload-client's
+        // preflight marker).
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("apollographql-client-name"),
+            HeaderName::from_static("apollographql-client-version"),
+            HeaderName::from_static("apollo-require-preflight"),
+        ])
+        // What a front end needs to read: the request id (to quote in a report), how long to
+        // wait after a 429 or 503, a photo's ETag, and why a 401 happened.
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            header::RETRY_AFTER,
+            header::ETAG,
+            header::WWW_AUTHENTICATE,
+        ])
+        // No cookies: the token travels in `Authorization`, so no credentials mode.
         .max_age(Duration::from_secs(600))
 }
 

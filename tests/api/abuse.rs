@@ -371,6 +371,52 @@ async fn cors_answers_only_configured_origins() {
         allowed.headers()["access-control-allow-origin"],
         "https://app.example"
     );
+    // Apollo Client's headers and the request id may be sent; what a front end must read is
+    // exposed; there are no credentials (cookies) to allow.
+    let apollo = app
+        .client
+        .request(Method::OPTIONS, app.url("/graphql"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type,apollographql-client-name,\
+             apollographql-client-version,apollo-require-preflight,x-request-id",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(apollo.status().is_success());
+    let allowed_headers = apollo.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    for name in [
+        "authorization",
+        "content-type",
+        "apollographql-client-name",
+        "apollographql-client-version",
+        "apollo-require-preflight",
+        "x-request-id",
+    ] {
+        assert!(allowed_headers.contains(name), "{name}: {allowed_headers}");
+    }
+    assert!(!apollo.headers().contains_key("access-control-allow-credentials"));
+    let limited = app
+        .client
+        .post(app.url("/api/auth/login"))
+        .header("origin", "https://app.example")
+        .json(&serde_json::json!({"email": "nobody@example.com", "password": "wrong-pass"}))
+        .send()
+        .await
+        .unwrap();
+    let exposed = limited.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    for name in ["x-request-id", "retry-after", "etag", "www-authenticate"] {
+        assert!(exposed.contains(name), "{name}: {exposed}");
+    }
     let refused = preflight("https://evil.example").await.unwrap();
     assert!(
         !refused
