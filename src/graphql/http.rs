@@ -75,10 +75,11 @@ async fn get(state: GraphqlState, caller: Caller, uri: Uri) -> Response {
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
+    let with_variables = !request.variables.is_empty();
     let request = request.data(caller.actor).data(caller.client);
     let mut response = super::execute(&state.schema, request).await;
     log_failures(&response.errors);
-    if rejected_before_execution(&mut response, state.suggestions.as_deref()) {
+    if rejected_before_execution(&mut response, with_variables, state.suggestions.as_deref()) {
         return rejected_response(&response);
     }
     json(&response)
@@ -166,24 +167,27 @@ async fn post(state: GraphqlState, caller: Caller, request: axum::extract::Reque
             }
         }
     }
+    let with_variables: Vec<bool> = batch.iter().map(|r| !r.variables.is_empty()).collect();
     let batch = batch
         .data(caller.actor)
         .data(caller.client)
         .data(UploadOnce::default());
     let mut executed = execute_in_turn(&state, batch).await;
+    let suggestions = state.suggestions.as_deref();
     let response = match &mut executed {
         async_graphql::BatchResponse::Single(response) => {
             log_failures(&response.errors);
-            if rejected_before_execution(response, state.suggestions.as_deref()) {
+            let variables = with_variables.first().copied().unwrap_or_default();
+            if rejected_before_execution(response, variables, suggestions) {
                 rejected_response(response)
             } else {
                 json(response)
             }
         }
         async_graphql::BatchResponse::Batch(responses) => {
-            for response in responses.iter_mut() {
+            for (response, variables) in responses.iter_mut().zip(with_variables) {
                 log_failures(&response.errors);
-                rejected_before_execution(response, state.suggestions.as_deref());
+                rejected_before_execution(response, variables, suggestions);
             }
             json(&executed)
         }
@@ -206,8 +210,13 @@ struct DocumentRejected(Vec<u8>);
 /// Did the request fail before execution (its document did not validate)? Such errors have
 /// no path and no service error behind them; they get [`VALIDATION_FAILED`] as their code,
 /// and a "Did you mean …?" hint where one helps.
+///
+/// The variables are the client's input, as Apollo Server counts them: a variable that is
+/// missing (reported when the field runs) or of the wrong type (reported by validation, when
+/// the request sent variables) is `BAD_USER_INPUT`.
 fn rejected_before_execution(
     response: &mut async_graphql::Response,
+    with_variables: bool,
     suggestions: Option<&super::Suggestions>,
 ) -> bool {
     let rejected = response.data == async_graphql::Value::Null
@@ -217,7 +226,16 @@ fn rejected_before_execution(
             .iter()
             .all(|e| e.path.is_empty() && e.source::<AppError>().is_none());
     for err in response.errors.iter_mut() {
-        if err.path.is_empty() && err.source::<AppError>().is_none() {
+        if err.source::<AppError>().is_some() {
+            continue;
+        }
+        let missing_variable =
+            err.message.starts_with("Variable ") && err.message.ends_with(" is not defined.");
+        let bad_variable = with_variables && err.message.starts_with("Invalid value for argument");
+        if missing_variable || bad_variable {
+            set_code_if_missing(err, ErrorCode::BadUserInput.as_str());
+        }
+        if err.path.is_empty() {
             set_code_if_missing(err, VALIDATION_FAILED);
             if let Some(hinted) = suggestions.and_then(|s| s.hint(&err.message)) {
                 err.message = hinted;
@@ -234,8 +252,15 @@ fn set_code_if_missing(err: &mut ServerError, code: &str) {
     }
 }
 
-/// A single document that did not parse, with its code.
+/// A single document that did not parse, with its code. An operation or fragment defined
+/// twice is a validation failure (GraphQL's rule "Operation Name Uniqueness"), though
+/// async-graphql's parser is the one to notice it.
 fn rejected_document(mut err: ServerError, code: &str) -> Response {
+    let code = if err.message.ends_with(" is defined twice") {
+        VALIDATION_FAILED
+    } else {
+        code
+    };
     set_code_if_missing(&mut err, code);
     rejected_response(&async_graphql::Response::from_errors(vec![err]))
 }

@@ -288,3 +288,45 @@ async fn graphiql_is_served_to_browsers(app: TestApp) {
             .contains("graphiql")
     );
 }
+
+/// The codes Apollo Server gives, which clients switch on: two operations of one name are a
+/// validation failure (not a parse failure), and a variable that is missing or of the wrong
+/// type is the client's input (`BAD_USER_INPUT`); a literal of the wrong type stays a
+/// validation failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn document_and_variable_errors_carry_apollos_codes() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await;
+    let (_, token) = app.signed_up("codes@example.com").await;
+    let duplicate = app
+        .graphql(None, "query A { __typename } query A { __typename }", json!({}))
+        .await;
+    assert_eq!(code(&duplicate), "GRAPHQL_VALIDATION_FAILED", "{duplicate}");
+    let missing = app
+        .graphql(
+            Some(&token),
+            "query($id: Int!) { profile(userId: $id) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&missing), "BAD_USER_INPUT", "{missing}");
+    let mistyped = app
+        .graphql(
+            Some(&token),
+            "query($id: Int!) { profile(userId: $id) { id } }",
+            json!({"id": "x"}),
+        )
+        .await;
+    assert_eq!(code(&mistyped), "BAD_USER_INPUT", "{mistyped}");
+    let nested = app
+        .graphql(
+            None,
+            "mutation($i: LoginInput!) { login(input: $i) { accessToken } }",
+            json!({"i": {"email": 5, "password": "x"}}),
+        )
+        .await;
+    assert_eq!(code(&nested), "BAD_USER_INPUT", "{nested}");
+    let literal = app
+        .graphql(Some(&token), "{ profile(userId: \"x\") { id } }", json!({}))
+        .await;
+    assert_eq!(code(&literal), "GRAPHQL_VALIDATION_FAILED", "{literal}");
+}
