@@ -269,12 +269,21 @@ mod tests {
             html: "<p>html</p>".into(),
         };
         let read = || std::fs::read_to_string(dir.path().join("message-00000007.eml")).unwrap();
-        mailer.send(7, 1234, "to@example.com", &letter).await.unwrap();
+        mailer
+            .send(7, 1234, "to@example.com", &letter)
+            .await
+            .unwrap();
         let first = read();
-        assert!(first.contains("Message-ID: <7.1234@mail.example>"), "{first}");
+        assert!(
+            first.contains("Message-ID: <7.1234@mail.example>"),
+            "{first}"
+        );
         assert!(first.contains("Auto-Submitted: auto-generated"), "{first}");
         // A retry is the same message.
-        mailer.send(7, 1234, "to@example.com", &letter).await.unwrap();
+        mailer
+            .send(7, 1234, "to@example.com", &letter)
+            .await
+            .unwrap();
         assert!(read().contains("Message-ID: <7.1234@mail.example>"));
     }
 

@@ -119,6 +119,7 @@ pub fn router(max_upload_bytes: usize) -> Router<AppState> {
             get(pages::undo_email_change_form).post(pages::undo_email_change),
         )
         .route("/account/style.css", get(pages::style))
+        .route("/favicon.ico", get(pages::favicon))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(openapi::docs())

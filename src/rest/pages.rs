@@ -225,6 +225,16 @@ fn reset_form(status: StatusCode, token: &str, error: Option<&str>) -> Response 
     )
 }
 
+/// `GET /favicon.ico`: the service has no icon, and says so once (204, cached for a day)
+/// instead of a 404 on every page a browser opens.
+pub async fn favicon() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [(header::CACHE_CONTROL, "public, max-age=86400")],
+    )
+        .into_response()
+}
+
 /// `GET /account/style.css`.
 pub async fn style() -> Response {
     (

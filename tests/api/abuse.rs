@@ -401,7 +401,11 @@ async fn cors_answers_only_configured_origins() {
     ] {
         assert!(allowed_headers.contains(name), "{name}: {allowed_headers}");
     }
-    assert!(!apollo.headers().contains_key("access-control-allow-credentials"));
+    assert!(
+        !apollo
+            .headers()
+            .contains_key("access-control-allow-credentials")
+    );
     let limited = app
         .client
         .post(app.url("/api/auth/login"))

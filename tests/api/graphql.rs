@@ -298,7 +298,11 @@ async fn document_and_variable_errors_carry_apollos_codes() {
     let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await;
     let (_, token) = app.signed_up("codes@example.com").await;
     let duplicate = app
-        .graphql(None, "query A { __typename } query A { __typename }", json!({}))
+        .graphql(
+            None,
+            "query A { __typename } query A { __typename }",
+            json!({}),
+        )
         .await;
     assert_eq!(code(&duplicate), "GRAPHQL_VALIDATION_FAILED", "{duplicate}");
     let missing = app

@@ -332,6 +332,10 @@ async fn a_flood_of_addresses_does_not_erase_a_lock() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn html_pages_cannot_be_framed_and_load_only_their_own_scripts() {
     let app = quick_app().await;
+    // Browsers ask every page's icon: no 404s in the log for it.
+    let icon = app.get("/favicon.ico").await;
+    assert_eq!(icon.status(), StatusCode::NO_CONTENT);
+    assert_eq!(icon.headers()["cache-control"], "public, max-age=86400");
     for path in ["/docs/", "/graphql"] {
         let response = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{path}");

@@ -227,6 +227,27 @@ async fn photos_live_in_the_bucket(backend: Backend) {
     assert!(first.starts_with(&format!("uploads/{user_id}/")), "{first}");
     assert_eq!(s3.keys(&bucket).await, keys_of(&first));
     assert!(app.stored_files().is_empty(), "nothing on the local disk");
+    // Each object carries its Content-Type (a CDN or a browser reading the bucket needs it).
+    for key in keys_of(&first) {
+        let object = crate::helpers::http_client()
+            .get(format!("http://127.0.0.1:{}/{bucket}/{key}", s3.port))
+            // moto checks no signature, only that there is one.
+            .header(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, \
+                 SignedHeaders=host, Signature=0",
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(object.status(), StatusCode::OK, "{key}");
+        let expected = if key.ends_with(".webp") {
+            "image/webp"
+        } else {
+            "image/png"
+        };
+        assert_eq!(object.headers()["content-type"], expected, "{key}");
+    }
 
     // Served from the bucket, with its ETag and 304.
     let served = app.get(&format!("/{first}")).await;

@@ -19,7 +19,10 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use image::ImageFormat;
-use object_store::{ObjectStore, ObjectStoreExt, local::LocalFileSystem, path::Path as ObjectPath};
+use object_store::{
+    Attribute, ObjectStore, ObjectStoreExt, PutOptions, local::LocalFileSystem,
+    path::Path as ObjectPath,
+};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
@@ -214,15 +217,20 @@ impl PhotoStore {
     pub async fn save(&self, user_id: i32, photo: Processed) -> Result<String, AppError> {
         let stem = Uuid::new_v4().to_string();
         let file = format!("{stem}.{}", photo.kind.extension());
-        let mut objects = vec![(key(user_id, &file), photo.bytes)];
+        let mut objects = vec![(key(user_id, &file), photo.bytes, photo.kind)];
         for (size, bytes) in photo.variants {
-            objects.push((key(user_id, &variant_file(&stem, size)), bytes));
+            let location = key(user_id, &variant_file(&stem, size));
+            objects.push((location, bytes, ImageKind::WebP));
         }
         let mut written = Vec::new();
-        for (location, bytes) in objects {
+        for (location, bytes, kind) in objects {
+            let options = self.put_options(kind);
             let put = self
                 .guard
-                .run(|_| true, self.store.put(&location, bytes.into()))
+                .run(
+                    |_| true,
+                    self.store.put_opts(&location, bytes.into(), options),
+                )
                 .await
                 .and_then(|put| put.map_err(unavailable));
             if let Err(e) = put {
@@ -234,6 +242,19 @@ impl PhotoStore {
             written.push(location);
         }
         Ok(public_path(user_id, &file))
+    }
+
+    /// How an object of `kind` is written: on S3 with its `Content-Type` (a bucket served
+    /// straight to browsers, or a CDN in front of it, needs it); local files have no such
+    /// attribute (the service sets the type when it serves them).
+    fn put_options(&self, kind: ImageKind) -> PutOptions {
+        let mut options = PutOptions::default();
+        if self.local_root.is_none() {
+            options
+                .attributes
+                .insert(Attribute::ContentType, kind.content_type().into());
+        }
+        options
     }
 
     /// The bytes of `{user_id}/{file}`, whole or in chunks; `None` when there is no such
