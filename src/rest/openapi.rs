@@ -169,7 +169,9 @@ fn complete(doc: &mut serde_json::Value) {
             );
             add(
                 "503",
-                "The database (or another required backend) cannot be reached; retry later",
+                "The database (or another required backend) cannot be reached, or the server \
+                 is too busy to hash a password now (`Server busy`, with `Retry-After`); retry \
+                 later",
             );
         }
     }

@@ -64,6 +64,8 @@ pub struct DeleteAccountBody {
         (status = 400, description = "`refresh_token` missing", body = ValidationErrorBody),
         (status = 401, description = "Unknown, spent, expired or revoked refresh token", body = ErrorBody,
             example = json!({"detail": "Invalid refresh token"})),
+        (status = 403, description = "The account was disabled", body = ErrorBody,
+            example = json!({"detail": "Account disabled"})),
         (status = 422, description = "JSON of the wrong type", body = TypeErrorBody),
         (status = 429, description = "Too many attempts; see `Retry-After`", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
