@@ -333,7 +333,7 @@ pub struct ProfileInput {
     pub name: MaybeUndefined<String>,
     /// `+` then country code and number, 7 to 15 digits.
     #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
-    #[schema(value_type = Option<String>, pattern = r"^\+[0-9]{7,15}$")]
+    #[schema(value_type = Option<String>, pattern = r"^\s*(\+[0-9]{7,15})?\s*$")]
     pub phone: MaybeUndefined<String>,
     /// At most 1000 characters.
     #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]

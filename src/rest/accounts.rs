@@ -30,14 +30,15 @@ use crate::{
 pub struct RegisterBody {
     /// A valid address, at most 254 characters; stored trimmed and lower-cased.
     #[serde(default)]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, max_length = 254)]
     email: Option<String>,
     /// At least 8 characters, at most 72 bytes.
     #[serde(default)]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, min_length = 8, max_length = 72)]
     password: Option<String>,
     /// Display name, at most 100 characters (kept on the profile).
     #[serde(default)]
+    #[schema(max_length = 100)]
     name: Option<String>,
 }
 
@@ -46,10 +47,10 @@ pub struct RegisterBody {
 #[schema(example = json!({"email": "user@example.com", "password": "StrongPass123"}))]
 pub struct LoginBody {
     #[serde(default, alias = "username")]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, max_length = 254)]
     email: Option<String>,
     #[serde(default)]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, max_length = 128)]
     password: Option<String>,
 }
 
@@ -58,10 +59,10 @@ pub struct LoginBody {
 pub struct LoginForm {
     /// The account's email.
     #[serde(default)]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, max_length = 254)]
     username: Option<String>,
     #[serde(default)]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, max_length = 128)]
     password: Option<String>,
 }
 
@@ -70,11 +71,13 @@ pub struct LoginForm {
 #[derive(Deserialize, Serialize, ToSchema)]
 #[schema(example = json!({"email": "alice@example.com", "name": "Alice"}))]
 pub struct UpdateAccountBody {
+    /// A new address (never `null`); at most 254 characters.
     #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, max_length = 254)]
     email: MaybeUndefined<String>,
+    /// A new display name, at most 100 characters; `null` clears it.
     #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 100)]
     name: MaybeUndefined<String>,
     #[serde(flatten, skip_serializing)]
     #[schema(ignore)]

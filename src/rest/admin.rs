@@ -43,7 +43,7 @@ const PARAMETERS: &[(&str, &str)] = &[("first", "limit"), ("after", "cursor"), (
 #[into_params(parameter_in = Query)]
 pub struct UsersQuery {
     /// How many, 1 to 100 (default 20).
-    #[param(value_type = Option<i32>)]
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
     /// The `next_cursor` of the page before.
     cursor: Option<String>,
@@ -62,7 +62,7 @@ pub struct UsersQuery {
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// How many, 1 to 100 (default 20).
-    #[param(value_type = Option<i32>)]
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
     /// The `next_cursor` of the page before.
     cursor: Option<String>,
@@ -78,7 +78,7 @@ pub struct AuditQuery {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// How many, 1 to 100 (default 20).
-    #[param(value_type = Option<i32>)]
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
     /// The `next_cursor` of the page before.
     cursor: Option<String>,

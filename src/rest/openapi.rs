@@ -175,6 +175,7 @@ fn complete(doc: &mut serde_json::Value) {
             );
         }
     }
+    exact(doc);
     // Anyone's profile as others see it: the profile without `email`.
     let public = &mut doc["paths"]["/api/profiles/{user_id}"]["get"]["responses"]["200"];
     public["content"]["application/json"]["schema"] =
@@ -229,6 +230,59 @@ fn complete(doc: &mut serde_json::Value) {
     }
     photo["200"]["headers"] = headers.clone();
     photo["304"]["headers"] = headers;
+}
+
+/// The document as exact as the server: a choice of values is an `enum` (not a pattern), a
+/// photo's `size` is 64 or 256, an audit `action` one of the actions, and the bodies whose
+/// unknown fields are refused say `additionalProperties: false`.
+fn exact(doc: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+    // `^(a|b)$` patterns (utoipa takes no enum for a string parameter) become enums.
+    fn enums(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                let choices = map
+                    .get("pattern")
+                    .and_then(Value::as_str)
+                    .and_then(|p| p.strip_prefix("^(")?.strip_suffix(")$").map(str::to_owned))
+                    .filter(|p| {
+                        p.chars()
+                            .all(|c| c.is_ascii_lowercase() || c == '_' || c == '|')
+                    });
+                if let Some(choices) = choices {
+                    map.remove("pattern");
+                    map.insert("enum".into(), json!(choices.split('|').collect::<Vec<_>>()));
+                }
+                map.values_mut().for_each(enums);
+            }
+            Value::Array(items) => items.iter_mut().for_each(enums),
+            _ => {}
+        }
+    }
+    enums(doc);
+    let actions: Vec<String> = <crate::graphql::AuditAction as async_graphql::EnumType>::items()
+        .iter()
+        .map(|item| item.name.to_ascii_lowercase())
+        .collect();
+    let parameters = |doc: &mut Value, path: &str| -> Vec<Value> {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    for (path, name, choices) in [
+        ("/uploads/{user_id}/{file}", "size", json!([64, 256])),
+        ("/api/admin/audit", "action", json!(actions)),
+    ] {
+        let mut list = parameters(doc, path);
+        for parameter in list.iter_mut().filter(|p| p["name"] == name) {
+            parameter["schema"]["enum"] = choices.clone();
+        }
+        doc["paths"][path]["get"]["parameters"] = Value::Array(list);
+    }
+    for schema in ["ProfileBody", "UpdateAccountBody"] {
+        doc["components"]["schemas"][schema]["additionalProperties"] = json!(false);
+    }
 }
 
 /// `/openapi.json` and Swagger UI at `/docs`, with its assets served from the binary (no

@@ -33,11 +33,11 @@ pub struct RefreshBody {
 #[schema(example = json!({"current_password": "StrongPass123", "new_password": "EvenStronger456"}))]
 pub struct ChangePasswordBody {
     #[serde(default)]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, max_length = 128)]
     current_password: Option<String>,
     /// At least 8 characters, at most 72 bytes.
     #[serde(default)]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, min_length = 8, max_length = 72)]
     new_password: Option<String>,
 }
 
@@ -46,7 +46,7 @@ pub struct ChangePasswordBody {
 #[schema(example = json!({"password": "StrongPass123"}))]
 pub struct DeleteAccountBody {
     #[serde(default)]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, max_length = 128)]
     password: Option<String>,
 }
 

@@ -441,3 +441,64 @@ fn a_new_profile_field_costs_at_most_fourteen_edits() {
         );
     }
 }
+
+/// The document is as strict as the server: bounds, choices and refused extra fields are in
+/// it, so a generated client refuses what the server would.
+#[test]
+fn the_openapi_document_is_as_exact_as_the_server() {
+    let doc: Value = serde_json::from_str(&nta_user_svc::rest::openapi_json()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["RegisterBody"]["properties"]["password"]["minLength"],
+        8
+    );
+    assert_eq!(
+        schemas["RegisterBody"]["properties"]["email"]["maxLength"],
+        254
+    );
+    assert_eq!(
+        schemas["LoginBody"]["properties"]["password"]["maxLength"],
+        128
+    );
+    assert_eq!(
+        schemas["ResetBody"]["properties"]["new_password"]["minLength"],
+        8
+    );
+    assert_eq!(schemas["ProfileBody"]["additionalProperties"], false);
+    assert_eq!(schemas["UpdateAccountBody"]["additionalProperties"], false);
+    assert_eq!(
+        schemas["UpdateAccountBody"]["properties"]["email"]["type"],
+        "string"
+    );
+    assert_eq!(
+        schemas["RoleBody"]["properties"]["role"]["enum"],
+        json!(["user", "admin"])
+    );
+    let parameter = |path: &str, name: &str| {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()["schema"]
+            .clone()
+    };
+    let limit = parameter("/api/admin/users", "limit");
+    assert_eq!(
+        (limit["minimum"].clone(), limit["maximum"].clone()),
+        (json!(1), json!(100))
+    );
+    assert_eq!(
+        parameter("/api/admin/users", "status")["enum"],
+        json!(["active", "disabled"])
+    );
+    assert_eq!(
+        parameter("/uploads/{user_id}/{file}", "size")["enum"],
+        json!([64, 256])
+    );
+    let actions = parameter("/api/admin/audit", "action")["enum"].clone();
+    assert!(
+        actions.as_array().unwrap().contains(&json!("login_failed")),
+        "{actions}"
+    );
+}

@@ -516,3 +516,21 @@ async fn uploads_over_the_limit_are_413_on_rest_and_graphql() {
     assert_eq!(fits.status(), StatusCode::OK);
     assert_eq!(app.stored_files().len(), 1);
 }
+
+/// A query the extractor cannot read (`size` twice) answers in the documented 400 shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_size_is_a_documented_400() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await;
+    let (_, token) = app.signed_up("twice@example.com").await;
+    let png = crate::helpers::image_bytes(8, 8, image::ImageFormat::Png);
+    let uploaded = body(app.upload_rest(&token, png, "a.png", "image/png").await).await;
+    let path = uploaded["profile_photo_path"].as_str().unwrap().to_owned();
+    let response = app.get(&format!("/{path}?size=64&size=64")).await;
+    let answer = crate::helpers::expect_error(
+        response,
+        StatusCode::BAD_REQUEST,
+        "Give `size` once: 64 or 256.",
+    )
+    .await;
+    assert_eq!(answer["errors"][0]["field"], "size");
+}
