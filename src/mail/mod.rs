@@ -248,21 +248,29 @@ async fn write_eml(dir: &std::path::Path, id: i32, bytes: &[u8]) -> Result<(), S
 mod tests {
     use super::*;
 
+    /// Mail as `.eml` files in `dir`, from `from`.
+    fn files_in(dir: &std::path::Path, from: &str) -> MailConfig {
+        MailConfig {
+            dir: dir.to_owned(),
+            smtp_url: None,
+            from: from.into(),
+            public_url: "http://127.0.0.1:8000".into(),
+            max_attempts: 8,
+            verify_ttl: Duration::from_secs(3600),
+            reset_ttl: Duration::from_secs(1800),
+            recovery_per_ip_per_hour: 10,
+            require_verified_email: false,
+        }
+    }
+
     #[tokio::test]
     async fn messages_carry_a_stable_message_id_and_say_they_are_automatic() {
         let dir = tempfile::tempdir().unwrap();
-        let config = MailConfig {
-            dir: dir.path().to_path_buf(),
-            smtp_url: None,
-            from: "nta-user-svc <no-reply@mail.example>".into(),
-            public_url: String::new(),
-            max_attempts: 1,
-            verify_ttl: Duration::from_secs(1),
-            reset_ttl: Duration::from_secs(1),
-            recovery_per_ip_per_hour: 1,
-            require_verified_email: false,
-        };
-        let mailer = Mailer::new(&config).unwrap();
+        let mailer = Mailer::new(&files_in(
+            dir.path(),
+            "nta-user-svc <no-reply@mail.example>",
+        ))
+        .unwrap();
         let letter = Letter {
             subject: "Hello".into(),
             text: "text".into(),
@@ -320,17 +328,7 @@ mod tests {
     #[tokio::test]
     async fn the_file_transport_writes_one_eml_per_message_with_both_parts() {
         let dir = tempfile::tempdir().unwrap();
-        let config = MailConfig {
-            dir: dir.path().to_owned(),
-            smtp_url: None,
-            from: "nta-user-svc <no-reply@localhost>".into(),
-            public_url: "http://127.0.0.1:8000".into(),
-            max_attempts: 8,
-            verify_ttl: Duration::from_secs(3600),
-            reset_ttl: Duration::from_secs(1800),
-            recovery_per_ip_per_hour: 10,
-            require_verified_email: false,
-        };
+        let config = files_in(dir.path(), "nta-user-svc <no-reply@localhost>");
         let mailer = Mailer::new(&config).unwrap();
         let letter = Template::VerifyEmail {
             email: "a@example.com",

@@ -90,6 +90,11 @@ impl Services {
         Ok(())
     }
 
+    /// The link to one of the account pages (`/account/{page}`) with `token`.
+    fn page_link(&self, page: &str, token: &str) -> String {
+        format!("{}/account/{page}?token={token}", self.mail.public_url)
+    }
+
     /// Wakes the mail worker (after a transaction that queued mail committed).
     pub(super) fn mail_queued(&self) {
         self.mail_wake.notify_one();
@@ -105,10 +110,7 @@ impl Services {
     ) -> Result<(), AppError> {
         let ttl = self.mail.verify_ttl;
         let token = issue_account_token(db, user_id, VERIFY, email, ttl).await?;
-        let link = format!(
-            "{}/account/verify-email?token={token}",
-            self.mail.public_url
-        );
+        let link = self.page_link("verify-email", &token);
         let letter = Template::VerifyEmail {
             email,
             link: &link,
@@ -129,10 +131,7 @@ impl Services {
         new_email: &str,
     ) -> Result<(), AppError> {
         let token = new_account_token(db, user_id, UNDO_EMAIL, old_email, UNDO_TTL).await?;
-        let link = format!(
-            "{}/account/undo-email-change?token={token}",
-            self.mail.public_url
-        );
+        let link = self.page_link("undo-email-change", &token);
         let notice = Template::EmailChanged {
             email: old_email,
             new_email,
@@ -272,10 +271,7 @@ impl Services {
     ) -> Result<(), AppError> {
         let ttl = self.mail.reset_ttl;
         let token = issue_account_token(db, user_id, RESET, email, ttl).await?;
-        let link = format!(
-            "{}/account/reset-password?token={token}",
-            self.mail.public_url
-        );
+        let link = self.page_link("reset-password", &token);
         let letter = Template::ResetPassword {
             link: &link,
             minutes: ttl.as_secs() / 60,

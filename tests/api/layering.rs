@@ -97,15 +97,7 @@ fn modules_import_only_what_their_layer_allows() {
         .collect();
     let mut found: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for file in rust_files(&src) {
-        let relative = file.strip_prefix(&src).unwrap();
-        let top = relative
-            .components()
-            .next()
-            .unwrap()
-            .as_os_str()
-            .to_string_lossy()
-            .trim_end_matches(".rs")
-            .to_owned();
+        let top = module_of(&file, &src);
         if top == "lib" || top == "main" {
             continue;
         }
@@ -155,15 +147,7 @@ fn service_features_use_leaves_and_never_each_other() {
     let mut seen = BTreeSet::new();
     for file in rust_files(&dir) {
         // A module of a folder (`photos/guard.rs`) is part of that folder's module.
-        let relative = file.strip_prefix(&dir).unwrap();
-        let name = relative
-            .components()
-            .next()
-            .unwrap()
-            .as_os_str()
-            .to_string_lossy()
-            .trim_end_matches(".rs")
-            .to_owned();
+        let name = module_of(&file, &dir);
         if name == "mod" {
             continue;
         }
@@ -204,6 +188,20 @@ fn the_import_reader_understands_nested_groups() {
         .map(|s| s.to_string())
         .collect();
     assert_eq!(found, expected);
+}
+
+/// The module directly under `root` that `file` belongs to (`server` for
+/// `src/server/guard.rs`).
+fn module_of(file: &Path, root: &Path) -> String {
+    file.strip_prefix(root)
+        .unwrap()
+        .components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_string_lossy()
+        .trim_end_matches(".rs")
+        .to_owned()
 }
 
 fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
