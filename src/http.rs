@@ -232,11 +232,6 @@ impl Uploads {
         }
     }
 
-    /// The 413 for a file over the limit.
-    pub fn too_large(&self) -> AppError {
-        AppError::file_too_large(self.max_bytes)
-    }
-
     /// Waits until the body's first bytes arrive, then takes `account`'s place (429 when it
     /// has another upload in flight) and waits for a slot. A client that sends its headers
     /// and then nothing holds neither (and its body times out). Call it only for a caller

@@ -9,9 +9,7 @@ mod profile;
 mod session;
 mod text;
 
-pub use account::{
-    AccountPatch, Credentials, MAX_PRESENTED_PASSWORD_CHARS, NewAccount, presented_password,
-};
+pub use account::{AccountPatch, Credentials, NewAccount, presented_password};
 pub use admin::{
     AuditAction, Cursor, CursorKind, MAX_PAGE, PageRequest, Role, UserFilter, UserStatus,
 };
