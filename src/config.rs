@@ -60,6 +60,18 @@ pub struct Config {
     pub hash_queue_max_wait: Duration,
     /// Most calls to the photo store at once.
     pub photo_store_concurrency: usize,
+    pub mfa: MfaConfig,
+}
+
+/// Two-factor authentication.
+#[derive(Clone, Debug)]
+pub struct MfaConfig {
+    /// The issuer authenticator apps show next to the account (`MFA_ISSUER`).
+    pub issuer: String,
+    /// Seals TOTP secrets at rest: 32 bytes, base64 (`MFA_ENCRYPTION_KEY`).
+    pub encryption_key: Option<Secret>,
+    /// Retired keys that still open the secrets sealed with them (`MFA_ENCRYPTION_OLD_KEYS`).
+    pub old_keys: Vec<Secret>,
 }
 
 /// Outgoing mail, and the links it carries.
@@ -170,7 +182,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Every environment variable the service reads (the deployment files are checked against it).
-pub const VARIABLES: [&str; 52] = [
+pub const VARIABLES: [&str; 55] = [
     "DATABASE_URL",
     "DATABASE_MAX_CONNECTIONS",
     "DATABASE_ACQUIRE_TIMEOUT_SECS",
@@ -220,6 +232,9 @@ pub const VARIABLES: [&str; 52] = [
     "WRITE_TIMEOUT_SECS",
     "HASH_QUEUE_MAX_WAIT_SECS",
     "PHOTO_STORE_CONCURRENCY",
+    "MFA_ISSUER",
+    "MFA_ENCRYPTION_KEY",
+    "MFA_ENCRYPTION_OLD_KEYS",
     // Read by the logging set-up and the Rust runtime, not by `Config`.
     "RUST_LOG",
     "RUST_BACKTRACE",
@@ -324,6 +339,7 @@ impl Config {
             audit_retention: env.days("AUDIT_RETENTION_DAYS", 365)?,
             hash_queue_max_wait: env.seconds("HASH_QUEUE_MAX_WAIT_SECS", 5)?,
             photo_store_concurrency: env.positive("PHOTO_STORE_CONCURRENCY", 16)?,
+            mfa: MfaConfig::read(&env)?,
         })
     }
 }
@@ -415,6 +431,47 @@ impl MailConfig {
             require_verified_email: env.flag("REQUIRE_VERIFIED_EMAIL", false)?,
         })
     }
+}
+
+impl MfaConfig {
+    fn read(env: &Env) -> Result<Self, ConfigError> {
+        let key = |name: &str, text: String| {
+            mfa_key_bytes(&text)
+                .map(|_| Secret::from(text))
+                .map_err(|why| ConfigError(format!("{name} {why}")))
+        };
+        Ok(Self {
+            issuer: env.text("MFA_ISSUER", "nta-user-svc"),
+            encryption_key: env
+                .get("MFA_ENCRYPTION_KEY")
+                .map(|text| key("MFA_ENCRYPTION_KEY", text))
+                .transpose()?,
+            old_keys: env
+                .list("MFA_ENCRYPTION_OLD_KEYS")
+                .into_iter()
+                .map(|text| key("MFA_ENCRYPTION_OLD_KEYS", text))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+/// Bytes of an `MFA_ENCRYPTION_KEY`.
+pub const MFA_KEY_BYTES: usize = 32;
+
+/// An MFA key as configured: 32 bytes in base64 (standard or URL-safe, padded or not).
+pub fn mfa_key_bytes(text: &str) -> Result<[u8; MFA_KEY_BYTES], String> {
+    use base64::{
+        Engine,
+        engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
+    };
+    let text = text.trim();
+    let bytes = STANDARD
+        .decode(text)
+        .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')))
+        .map_err(|_| "is not base64".to_owned())?;
+    bytes
+        .try_into()
+        .map_err(|_| format!("must be {MFA_KEY_BYTES} bytes (base64 of 32 random bytes)"))
 }
 
 /// The variables, read through one lookup: trimmed, and empty ones taken as unset.
@@ -626,6 +683,21 @@ mod tests {
     fn lists_are_split_on_commas() {
         let c = config(&[("CORS_ORIGINS", " https://a.example, https://b.example ,")]).unwrap();
         assert_eq!(c.cors_origins, ["https://a.example", "https://b.example"]);
+    }
+
+    #[test]
+    fn mfa_keys_are_32_bytes_of_base64() {
+        use base64::{Engine, engine::general_purpose::STANDARD};
+        let key = STANDARD.encode([7u8; 32]);
+        let c = config(&[("MFA_ENCRYPTION_KEY", &key)]).unwrap();
+        assert!(c.mfa.encryption_key.is_some());
+        assert_eq!(c.mfa.issuer, "nta-user-svc");
+        assert!(!format!("{c:?}").contains(&key));
+        for bad in [STANDARD.encode([7u8; 16]), "not base64!".into()] {
+            let err = config(&[("MFA_ENCRYPTION_KEY", &bad)]).unwrap_err();
+            assert!(err.to_string().starts_with("MFA_ENCRYPTION_KEY"), "{err}");
+        }
+        assert!(config(&[("MFA_ENCRYPTION_OLD_KEYS", &format!("{key},short"))]).is_err());
     }
 
     #[test]

@@ -27,6 +27,26 @@ pub const BUSY: &str = "Server busy";
 /// owner's undo link).
 pub const EMAIL_TAKEN: &str = "Email already registered.";
 
+pub const MFA_REQUIRED: &str = "Two-factor authentication required";
+
+/// The second step a right password still needs: a short-lived, single-use token to send
+/// with a code, and the kinds of code that work.
+#[derive(Clone)]
+pub struct MfaChallenge {
+    pub token: String,
+    pub methods: Vec<&'static str>,
+    pub expires_in: u64,
+}
+
+impl std::fmt::Debug for MfaChallenge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaChallenge")
+            .field("methods", &self.methods)
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Why an authenticated caller (or the right password) is still refused: typed, so a caller
 /// can tell the reasons apart without comparing messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +95,8 @@ pub enum AppError {
     Forbidden(Refusal),
     NotFound(&'static str),
     Conflict(&'static str),
+    /// The right password (or another first factor); a second factor is still due.
+    MfaRequired(MfaChallenge),
     PayloadTooLarge(String),
     RateLimited {
         retry_after_secs: u64,
@@ -97,6 +119,7 @@ pub enum ErrorCode {
     Forbidden,
     NotFound,
     Conflict,
+    MfaRequired,
     PayloadTooLarge,
     RateLimited,
     ServiceUnavailable,
@@ -111,6 +134,7 @@ impl ErrorCode {
             Self::Forbidden => "FORBIDDEN",
             Self::NotFound => "NOT_FOUND",
             Self::Conflict => "CONFLICT",
+            Self::MfaRequired => "MFA_REQUIRED",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::RateLimited => "RATE_LIMITED",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
@@ -125,6 +149,7 @@ impl ErrorCode {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict => StatusCode::CONFLICT,
+            Self::MfaRequired => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -154,6 +179,7 @@ impl AppError {
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Conflict(_) => ErrorCode::Conflict,
+            Self::MfaRequired(_) => ErrorCode::MfaRequired,
             Self::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Unavailable(_) | Self::Busy { .. } => ErrorCode::ServiceUnavailable,
@@ -169,6 +195,7 @@ impl AppError {
                 .map_or_else(|| "Invalid input".to_owned(), |e| e.message.clone()),
             Self::Unauthenticated(m) | Self::NotFound(m) | Self::Conflict(m) => (*m).to_owned(),
             Self::Forbidden(refusal) => refusal.message().to_owned(),
+            Self::MfaRequired(_) => MFA_REQUIRED.to_owned(),
             Self::PayloadTooLarge(m) => m.clone(),
             Self::RateLimited { .. } => RATE_LIMITED.to_owned(),
             Self::Unavailable(_) => UNAVAILABLE.to_owned(),
@@ -253,6 +280,11 @@ impl From<AppError> for async_graphql::Error {
             }
             AppError::RateLimited { retry_after_secs } | AppError::Busy { retry_after_secs } => {
                 ext.set("retryAfter", *retry_after_secs)
+            }
+            AppError::MfaRequired(challenge) => {
+                ext.set("mfaToken", challenge.token.as_str());
+                ext.set("mfaMethods", challenge.methods.clone());
+                ext.set("mfaExpiresIn", challenge.expires_in);
             }
             _ => {}
         }

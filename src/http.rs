@@ -74,6 +74,13 @@ impl From<AppError> for Problem {
             AppError::RateLimited { retry_after_secs } | AppError::Busy { retry_after_secs } => {
                 problem.with_retry_after(retry_after_secs)
             }
+            AppError::MfaRequired(challenge) => {
+                let mut problem = problem;
+                problem.body["mfa_token"] = json!(challenge.token);
+                problem.body["mfa_methods"] = json!(challenge.methods);
+                problem.body["mfa_expires_in"] = json!(challenge.expires_in);
+                problem
+            }
             _ => problem,
         }
     }

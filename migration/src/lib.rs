@@ -11,6 +11,7 @@ mod m20261202_000003_create_sessions;
 mod m20261202_000004_create_mail_and_account_tokens;
 mod m20261202_000005_create_roles_and_audit;
 mod m20261207_000006_index_account_token_emails;
+mod m20261207_000007_create_two_factor;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000004_create_mail_and_account_tokens::Migration),
             Box::new(m20261202_000005_create_roles_and_audit::Migration),
             Box::new(m20261207_000006_index_account_token_emails::Migration),
+            Box::new(m20261207_000007_create_two_factor::Migration),
         ]
     }
 }

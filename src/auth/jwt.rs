@@ -1,5 +1,5 @@
-//! Access tokens: HMAC-signed JWTs with `sub`, `user_id`, `sid`, `jti`, `iat` and `exp`; only the
-//! configured algorithm is accepted.
+//! Access tokens: HMAC-signed JWTs with `sub`, `user_id`, `sid`, `amr`, `jti`, `iat` and `exp`;
+//! only the configured algorithm is accepted.
 //!
 //! Only the configured algorithm verifies (`alg: none` and other algorithms are refused by
 //! `jsonwebtoken` when the `Validation` names one), `exp` is required, and clock leeway is
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::Bearer;
-use crate::{config::JwtConfig, error::AppError};
+use crate::{config::JwtConfig, domain::Amr, error::AppError};
 
 /// Clock skew tolerated between the issuer and this verifier.
 pub const LEEWAY_SECS: u64 = 10;
@@ -31,6 +31,11 @@ pub struct Claims {
     /// be otherwise).
     #[serde(default)]
     pub jti: String,
+    /// How the session's sign-in was made (RFC 8176: `pwd`, `otp`, …). Issued for clients to
+    /// read; not read back here (the session row holds it), so verifying allocates nothing
+    /// for it.
+    #[serde(default, skip_deserializing)]
+    pub amr: Vec<&'static str>,
     pub iat: i64,
     pub exp: i64,
 }
@@ -65,7 +70,7 @@ impl JwtKeys {
         }
     }
 
-    pub fn issue(&self, bearer: Bearer) -> Result<IssuedToken, AppError> {
+    pub fn issue(&self, bearer: Bearer, amr: &Amr) -> Result<IssuedToken, AppError> {
         let now = Utc::now().timestamp();
         let ttl = self.ttl.as_secs();
         let claims = Claims {
@@ -73,6 +78,7 @@ impl JwtKeys {
             user_id: bearer.user_id,
             sid: bearer.session_id.to_string(),
             jti: Uuid::new_v4().simple().to_string(),
+            amr: amr.names().collect(),
             iat: now,
             exp: now + ttl as i64,
         };
@@ -140,9 +146,18 @@ mod tests {
     #[test]
     fn issued_tokens_verify_and_carry_the_claims() {
         let k = keys(SECRET, Algorithm::HS256);
-        let t = k.issue(bearer(42)).unwrap();
+        let amr = Amr::of(crate::domain::Factor::Password).and(crate::domain::Factor::Otp);
+        let t = k.issue(bearer(42), &amr).unwrap();
         assert_eq!(t.expires_in, 3600);
         assert_eq!(k.verify(&t.token), Some(bearer(42)));
+        let payload = t.token.split('.').nth(1).unwrap();
+        let payload = base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            payload,
+        )
+        .unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(claims["amr"], serde_json::json!(["pwd", "otp"]));
     }
 
     #[test]

@@ -72,10 +72,20 @@ pub enum AuditAction {
     RoleChanged,
     SessionsRevoked,
     UserDeleted,
+    MfaEnabled,
+    MfaDisabled,
+    MfaFailed,
+    RecoveryCodeUsed,
+    RecoveryCodesRegenerated,
+    MfaReset,
+    PasskeyAdded,
+    PasskeyRemoved,
+    IdentityLinked,
+    IdentityUnlinked,
 }
 
 impl AuditAction {
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 27] = [
         Self::Register,
         Self::Login,
         Self::LoginFailed,
@@ -93,6 +103,16 @@ impl AuditAction {
         Self::RoleChanged,
         Self::SessionsRevoked,
         Self::UserDeleted,
+        Self::MfaEnabled,
+        Self::MfaDisabled,
+        Self::MfaFailed,
+        Self::RecoveryCodeUsed,
+        Self::RecoveryCodesRegenerated,
+        Self::MfaReset,
+        Self::PasskeyAdded,
+        Self::PasskeyRemoved,
+        Self::IdentityLinked,
+        Self::IdentityUnlinked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -114,6 +134,16 @@ impl AuditAction {
             Self::RoleChanged => "role_changed",
             Self::SessionsRevoked => "sessions_revoked",
             Self::UserDeleted => "user_deleted",
+            Self::MfaEnabled => "mfa_enabled",
+            Self::MfaDisabled => "mfa_disabled",
+            Self::MfaFailed => "mfa_failed",
+            Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Self::MfaReset => "mfa_reset",
+            Self::PasskeyAdded => "passkey_added",
+            Self::PasskeyRemoved => "passkey_removed",
+            Self::IdentityLinked => "identity_linked",
+            Self::IdentityUnlinked => "identity_unlinked",
         }
     }
 

@@ -4,6 +4,7 @@
 mod account;
 mod admin;
 mod email;
+mod mfa;
 mod password;
 mod profile;
 mod session;
@@ -14,6 +15,9 @@ pub use admin::{
     AuditAction, Cursor, CursorKind, MAX_PAGE, PageRequest, Role, UserFilter, UserStatus,
 };
 pub use email::Email;
+pub use mfa::{
+    Amr, Factor, INVALID_CODE, INVALID_MFA_TOKEN, MfaCode, MfaDisable, MfaToken, MfaVerification,
+};
 pub use password::{MAX_PASSWORD_BYTES, Password};
 pub use profile::{ProfileFields, ProfilePatch};
 pub use session::{

@@ -4,7 +4,10 @@
 pub mod account_token;
 pub mod audit_event;
 pub mod mail_outbox;
+pub mod mfa_challenge;
 pub mod profile;
+pub mod recovery_code;
 pub mod refresh_token;
 pub mod session;
 pub mod user;
+pub mod user_totp;

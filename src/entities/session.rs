@@ -17,6 +17,9 @@ pub struct Model {
     pub revoked_at: Option<DateTimeUtc>,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// How the sign-in was made, space-separated (`pwd`, `pwd otp`, `pwd rc`): the access
+    /// tokens' `amr`, kept by refreshes.
+    pub amr: String,
     #[sea_orm(belongs_to, from = "user_id", to = "id", on_delete = "Cascade")]
     pub user: BelongsTo<super::user::Entity>,
     #[sea_orm(has_many)]

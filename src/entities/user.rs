@@ -17,6 +17,8 @@ pub struct Model {
     /// Set while the account is disabled: it cannot log in, and its sessions are dead.
     pub disabled_at: Option<DateTimeUtc>,
     pub last_login_at: Option<DateTimeUtc>,
+    /// TOTP is on: a right password alone opens no session.
+    pub mfa_enabled: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     #[sea_orm(has_one)]

@@ -67,6 +67,26 @@ pub enum AuditAction {
     SessionsRevoked,
     /// An admin deleted the account.
     UserDeleted,
+    /// TOTP was confirmed and turned on; the other sessions ended.
+    MfaEnabled,
+    /// TOTP was turned off (with the password and a code).
+    MfaDisabled,
+    /// A wrong code was given at a sign-in's second step.
+    MfaFailed,
+    /// A recovery code was spent to sign in.
+    RecoveryCodeUsed,
+    /// New recovery codes replaced the old ones.
+    RecoveryCodesRegenerated,
+    /// An admin removed the account's second factors; its sessions ended.
+    MfaReset,
+    /// A passkey was registered.
+    PasskeyAdded,
+    /// A passkey was removed.
+    PasskeyRemoved,
+    /// An external identity was linked to the account.
+    IdentityLinked,
+    /// An external identity was unlinked.
+    IdentityUnlinked,
 }
 
 /// A security event: what happened to which account, when, by whom, from where.

@@ -53,6 +53,7 @@ fn outcome(error: &ServerError) -> &'static str {
             "FORBIDDEN" => "forbidden",
             "NOT_FOUND" => "not_found",
             "CONFLICT" => "conflict",
+            "MFA_REQUIRED" => "mfa_required",
             "PAYLOAD_TOO_LARGE" => "payload_too_large",
             "RATE_LIMITED" => "rate_limited",
             "SERVICE_UNAVAILABLE" => "service_unavailable",

@@ -112,6 +112,13 @@ impl RateLimiter {
         None
     }
 
+    /// Gives a reservation back without a verdict: the right password of an account whose
+    /// second factor is still due. Its failures stay (only a completed sign-in clears them),
+    /// and the check does not count as one.
+    pub async fn login_released(&self, email: &str, _reservation: Reservation) {
+        self.store.decr(&failures_key(email)).await;
+    }
+
     /// A successful login clears the account's failures and reservations (not its lock
     /// history).
     pub async fn login_succeeded(&self, email: &str, _reservation: Reservation) {
@@ -285,6 +292,21 @@ mod tests {
         fail(&l, "a@x").await;
         fail(&l, "a@x").await;
         let _ = l.login_attempt(IP, "a@x").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_released_check_neither_fails_nor_clears() {
+        let l = limiter(&[("LOGIN_MAX_FAILURES", "3")]);
+        fail(&l, "a@x").await;
+        fail(&l, "a@x").await;
+        // Right passwords whose second factor is still due, any number of them.
+        for _ in 0..5 {
+            let right = l.login_attempt(IP, "a@x").await.unwrap();
+            l.login_released("a@x", right).await;
+        }
+        // The two failures are still there: the third locks.
+        fail(&l, "a@x").await;
+        assert!(l.store.ttl(&lock_key("a@x")).await.is_some(), "locked");
     }
 
     #[tokio::test]

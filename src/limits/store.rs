@@ -101,6 +101,17 @@ impl CounterStore {
         self.memory.set(key, ttl);
     }
 
+    /// Takes one from `key`'s count, if it is set and above zero (its expiry stays).
+    pub async fn decr(&self, key: &str) {
+        if let Some(redis) = self.available_redis() {
+            match redis.decr(key).await {
+                Ok(()) => return,
+                Err(e) => redis.failed(&e),
+            }
+        }
+        self.memory.decr(key);
+    }
+
     pub async fn delete(&self, key: &str) {
         if let Some(redis) = self.available_redis() {
             match redis.delete(key).await {
@@ -187,6 +198,22 @@ impl RedisCounters {
     async fn delete(&self, key: &str) -> redis::RedisResult<()> {
         let mut conn = self.manager.clone();
         timeout(conn.del(self.key(key))).await
+    }
+
+    async fn decr(&self, key: &str) -> redis::RedisResult<()> {
+        // One script: a key that expired meanwhile is not brought back (at -1, for good).
+        const SCRIPT: &str = "local v = tonumber(redis.call('GET', KEYS[1])) \
+            if v and v > 0 then redis.call('DECR', KEYS[1]) end return 0";
+        let mut conn = self.manager.clone();
+        let _: i64 = timeout(
+            redis::cmd("EVAL")
+                .arg(SCRIPT)
+                .arg(1)
+                .arg(self.key(key))
+                .query_async(&mut conn),
+        )
+        .await?;
+        Ok(())
     }
 }
 
@@ -310,6 +337,16 @@ impl MemoryCounters {
                     used,
                 },
             );
+        });
+    }
+
+    fn decr(&self, key: &str) {
+        self.with(Table::Accounts, |entries, now| {
+            if let Some(entry) = entries.map.get_mut(key)
+                && entry.expires > now
+            {
+                entry.count = entry.count.saturating_sub(1);
+            }
         });
     }
 

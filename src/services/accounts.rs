@@ -8,7 +8,9 @@ use super::{Services, events::Event, prepared, query::unique_violation_as, time:
 use crate::{
     auth::{Actor, Bearer},
     db,
-    domain::{AccountPatch, AuditAction, Credentials, NewAccount, Origin, Patch, Role},
+    domain::{
+        AccountPatch, Amr, AuditAction, Credentials, Factor, NewAccount, Origin, Patch, Role,
+    },
     entities::{profile, user},
     error::{AppError, BAD_CREDENTIALS, EMAIL_TAKEN, NOT_AUTHENTICATED, Refusal},
     limits::Reservation,
@@ -25,6 +27,8 @@ pub struct Account {
     pub role: Role,
     /// It may not log in, and it has no live sessions.
     pub disabled: bool,
+    /// TOTP is on: a sign-in needs a code after the password.
+    pub mfa_enabled: bool,
     pub last_login_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -44,6 +48,7 @@ impl Account {
             name,
             role: Role::from_stored(&user.role),
             disabled: user.disabled_at.is_some(),
+            mfa_enabled: user.mfa_enabled,
             last_login_at: user.last_login_at,
             created_at: user.created_at,
             updated_at: user.updated_at,
@@ -130,6 +135,7 @@ impl Services {
             Err(AppError::Forbidden(Refusal::AccountDisabled)) => "disabled",
             Err(AppError::Forbidden(_)) => "unverified",
             Err(AppError::Busy { .. }) => "busy",
+            Err(AppError::MfaRequired(_)) => "mfa_required",
             Err(_) => "error",
         };
         metrics::counter!("logins_total", "outcome" => outcome).increment(1);
@@ -167,24 +173,30 @@ impl Services {
                 .await?;
             return Err(AppError::Unauthenticated(BAD_CREDENTIALS));
         };
-        self.limits
-            .login_succeeded(&credentials.email, reservation)
-            .await;
+        // The right password alone opens no session of an account with a second factor, and
+        // resets nothing: only a completed sign-in does.
+        if user.mfa_enabled {
+            self.limits
+                .login_released(&credentials.email, reservation)
+                .await;
+        } else {
+            self.limits
+                .login_succeeded(&credentials.email, reservation)
+                .await;
+        }
         if user.disabled_at.is_some() {
             return Err(AppError::Forbidden(Refusal::AccountDisabled));
         }
         if self.mail.require_verified_email && !user.email_verified {
             return Err(AppError::Forbidden(Refusal::EmailNotVerified));
         }
+        if user.mfa_enabled {
+            return Err(self.second_factor_due(user.id, Factor::Password).await?);
+        }
         let user_id = user.id;
-        let now = now();
         let txn = db::begin_write(&self.db).await?;
-        let mut active: user::ActiveModel = user.into();
-        active.last_login_at = Set(Some(now));
-        let user = active.update(&txn).await?;
-        let tokens = self.open_session(&txn, user, profile, origin).await?;
-        Event::own(AuditAction::Login, user_id)
-            .write(&txn, Some(origin))
+        let tokens = self
+            .finish_sign_in(&txn, user, profile, origin, &Amr::of(Factor::Password))
             .await?;
         txn.commit().await?;
         tracing::info!(user_id, "login succeeded");
@@ -299,12 +311,26 @@ impl Services {
         reservation: Reservation,
         origin: &Origin,
     ) -> Result<(), AppError> {
+        self.check_failed(AuditAction::LoginFailed, email, user_id, reservation, origin)
+            .await
+    }
+
+    /// Records a failed check of kind `action` (`login_failed`, `mfa_failed`): it counts
+    /// toward the account's lockout, and the one that locks it records that too.
+    pub(super) async fn check_failed(
+        &self,
+        action: AuditAction,
+        email: &str,
+        user_id: Option<i32>,
+        reservation: Reservation,
+        origin: &Origin,
+    ) -> Result<(), AppError> {
         let locked = self.limits.login_failed(email, reservation).await;
         let Some(user_id) = user_id else {
             return Ok(());
         };
         let txn = db::begin_write(&self.db).await?;
-        Event::on(AuditAction::LoginFailed, user_id)
+        Event::on(action, user_id)
             .write(&txn, Some(origin))
             .await?;
         if let Some(lock) = locked {

@@ -1,5 +1,6 @@
 //! Administration: the account list (keyset pages, search, filters), and what an admin may do
-//! to another account: disable, enable, change its role, end its sessions, delete it. Also
+//! to another account: disable, enable, change its role, end its sessions, reset its second
+//! factors, delete it. Also
 //! the command line's bootstrap (`create-admin`, `set-role`).
 //!
 //! - Whether the caller is an admin is read from their row on every call (with their live
@@ -205,6 +206,30 @@ impl Services {
             .await?;
         txn.commit().await?;
         Ok(ended)
+    }
+
+    /// Removes an account's second factors (TOTP, recovery codes, passkeys) and ends its
+    /// sessions: the way back for someone who lost their phone and their codes.
+    #[instrument(skip_all, fields(user_id = id))]
+    pub async fn reset_user_mfa(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        id: i32,
+    ) -> Result<(), AppError> {
+        let txn = db::begin_write(&self.db).await?;
+        let (admin, _) = self.target(&txn, actor, id).await?;
+        self.reset_second_factors(&txn, id).await?;
+        let now = now();
+        let ended = end_sessions(&txn, live(session::Column::UserId.eq(id), now), now).await?;
+        Event::on(AuditAction::MfaReset, id)
+            .by(Some(admin.id))
+            .with(json!({ "sessions_ended": ended }))
+            .write(&txn, Some(origin))
+            .await?;
+        txn.commit().await?;
+        tracing::info!(user_id = id, "second factors reset by an admin");
+        Ok(())
     }
 
     /// Deletes the account with its profile, sessions and photo files.

@@ -11,6 +11,7 @@ mod accounts;
 mod admin;
 mod audit;
 mod mail;
+mod mfa;
 mod profiles;
 mod sessions;
 
@@ -31,11 +32,12 @@ use sea_orm::DatabaseConnection;
 
 pub use accounts::{AccessToken, Account};
 pub use audit::AuditEventView;
+pub use mfa::{MfaStatus, TotpEnrollment};
 pub use profiles::{PhotoObject, ProfileView};
 pub use sessions::SessionView;
 
 use crate::{
-    auth::{JwtKeys, PasswordHasher},
+    auth::{JwtKeys, PasswordHasher, sealing::Sealer},
     config::{Config, MailConfig, SessionConfig},
     domain::{Cursor, CursorKind, PageRequest},
     limits::RateLimiter,
@@ -60,6 +62,10 @@ pub struct Services {
     mail_wake: Arc<Notify>,
     /// How long audit events are kept.
     audit_retention: std::time::Duration,
+    /// Seals and opens TOTP secrets.
+    sealer: Arc<Sealer>,
+    /// The issuer authenticator apps show (`MFA_ISSUER`).
+    mfa_issuer: String,
 }
 
 impl Services {
@@ -85,6 +91,11 @@ impl Services {
             mail: config.mail.clone(),
             mail_wake: Arc::new(Notify::new()),
             audit_retention: config.audit_retention,
+            sealer: Arc::new(
+                Sealer::new(config.mfa.encryption_key.as_ref(), &config.mfa.old_keys)
+                    .expect("MFA keys are checked when the configuration is read"),
+            ),
+            mfa_issuer: config.mfa.issuer.clone(),
         }
     }
 

@@ -31,7 +31,7 @@ use super::{
 use crate::{
     auth::{Actor, Bearer},
     db,
-    domain::{AuditAction, Confirmation, Origin, PasswordChange, RefreshToken},
+    domain::{Amr, AuditAction, Factor, Confirmation, Origin, PasswordChange, RefreshToken},
     entities::{profile, refresh_token, session, user},
     error::{AppError, NOT_AUTHENTICATED, Refusal},
 };
@@ -55,13 +55,39 @@ pub struct SessionView {
 }
 
 impl Services {
+    /// Where every sign-in ends once all its factors are in, whatever the first was: the
+    /// account's last login is now, a session opens (its tokens carry `amr`), and the login is
+    /// recorded; all in the caller's transaction.
+    pub(super) async fn finish_sign_in(
+        &self,
+        txn: &impl ConnectionTrait,
+        user: user::Model,
+        profile: Option<profile::Model>,
+        origin: &Origin,
+        amr: &Amr,
+    ) -> Result<AccessToken, AppError> {
+        let user_id = user.id;
+        let mut active: user::ActiveModel = user.into();
+        active.last_login_at = Set(Some(now()));
+        let user = active.update(txn).await?;
+        let tokens = self.open_session(txn, user, profile, origin, amr).await?;
+        let mut event = Event::own(AuditAction::Login, user_id);
+        // A password alone is the plain case; the factors of any other sign-in are kept.
+        if *amr != Amr::of(Factor::Password) {
+            event = event.with(json!({ "amr": amr.names().collect::<Vec<_>>() }));
+        }
+        event.write(txn, Some(origin)).await?;
+        Ok(tokens)
+    }
+
     /// Opens a session for `user` (in the caller's transaction) and issues its first pair.
-    pub(super) async fn open_session(
+    async fn open_session(
         &self,
         db: &impl ConnectionTrait,
         user: user::Model,
         profile: Option<profile::Model>,
         origin: &Origin,
+        amr: &Amr,
     ) -> Result<AccessToken, AppError> {
         let now = now();
         let session = session::ActiveModel {
@@ -73,6 +99,7 @@ impl Services {
             revoked_at: Set(None),
             user_agent: Set(origin.user_agent.clone()),
             ip: Set(Some(origin.ip.to_string())),
+            amr: Set(amr.to_stored()),
         }
         .insert(db)
         .await?;
@@ -369,7 +396,7 @@ impl Services {
 
     /// Checks `password` against the user's hash, as a login attempt would be counted: a
     /// wrong one is a failed login for the lockout, and is answered as a 400 on `field`.
-    async fn confirm_password(
+    pub(super) async fn confirm_password(
         &self,
         origin: &Origin,
         user: &user::Model,
@@ -414,10 +441,13 @@ impl Services {
         .insert(db)
         .await?;
         let session_id = Uuid::try_parse(&session.id).map_err(AppError::internal)?;
-        let access = self.jwt.issue(Bearer {
-            user_id: session.user_id,
-            session_id,
-        })?;
+        let access = self.jwt.issue(
+            Bearer {
+                user_id: session.user_id,
+                session_id,
+            },
+            &Amr::from_stored(&session.amr),
+        )?;
         Ok(AccessToken {
             token: access.token,
             expires_in: access.expires_in,
