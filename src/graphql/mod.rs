@@ -10,6 +10,7 @@ pub mod graphiql;
 mod http;
 mod loaders;
 mod metrics;
+mod mfa;
 mod mutation;
 mod query;
 mod shape;

@@ -3,7 +3,9 @@ use async_graphql::{Context, ID, Object, Result, Upload};
 use super::{
     UploadOnce,
     admin::Role,
-    context, origin,
+    context,
+    mfa::{DisableTotpInput, RecoveryCodes, TotpEnrollment, VerifyMfaInput},
+    origin,
     types::{
         AuthPayload, ChangePasswordInput, DeleteAccountInput, LoginInput, Profile, ProfileInput,
         RefreshInput, RegisterInput, ResetPasswordInput, UpdateMeInput, User,
@@ -11,8 +13,8 @@ use super::{
 };
 use crate::{
     domain::{
-        AccountPatch, AccountToken, Confirmation, Credentials, NewAccount, PasswordChange,
-        PasswordReset, ProfilePatch, RefreshToken,
+        AccountPatch, AccountToken, Confirmation, Credentials, MfaCode, MfaDisable,
+        MfaVerification, NewAccount, PasswordChange, PasswordReset, ProfilePatch, RefreshToken,
     },
     error::AppError,
 };
@@ -46,6 +48,79 @@ impl MutationRoot {
         let (services, _) = context(ctx);
         let credentials = Credentials::parse(&input.email, input.password)?;
         Ok(services.login(&origin(ctx), credentials).await?.into())
+    }
+
+    /// The second step of a sign-in whose password was right: the `mfaToken` of the
+    /// `MFA_REQUIRED` error and a TOTP code or a recovery code open the session. A wrong
+    /// code → `BAD_USER_INPUT` on `code` (and a failed login toward the lockout); after 5,
+    /// or once used or expired, the token → `UNAUTHENTICATED`.
+    async fn verify_mfa(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The token and a code.")] input: VerifyMfaInput,
+    ) -> Result<AuthPayload> {
+        let (services, _) = context(ctx);
+        let verification = MfaVerification::parse(input.mfa_token, input.code)?;
+        Ok(services.verify_mfa(&origin(ctx), verification).await?.into())
+    }
+
+    /// Starts turning TOTP on, after checking the password (a wrong one counts as a failed
+    /// login): a new pending secret, shown this once. A second call replaces it.
+    /// `CONFLICT` while TOTP is on.
+    async fn start_totp_enrollment(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The account's password.")] password: String,
+    ) -> Result<TotpEnrollment> {
+        let (services, actor) = context(ctx);
+        let password = Confirmation::parse(password)?;
+        Ok(services
+            .start_totp_enrollment(&actor, &origin(ctx), password)
+            .await?
+            .into())
+    }
+
+    /// Turns TOTP on with a code of the pending secret; returns ten recovery codes (shown
+    /// this once). Every other session of the account ends. `CONFLICT` with nothing pending.
+    async fn confirm_totp_enrollment(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A code of the authenticator app.")] code: String,
+    ) -> Result<RecoveryCodes> {
+        let (services, actor) = context(ctx);
+        let code = MfaCode::parse(code)?;
+        let codes = services
+            .confirm_totp_enrollment(&actor, &origin(ctx), code)
+            .await?;
+        Ok(RecoveryCodes { codes })
+    }
+
+    /// Turns TOTP off with the password and a code (TOTP or recovery); the recovery codes
+    /// are void.
+    async fn disable_totp(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The password and a code.")] input: DisableTotpInput,
+    ) -> Result<bool> {
+        let (services, actor) = context(ctx);
+        let input = MfaDisable::parse(input.password, input.code)?;
+        services.disable_totp(&actor, &origin(ctx), input).await?;
+        Ok(true)
+    }
+
+    /// Ten new recovery codes (shown this once) after checking the password; the old ones
+    /// are void. `CONFLICT` while TOTP is off.
+    async fn regenerate_recovery_codes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The account's password.")] password: String,
+    ) -> Result<RecoveryCodes> {
+        let (services, actor) = context(ctx);
+        let password = Confirmation::parse(password)?;
+        let codes = services
+            .regenerate_recovery_codes(&actor, &origin(ctx), password)
+            .await?;
+        Ok(RecoveryCodes { codes })
     }
 
     /// Exchanges a refresh token for a new pair; the one sent is spent. Unknown, expired or
@@ -295,6 +370,19 @@ impl MutationRoot {
         Ok(services
             .revoke_user_sessions(&actor, &origin(ctx), id)
             .await?)
+    }
+
+    /// Removes an account's second factors (TOTP, recovery codes, passkeys) and ends its
+    /// sessions (admins only): for someone who lost their phone and their codes. Not on your
+    /// own account.
+    async fn reset_user_mfa(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The account's id.")] id: i32,
+    ) -> Result<bool> {
+        let (services, actor) = context(ctx);
+        services.reset_user_mfa(&actor, &origin(ctx), id).await?;
+        Ok(true)
     }
 
     /// Deletes an account with its profile, photo and sessions (admins only). Not on your

@@ -3,6 +3,7 @@ use async_graphql::{Context, Object, Result};
 use super::{
     admin::{AuditAction, AuditEventConnection, Role, UserConnection, UserStatus},
     context,
+    mfa::MfaStatus,
     types::{Profile, Session, User},
 };
 use crate::domain::{CursorKind, PageRequest, UserFilter};
@@ -35,6 +36,12 @@ impl QueryRoot {
     ) -> Result<Profile> {
         let (services, actor) = context(ctx);
         Ok(services.profile_of(&actor, user_id).await?.into())
+    }
+
+    /// The account's second factors: TOTP on or off, recovery codes left, passkeys.
+    async fn my_mfa(&self, ctx: &Context<'_>) -> Result<MfaStatus> {
+        let (services, actor) = context(ctx);
+        Ok(services.mfa_status(&actor).await?.into())
     }
 
     /// The account's live sessions, most recently used first.

@@ -75,6 +75,11 @@ impl User {
         self.0.disabled
     }
 
+    /// True while TOTP is on: a sign-in needs a code after the password.
+    async fn mfa_enabled(&self) -> bool {
+        self.0.mfa_enabled
+    }
+
     /// The last successful login; null before the first.
     async fn last_login_at(&self) -> Option<DateTime> {
         self.0.last_login_at.map(DateTime)

@@ -295,6 +295,44 @@ pub async fn revoke_user_sessions(
     }
 }
 
+/// Reset an account's second factors
+///
+/// TOTP, recovery codes and passkeys are removed and every session ends: for someone who
+/// lost their phone and their recovery codes (check who they are first). Not on your own
+/// account. Admins only.
+#[utoipa::path(
+    post, path = "/api/admin/users/{id}/mfa/reset", tag = "admin", operation_id = "resetUserMfa",
+    security(("bearer" = []), ("oauth2" = [])),
+    params(("id" = i32, Path, description = "The account's id")),
+    responses(
+        (status = 204, description = "Reset; the account signs in with its password alone"),
+        (status = 400, description = "Your own account", body = ValidationErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody, example = json!({"detail": "Forbidden"})),
+        (status = 404, description = "No such account", body = ErrorBody, example = json!({"detail": USER_NOT_FOUND})),
+        (status = 422, description = "`id` is not an integer", body = TypeErrorBody),
+    )
+)]
+pub async fn reset_user_mfa(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    id: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Response {
+    let id = match path_id(id) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let op = &OPERATIONS.reset_user_mfa;
+    forward(
+        &state,
+        op,
+        caller,
+        json!({ "id": id }),
+        StatusCode::NO_CONTENT,
+    )
+    .await
+}
+
 /// Delete an account
 ///
 /// The account, its profile, photo files and sessions. Not on your own account

@@ -16,6 +16,7 @@ mod admin;
 mod body;
 mod forward;
 mod health;
+mod mfa;
 mod openapi;
 mod operations;
 mod pages;
@@ -64,6 +65,15 @@ pub fn router(max_upload_bytes: usize) -> Router<AppState> {
         .route("/api/users/me", delete(sessions::delete_account))
         .route("/api/users/me/password", put(sessions::change_password))
         .route("/api/users/me/sessions", get(sessions::my_sessions))
+        .route("/api/users/me/mfa", get(mfa::my_mfa))
+        .route(
+            "/api/users/me/mfa/totp",
+            post(mfa::start_totp).delete(mfa::disable_totp),
+        )
+        .route("/api/users/me/mfa/totp/confirm", post(mfa::confirm_totp))
+        .route("/api/users/me/mfa/recovery-codes", post(mfa::regenerate_codes))
+        .route("/api/auth/mfa/verify", post(mfa::verify))
+        .route("/api/admin/users/{id}/mfa/reset", post(admin::reset_user_mfa))
         .route(
             "/api/users/me/sessions/{id}",
             delete(sessions::revoke_session),

@@ -11,7 +11,7 @@ use utoipa::{
 use axum::{Router, http::header, routing::get};
 use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
-use super::{accounts, admin, profiles, recovery, schemas, sessions};
+use super::{accounts, admin, mfa, profiles, recovery, schemas, sessions};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -43,6 +43,12 @@ use crate::state::AppState;
         sessions::delete_account,
         sessions::my_sessions,
         sessions::revoke_session,
+        mfa::my_mfa,
+        mfa::start_totp,
+        mfa::confirm_totp,
+        mfa::disable_totp,
+        mfa::regenerate_codes,
+        mfa::verify,
         profiles::create_profile,
         profiles::my_profile,
         profiles::public_profile,
@@ -59,6 +65,7 @@ use crate::state::AppState;
         admin::set_user_role,
         admin::revoke_user_sessions,
         admin::delete_user,
+        admin::reset_user_mfa,
         admin::audit_events,
         super::health::healthz,
         super::health::readyz,
@@ -78,12 +85,17 @@ use crate::state::AppState;
         recovery::ResetBody,
         crate::graphql::ProfileInput,
         admin::RoleBody,
+        mfa::MfaPasswordBody,
+        mfa::MfaCodeBody,
+        mfa::DisableTotpBody,
+        mfa::VerifyMfaBody,
     )),
     modifiers(&SecuritySchemes),
     tags(
         (name = "auth", description = "Registration, login, refresh, logout, password reset and email verification"),
         (name = "users", description = "The account: its view, password and deletion"),
         (name = "sessions", description = "The account's signed-in sessions"),
+        (name = "mfa", description = "Two-factor authentication: TOTP and recovery codes"),
         (name = "profiles", description = "Profiles: the caller's own, and others' public view"),
         (name = "photos", description = "Profile photos"),
         (name = "admin", description = "Administration (admins only): accounts and the audit log"),

@@ -19,7 +19,8 @@ const ACCOUNT_FIELDS: &str =
 
 /// An account as the admin sees it, in the documented key order.
 const ADMIN_USER_FIELDS: &str = "id email name role email_verified: emailVerified disabled \
-    created_at: createdAt updated_at: updatedAt last_login_at: lastLoginAt";
+    mfa_enabled: mfaEnabled created_at: createdAt updated_at: updatedAt \
+    last_login_at: lastLoginAt";
 const AUDIT_EVENT_FIELDS: &str = "id created_at: createdAt action actor_id: actorId \
     subject_id: subjectId ip request_id: requestId details";
 /// The selection of a GraphQL type's fields as the REST contract names them: the fields its
@@ -123,6 +124,13 @@ pub struct Operations {
     pub delete_user: Operation,
     pub audit_events: Operation,
     pub my_security_events: Operation,
+    pub my_mfa: Operation,
+    pub start_totp: Operation,
+    pub confirm_totp: Operation,
+    pub disable_totp: Operation,
+    pub regenerate_codes: Operation,
+    pub verify_mfa: Operation,
+    pub reset_user_mfa: Operation,
 }
 
 impl Operations {
@@ -258,6 +266,40 @@ impl Operations {
                    result: mySecurityEvents(first: $first, after: $after) {{ {} }} }}",
                 page_of(AUDIT_EVENT_FIELDS)
             )),
+            my_mfa: Operation::parse(
+                "query MyMfa { result: myMfa { totp \
+                   recovery_codes_left: recoveryCodesLeft passkeys } }"
+                    .into(),
+            ),
+            start_totp: Operation::parse(
+                "mutation StartTotpEnrollment($password: String!) { \
+                   result: startTotpEnrollment(password: $password) { \
+                   secret otpauth_uri: otpauthUri } }"
+                    .into(),
+            ),
+            confirm_totp: Operation::parse(
+                "mutation ConfirmTotpEnrollment($code: String!) { \
+                   result: confirmTotpEnrollment(code: $code) { recovery_codes: codes } }"
+                    .into(),
+            ),
+            disable_totp: Operation::parse(
+                "mutation DisableTotp($input: DisableTotpInput!) { \
+                   result: disableTotp(input: $input) }"
+                    .into(),
+            ),
+            regenerate_codes: Operation::parse(
+                "mutation RegenerateRecoveryCodes($password: String!) { \
+                   result: regenerateRecoveryCodes(password: $password) { \
+                   recovery_codes: codes } }"
+                    .into(),
+            ),
+            verify_mfa: Operation::parse(format!(
+                "mutation VerifyMfa($input: VerifyMfaInput!) {{ \
+                   result: verifyMfa(input: $input) {{ {TOKEN_FIELDS} }} }}"
+            )),
+            reset_user_mfa: Operation::parse(
+                "mutation ResetUserMfa($id: Int!) { result: resetUserMfa(id: $id) }".into(),
+            ),
         }
     }
 }
@@ -341,7 +383,7 @@ mod tests {
         let account = via::<UpdateAccountBody>(json!({"email": "a@b.c", "name": null}));
         let credentials = json!({"email": "a@b.c", "password": "StrongPass123"});
         let page = json!({"first": 20, "after": "dTox"});
-        let cases: [(&str, &Operation, serde_json::Value); 32] = [
+        let cases: [(&str, &Operation, serde_json::Value); 39] = [
             (
                 "register",
                 &ops.register,
@@ -434,6 +476,21 @@ mod tests {
                 json!({"first": 5, "userId": 7, "action": "LOGIN_FAILED"}),
             ),
             ("my_security_events", &ops.my_security_events, page),
+            ("my_mfa", &ops.my_mfa, json!({})),
+            ("start_totp", &ops.start_totp, json!({"password": "p"})),
+            ("confirm_totp", &ops.confirm_totp, json!({"code": "123456"})),
+            (
+                "disable_totp",
+                &ops.disable_totp,
+                json!({"input": {"password": "p", "code": "123456"}}),
+            ),
+            ("regenerate_codes", &ops.regenerate_codes, json!({"password": "p"})),
+            (
+                "verify_mfa",
+                &ops.verify_mfa,
+                json!({"input": {"mfaToken": "t", "code": "123456"}}),
+            ),
+            ("reset_user_mfa", &ops.reset_user_mfa, json!({"id": 7})),
         ];
         for (name, op, variables) in cases {
             let errors = errors_of(op, variables);

@@ -140,7 +140,8 @@ pub struct PhotoUpload {
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({
     "id": 42, "email": "alice@example.com", "name": "Alice", "role": "user",
-    "email_verified": true, "disabled": false, "created_at": "2025-01-01T00:00:00Z",
+    "email_verified": true, "disabled": false, "mfa_enabled": false,
+    "created_at": "2025-01-01T00:00:00Z",
     "updated_at": "2025-01-02T12:00:00Z", "last_login_at": "2025-01-03T09:30:00Z"
 }))]
 pub struct AdminUserOut {
@@ -153,6 +154,8 @@ pub struct AdminUserOut {
     pub email_verified: bool,
     /// Disabled accounts may not log in.
     pub disabled: bool,
+    /// TOTP is on.
+    pub mfa_enabled: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Null before the first login.
