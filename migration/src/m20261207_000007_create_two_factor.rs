@@ -48,7 +48,11 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone_null(UserTotp::ConfirmedAt))
                     .col(big_integer_null(UserTotp::LastStep))
                     .col(timestamp_with_time_zone(UserTotp::CreatedAt))
-                    .foreign_key(&mut user_key("fk_user_totp_user_id", UserTotp::Table, UserTotp::UserId))
+                    .foreign_key(&mut user_key(
+                        "fk_user_totp_user_id",
+                        UserTotp::Table,
+                        UserTotp::UserId,
+                    ))
                     .to_owned(),
             )
             .await?;

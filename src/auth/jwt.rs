@@ -151,11 +151,9 @@ mod tests {
         assert_eq!(t.expires_in, 3600);
         assert_eq!(k.verify(&t.token), Some(bearer(42)));
         let payload = t.token.split('.').nth(1).unwrap();
-        let payload = base64::Engine::decode(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            payload,
-        )
-        .unwrap();
+        let payload =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+                .unwrap();
         let claims: serde_json::Value = serde_json::from_slice(&payload).unwrap();
         assert_eq!(claims["amr"], serde_json::json!(["pwd", "otp"]));
     }

@@ -78,7 +78,8 @@ impl Sealer {
     /// The secret stored as `stored` for account `user_id`. A secret sealed with a key that
     /// is not configured, or altered, is an internal error (logged; the code check fails).
     pub fn open(&self, user_id: i32, stored: &str) -> Result<Opened, AppError> {
-        let fail = |why: &str| AppError::internal(anyhow::anyhow!("TOTP secret of user {user_id}: {why}"));
+        let fail =
+            |why: &str| AppError::internal(anyhow::anyhow!("TOTP secret of user {user_id}: {why}"));
         if let Some(base32) = stored.strip_prefix("plain:") {
             let secret = totp_rs::Secret::try_from_base32(base32)
                 .map_err(|_| fail("not base32"))?
@@ -102,7 +103,9 @@ impl Sealer {
                 true,
             ),
         };
-        let blob = URL_SAFE_NO_PAD.decode(blob).map_err(|_| fail("not base64"))?;
+        let blob = URL_SAFE_NO_PAD
+            .decode(blob)
+            .map_err(|_| fail("not base64"))?;
         if blob.len() < NONCE_LEN {
             return Err(fail("too short"));
         }

@@ -203,7 +203,9 @@ mod tests {
 
     #[test]
     fn codes_are_read_as_a_person_types_them() {
-        assert!(matches!(MfaCode::parse(" 123 456 ".into()), Ok(MfaCode::Totp(c)) if c == "123456"));
+        assert!(
+            matches!(MfaCode::parse(" 123 456 ".into()), Ok(MfaCode::Totp(c)) if c == "123456")
+        );
         assert_eq!(recovery("ABCD-efgh 2345-6789"), "abcdefgh23456789");
         assert_eq!(recovery("abcd efgh-2345 6789"), "abcdefgh23456789");
         // Seven digits are no TOTP code; they are checked (and refused) as a recovery code.

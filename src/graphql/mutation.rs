@@ -61,7 +61,10 @@ impl MutationRoot {
     ) -> Result<AuthPayload> {
         let (services, _) = context(ctx);
         let verification = MfaVerification::parse(input.mfa_token, input.code)?;
-        Ok(services.verify_mfa(&origin(ctx), verification).await?.into())
+        Ok(services
+            .verify_mfa(&origin(ctx), verification)
+            .await?
+            .into())
     }
 
     /// Starts turning TOTP on, after checking the password (a wrong one counts as a failed

@@ -103,8 +103,18 @@ pub struct RecoveryCodesOut {
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
     )
 )]
-pub async fn my_mfa(State(state): State<AppState>, Authenticated(caller): Authenticated) -> Response {
-    forward(&state, &OPERATIONS.my_mfa, caller, json!({}), StatusCode::OK).await
+pub async fn my_mfa(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Response {
+    forward(
+        &state,
+        &OPERATIONS.my_mfa,
+        caller,
+        json!({}),
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// Start TOTP enrolment
@@ -134,7 +144,14 @@ pub async fn start_totp(
     JsonBody(body): JsonBody<MfaPasswordBody>,
 ) -> Response {
     let variables = json!({ "password": body.password.unwrap_or_default() });
-    forward(&state, &OPERATIONS.start_totp, caller, variables, StatusCode::OK).await
+    forward(
+        &state,
+        &OPERATIONS.start_totp,
+        caller,
+        variables,
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// Confirm TOTP enrolment
@@ -161,7 +178,14 @@ pub async fn confirm_totp(
     JsonBody(body): JsonBody<MfaCodeBody>,
 ) -> Response {
     let variables = json!({ "code": body.code.unwrap_or_default() });
-    forward(&state, &OPERATIONS.confirm_totp, caller, variables, StatusCode::OK).await
+    forward(
+        &state,
+        &OPERATIONS.confirm_totp,
+        caller,
+        variables,
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// Turn TOTP off
@@ -194,7 +218,14 @@ pub async fn disable_totp(
         "code": body.code.unwrap_or_default(),
     });
     let op = &OPERATIONS.disable_totp;
-    forward(&state, op, caller, json!({ "input": input }), StatusCode::NO_CONTENT).await
+    forward(
+        &state,
+        op,
+        caller,
+        json!({ "input": input }),
+        StatusCode::NO_CONTENT,
+    )
+    .await
 }
 
 /// New recovery codes
@@ -256,5 +287,12 @@ pub async fn verify(
         "code": body.code.unwrap_or_default(),
     });
     let op = &OPERATIONS.verify_mfa;
-    forward(&state, op, caller, json!({ "input": input }), StatusCode::OK).await
+    forward(
+        &state,
+        op,
+        caller,
+        json!({ "input": input }),
+        StatusCode::OK,
+    )
+    .await
 }

@@ -71,9 +71,15 @@ pub fn router(max_upload_bytes: usize) -> Router<AppState> {
             post(mfa::start_totp).delete(mfa::disable_totp),
         )
         .route("/api/users/me/mfa/totp/confirm", post(mfa::confirm_totp))
-        .route("/api/users/me/mfa/recovery-codes", post(mfa::regenerate_codes))
+        .route(
+            "/api/users/me/mfa/recovery-codes",
+            post(mfa::regenerate_codes),
+        )
         .route("/api/auth/mfa/verify", post(mfa::verify))
-        .route("/api/admin/users/{id}/mfa/reset", post(admin::reset_user_mfa))
+        .route(
+            "/api/admin/users/{id}/mfa/reset",
+            post(admin::reset_user_mfa),
+        )
         .route(
             "/api/users/me/sessions/{id}",
             delete(sessions::revoke_session),

@@ -484,7 +484,11 @@ mod tests {
                 &ops.disable_totp,
                 json!({"input": {"password": "p", "code": "123456"}}),
             ),
-            ("regenerate_codes", &ops.regenerate_codes, json!({"password": "p"})),
+            (
+                "regenerate_codes",
+                &ops.regenerate_codes,
+                json!({"password": "p"}),
+            ),
             (
                 "verify_mfa",
                 &ops.verify_mfa,

@@ -311,8 +311,14 @@ impl Services {
         reservation: Reservation,
         origin: &Origin,
     ) -> Result<(), AppError> {
-        self.check_failed(AuditAction::LoginFailed, email, user_id, reservation, origin)
-            .await
+        self.check_failed(
+            AuditAction::LoginFailed,
+            email,
+            user_id,
+            reservation,
+            origin,
+        )
+        .await
     }
 
     /// Records a failed check of kind `action` (`login_failed`, `mfa_failed`): it counts
@@ -330,9 +336,7 @@ impl Services {
             return Ok(());
         };
         let txn = db::begin_write(&self.db).await?;
-        Event::on(action, user_id)
-            .write(&txn, Some(origin))
-            .await?;
+        Event::on(action, user_id).write(&txn, Some(origin)).await?;
         if let Some(lock) = locked {
             Event::on(AuditAction::AccountLocked, user_id)
                 .with(serde_json::json!({ "lock_secs": lock.as_secs() }))

@@ -31,7 +31,7 @@ use super::{
 use crate::{
     auth::{Actor, Bearer},
     db,
-    domain::{Amr, AuditAction, Factor, Confirmation, Origin, PasswordChange, RefreshToken},
+    domain::{Amr, AuditAction, Confirmation, Factor, Origin, PasswordChange, RefreshToken},
     entities::{profile, refresh_token, session, user},
     error::{AppError, NOT_AUTHENTICATED, Refusal},
 };

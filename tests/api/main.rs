@@ -15,6 +15,7 @@ mod graphql_clients;
 mod hardening;
 mod layering;
 mod metrics;
+mod mfa;
 mod operations;
 mod photo_store;
 mod photos;
