@@ -15,7 +15,10 @@ use super::{
     body::{Authenticated, JsonBody, reject_unknown_fields, unprocessable},
     forward::forward,
     operations::OPERATIONS,
-    schemas::{ErrorBody, Token, TypeErrorBody, UserCreated, UserOut, ValidationErrorBody},
+    schemas::{
+        ErrorBody, LoginRefusedBody, Token, TypeErrorBody, UserCreated, UserOut,
+        ValidationErrorBody,
+    },
 };
 use crate::{
     caller::Caller,
@@ -161,8 +164,7 @@ pub async fn register_alias(
         (status = 400, description = "Email or password missing", body = ValidationErrorBody),
         (status = 401, description = "Wrong credentials", body = ErrorBody,
             example = json!({"detail": "Incorrect email or password"})),
-        (status = 403, description = "The right password, but the account is disabled or (with `REQUIRE_VERIFIED_EMAIL`) its email is not verified", body = ErrorBody,
-            example = json!({"detail": "Account disabled"})),
+        (status = 403, description = "The right password, but a second factor is due (`MFA_REQUIRED`: the body carries `mfa_token`), or the account is disabled or (with `REQUIRE_VERIFIED_EMAIL`) its email is not verified", body = LoginRefusedBody),
         (status = 415, description = "Body is neither JSON nor a form", body = ErrorBody),
         (status = 422, description = "JSON of the wrong type", body = TypeErrorBody),
         (status = 429, description = "Too many attempts; see `Retry-After`", body = ErrorBody,
@@ -186,8 +188,7 @@ pub async fn login(state: State<AppState>, caller: Caller, request: Request) -> 
         (status = 401, description = "Wrong credentials", body = ErrorBody,
             example = json!({"detail": "Incorrect email or password"})),
         (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 403, description = "The right password, but the account is disabled or (with `REQUIRE_VERIFIED_EMAIL`) its email is not verified", body = ErrorBody,
-            example = json!({"detail": "Account disabled"})),
+        (status = 403, description = "The right password, but a second factor is due (`MFA_REQUIRED`: the body carries `mfa_token`), or the account is disabled or (with `REQUIRE_VERIFIED_EMAIL`) its email is not verified", body = LoginRefusedBody),
         (status = 415, description = "Body is neither a form nor JSON", body = ErrorBody),
         (status = 422, description = "A field given twice, or not a form", body = TypeErrorBody),
         (status = 429, description = "Too many attempts; see `Retry-After`", body = ErrorBody,

@@ -86,6 +86,32 @@ pub struct ErrorBody {
     pub detail: String,
 }
 
+/// A login's 403: a second factor is due (`mfa_token` and the rest are then present; send
+/// them to `POST /api/auth/mfa/verify`), or the account may not sign in (`detail` only).
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "detail": "Two-factor authentication required", "mfa_token": "<MFA_TOKEN>",
+    "mfa_methods": ["totp", "recovery_code"], "mfa_expires_in": 300
+}))]
+pub struct LoginRefusedBody {
+    /// `Two-factor authentication required`, `Account disabled` or `Email not verified`.
+    pub detail: String,
+    /// For the second step; single use.
+    pub mfa_token: Option<String>,
+    /// The kinds of code the second step takes.
+    pub mfa_methods: Option<Vec<MfaMethod>>,
+    /// Seconds the `mfa_token` works.
+    pub mfa_expires_in: Option<u64>,
+}
+
+/// A kind of code the second step of a login takes.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MfaMethod {
+    Totp,
+    RecoveryCode,
+}
+
 /// A validation error: the first message, and every invalid field.
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({

@@ -262,6 +262,7 @@ async fn pages_stay_whole_while_accounts_register(app: TestApp) {
             "role",
             "email_verified",
             "disabled",
+            "mfa_enabled",
             "created_at",
             "updated_at",
             "last_login_at"
