@@ -318,19 +318,7 @@ pub async fn reset_user_mfa(
     Authenticated(caller): Authenticated,
     id: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Response {
-    let id = match path_id(id) {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
-    let op = &OPERATIONS.reset_user_mfa;
-    forward(
-        &state,
-        op,
-        caller,
-        json!({ "id": id }),
-        StatusCode::NO_CONTENT,
-    )
-    .await
+    done_to_user(&state, &OPERATIONS.reset_user_mfa, caller, id).await
 }
 
 /// Delete an account
@@ -355,19 +343,29 @@ pub async fn delete_user(
     Authenticated(caller): Authenticated,
     id: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Response {
-    let id = match path_id(id) {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
-    let op = &OPERATIONS.delete_user;
-    forward(
-        &state,
-        op,
-        caller,
-        json!({ "id": id }),
-        StatusCode::NO_CONTENT,
-    )
-    .await
+    done_to_user(&state, &OPERATIONS.delete_user, caller, id).await
+}
+
+/// Runs an operation on account `id` (from the path) that answers nothing: 204.
+async fn done_to_user(
+    state: &AppState,
+    op: &Operation,
+    caller: Caller,
+    id: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Response {
+    match path_id(id) {
+        Ok(id) => {
+            forward(
+                state,
+                op,
+                caller,
+                json!({ "id": id }),
+                StatusCode::NO_CONTENT,
+            )
+            .await
+        }
+        Err(response) => response,
+    }
 }
 
 /// Read the audit log

@@ -32,7 +32,7 @@ use crate::{
     auth::{Actor, Bearer},
     db,
     domain::{Amr, AuditAction, Confirmation, Factor, Origin, PasswordChange, RefreshToken},
-    entities::{profile, refresh_token, session, user},
+    entities::{mfa_challenge, profile, refresh_token, session, user},
     error::{AppError, NOT_AUTHENTICATED, Refusal},
 };
 
@@ -364,9 +364,9 @@ impl Services {
         Ok(())
     }
 
-    /// Deletes sessions that ended (revoked or expired), with their tokens, and spent tokens
-    /// that would have expired by now anyway (a reuse of one is refused as unknown). Returns
-    /// how many rows went.
+    /// Deletes sessions that ended (revoked or expired), with their tokens, spent tokens that
+    /// would have expired by now anyway (a reuse of one is refused as unknown), and expired
+    /// second steps of sign-ins. Returns how many rows went.
     pub async fn prune_sessions(&self) -> Result<u64, AppError> {
         let now = now();
         let sessions = session::Entity::delete_many()
@@ -384,14 +384,21 @@ impl Services {
             .exec(&self.db)
             .await?
             .rows_affected;
-        if sessions + tokens > 0 {
+        // Second steps of sign-ins that were taken or ran out.
+        let challenges = mfa_challenge::Entity::delete_many()
+            .filter(mfa_challenge::Column::ExpiresAt.lte(now))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        if sessions + tokens + challenges > 0 {
             tracing::info!(
                 sessions,
                 tokens,
-                "pruned ended sessions and old refresh tokens"
+                challenges,
+                "pruned ended sessions, old refresh tokens and expired second steps"
             );
         }
-        Ok(sessions + tokens)
+        Ok(sessions + tokens + challenges)
     }
 
     /// Checks `password` against the user's hash, as a login attempt would be counted: a

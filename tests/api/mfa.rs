@@ -6,6 +6,7 @@ use std::{process::Command, sync::OnceLock};
 use reqwest::StatusCode;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
+use sha2::Digest;
 
 use crate::{
     admin::signed_in_admin,
@@ -25,6 +26,11 @@ on_both_backends!(
 on_both_backends_with!(sealed; secrets_are_sealed_and_codes_hashed_at_rest);
 on_both_backends_with!(three_failures; wrong_codes_lock_the_account_like_wrong_passwords);
 on_both_backends_with!(three_failures; the_right_password_alone_resets_nothing);
+on_both_backends_with!(prune_every_second; expired_second_steps_are_pruned);
+
+fn prune_every_second() -> Vec<(&'static str, &'static str)> {
+    vec![("SESSION_PRUNE_INTERVAL_SECS", "1")]
+}
 
 fn sealed() -> Vec<(&'static str, &'static str)> {
     vec![(
@@ -67,6 +73,16 @@ async fn signed_up(app: &TestApp, email: &str) -> String {
     token_of(&app.tokens(email).await)
 }
 
+/// The `recovery_codes` of an answer.
+fn recovery_codes(body: Value) -> Vec<String> {
+    body["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect()
+}
+
 fn token_of(tokens: &Value) -> String {
     tokens["access_token"].as_str().unwrap().to_owned()
 }
@@ -99,12 +115,7 @@ async fn enrolled(app: &TestApp, token: &str) -> (String, String, Vec<String>) {
     )
     .await;
     assert_eq!(confirmed.status(), StatusCode::OK);
-    let codes = body(confirmed).await["recovery_codes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_owned())
-        .collect();
+    let codes = recovery_codes(body(confirmed).await);
     (secret, confirmation, codes)
 }
 
@@ -236,12 +247,7 @@ async fn totp_over_rest_from_enrolment_to_removal(app: TestApp) {
     )
     .await;
     assert_eq!(confirmed.status(), StatusCode::OK);
-    let codes: Vec<String> = body(confirmed).await["recovery_codes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_owned())
-        .collect();
+    let codes: Vec<String> = recovery_codes(body(confirmed).await);
     assert_eq!(codes.len(), 10);
     assert!(codes.iter().all(|c| c.len() >= 10));
     // Turning it on ended the other device's session, not this one.
@@ -362,12 +368,7 @@ async fn totp_over_rest_from_enrolment_to_removal(app: TestApp) {
     )
     .await;
     assert_eq!(renewed.status(), StatusCode::OK);
-    let renewed: Vec<String> = body(renewed).await["recovery_codes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_owned())
-        .collect();
+    let renewed: Vec<String> = recovery_codes(body(renewed).await);
     assert_eq!(renewed.len(), 10);
     expect_error(
         verify(&app, &third, &codes[1]).await,
@@ -664,6 +665,36 @@ async fn an_expired_or_unknown_mfa_token_is_refused(app: TestApp) {
     )
     .await;
     assert_eq!(typed.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+async fn expired_second_steps_are_pruned(app: TestApp) {
+    let email = "prune@example.com";
+    let token = signed_up(&app, email).await;
+    enrolled(&app, &token).await;
+    let kept = mfa_token(&app, email).await;
+    mfa_token(&app, email).await;
+    // The other one ran out a while ago; the live one stays.
+    let kept_hash: String = sha2::Sha256::digest(kept.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    app.execute(&format!(
+        "UPDATE mfa_challenges SET expires_at = created_at WHERE token_hash <> '{kept_hash}'"
+    ))
+    .await;
+    let mut left = 2;
+    for _ in 0..50 {
+        left = app.count("SELECT COUNT(*) FROM mfa_challenges").await;
+        if left == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 1);
+    assert_eq!(
+        verify(&app, &kept, "000000").await.status(),
+        StatusCode::BAD_REQUEST
+    );
 }
 
 async fn wrong_codes_lock_the_account_like_wrong_passwords(app: TestApp) {
