@@ -3,7 +3,8 @@
 // GraphiQL renders and runs a `me` query, and the links of real messages (read from the
 // server's MAIL_DIR) open pages that verify the address and reset the password, after which
 // the new password logs in; and the undo link of an email change made with a stolen token
-// gives the account back (the thief's token dies, a reset link reaches the owner). No request may leave the server: a page that needs the internet
+// gives the account back (the thief's token dies, a reset link reaches the owner); and the
+// passkey page adds a passkey with Chromium's virtual authenticator and signs in with it. No request may leave the server: a page that needs the internet
 // fails the test. Screenshots of every page state go to $SCREENSHOT_DIR.
 //
 //   BASE_URL=http://127.0.0.1:8000 SCREENSHOT_DIR=../target/screenshots MAIL_DIR=… node browser-test.mjs
@@ -83,9 +84,12 @@ try {
   await register();
   const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
   const outside = [];
+  // Passkeys need a domain as the RP id (browsers refuse an IP address): the passkey page is
+  // opened under `localhost`, the server's default RP id for a loopback PUBLIC_URL.
+  const passkeyBase = base.replace("127.0.0.1", "localhost");
   await context.route("**/*", (route) => {
     const url = route.request().url();
-    if (url.startsWith(base) || url.startsWith("data:")) return route.continue();
+    if (url.startsWith(base) || url.startsWith(passkeyBase) || url.startsWith("data:")) return route.continue();
     outside.push(url);
     return route.abort();
   });
@@ -242,6 +246,35 @@ try {
   if (account.email !== email || account.email_verified !== true) {
     throw new Error(`the restored account: ${JSON.stringify(account)}`);
   }
+
+  step("passkeys: the page adds one with Chromium's virtual authenticator, then signs in with it");
+  const cdp = await context.newCDPSession(page);
+  await cdp.send("WebAuthn.enable");
+  await cdp.send("WebAuthn.addVirtualAuthenticator", {
+    options: {
+      protocol: "ctap2",
+      transport: "internal",
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  await page.goto(`${passkeyBase}/account/passkeys`);
+  await page.fill("#email", email);
+  await page.fill("#password", "OwnerAgain789");
+  await page.getByRole("button", { name: "Sign in with your password" }).click();
+  await page.getByText("Signed in with your password.").waitFor({ timeout: 10000 });
+  await page.fill("#name", "Virtual key");
+  await page.getByRole("button", { name: "Add a passkey" }).click();
+  await page.getByText("Passkey “Virtual key” added.").waitFor({ timeout: 10000 });
+  await page.screenshot({ path: `${shots}/passkey-added.png`, fullPage: true });
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByRole("button", { name: "Sign in with a passkey" }).click();
+  await page.getByText("Signed in with a passkey.").waitFor({ timeout: 10000 });
+  const who = await page.textContent("#who");
+  if (who !== email) throw new Error(`signed in with the passkey as ${who}`);
+  await page.screenshot({ path: `${shots}/passkey-signed-in.png`, fullPage: true });
 
   if (outside.length > 0) throw new Error(`pages tried to reach the internet: ${outside.join(", ")}`);
   if (blocked.length > 0) throw new Error(`the CSP blocked: ${blocked.join("; ")}`);

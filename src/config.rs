@@ -61,6 +61,20 @@ pub struct Config {
     /// Most calls to the photo store at once.
     pub photo_store_concurrency: usize,
     pub mfa: MfaConfig,
+    pub webauthn: WebauthnConfig,
+}
+
+/// Passkeys: the relying party browsers check credentials against.
+#[derive(Clone, Debug)]
+pub struct WebauthnConfig {
+    /// `WEBAUTHN_RP_ID`: the host of `PUBLIC_URL` (`localhost` for a loopback address, which
+    /// browsers refuse as an RP id), or a parent domain of it.
+    pub rp_id: String,
+    /// `WEBAUTHN_ORIGINS`: the origins pages may ask from (`PUBLIC_URL`'s; for a loopback
+    /// address also the same origin under `localhost`).
+    pub origins: Vec<String>,
+    /// `WEBAUTHN_RP_NAME`: the name authenticators show.
+    pub rp_name: String,
 }
 
 /// Two-factor authentication.
@@ -182,7 +196,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Every environment variable the service reads (the deployment files are checked against it).
-pub const VARIABLES: [&str; 55] = [
+pub const VARIABLES: [&str; 58] = [
     "DATABASE_URL",
     "DATABASE_MAX_CONNECTIONS",
     "DATABASE_ACQUIRE_TIMEOUT_SECS",
@@ -235,6 +249,9 @@ pub const VARIABLES: [&str; 55] = [
     "MFA_ISSUER",
     "MFA_ENCRYPTION_KEY",
     "MFA_ENCRYPTION_OLD_KEYS",
+    "WEBAUTHN_RP_ID",
+    "WEBAUTHN_ORIGINS",
+    "WEBAUTHN_RP_NAME",
     // Read by the logging set-up and the Rust runtime, not by `Config`.
     "RUST_LOG",
     "RUST_BACKTRACE",
@@ -340,6 +357,7 @@ impl Config {
             hash_queue_max_wait: env.seconds("HASH_QUEUE_MAX_WAIT_SECS", 5)?,
             photo_store_concurrency: env.positive("PHOTO_STORE_CONCURRENCY", 16)?,
             mfa: MfaConfig::read(&env)?,
+            webauthn: WebauthnConfig::read(&env)?,
         })
     }
 }
@@ -451,6 +469,46 @@ impl MfaConfig {
                 .into_iter()
                 .map(|text| key("MFA_ENCRYPTION_OLD_KEYS", text))
                 .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+impl WebauthnConfig {
+    fn read(env: &Env) -> Result<Self, ConfigError> {
+        let public_url = env.text("PUBLIC_URL", "http://127.0.0.1:8000");
+        let public = url::Url::parse(&public_url)
+            .map_err(|_| ConfigError("PUBLIC_URL must be an absolute URL".into()))?;
+        let host = public.host_str().unwrap_or("localhost").to_owned();
+        let loopback = host == "localhost"
+            || host
+                .trim_matches(['[', ']'])
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        let origin = public.origin().ascii_serialization();
+        let mut origins = env.list("WEBAUTHN_ORIGINS");
+        if origins.is_empty() {
+            if loopback && host != "localhost" {
+                let mut local = public.clone();
+                let _ = local.set_host(Some("localhost"));
+                origins.push(local.origin().ascii_serialization());
+            }
+            origins.push(origin);
+        }
+        for origin in &origins {
+            url::Url::parse(origin).map_err(|_| {
+                ConfigError(format!("WEBAUTHN_ORIGINS has an invalid origin: {origin}"))
+            })?;
+        }
+        Ok(Self {
+            rp_id: env.get("WEBAUTHN_RP_ID").unwrap_or_else(|| {
+                if loopback {
+                    "localhost".to_owned()
+                } else {
+                    host
+                }
+            }),
+            origins,
+            rp_name: env.text("WEBAUTHN_RP_NAME", "nta-user-svc"),
         })
     }
 }
@@ -683,6 +741,28 @@ mod tests {
     fn lists_are_split_on_commas() {
         let c = config(&[("CORS_ORIGINS", " https://a.example, https://b.example ,")]).unwrap();
         assert_eq!(c.cors_origins, ["https://a.example", "https://b.example"]);
+    }
+
+    #[test]
+    fn the_relying_party_follows_the_public_url() {
+        let local = config(&[("PUBLIC_URL", "http://127.0.0.1:8000")]).unwrap();
+        assert_eq!(local.webauthn.rp_id, "localhost");
+        assert_eq!(
+            local.webauthn.origins,
+            ["http://localhost:8000", "http://127.0.0.1:8000"]
+        );
+        let public = config(&[("PUBLIC_URL", "https://id.example.com/")]).unwrap();
+        assert_eq!(public.webauthn.rp_id, "id.example.com");
+        assert_eq!(public.webauthn.origins, ["https://id.example.com"]);
+        let set = config(&[
+            ("PUBLIC_URL", "https://id.example.com"),
+            ("WEBAUTHN_RP_ID", "example.com"),
+            ("WEBAUTHN_ORIGINS", "https://id.example.com, https://app.example.com"),
+        ])
+        .unwrap();
+        assert_eq!(set.webauthn.rp_id, "example.com");
+        assert_eq!(set.webauthn.origins.len(), 2);
+        assert!(config(&[("PUBLIC_URL", "not a url")]).is_err());
     }
 
     #[test]

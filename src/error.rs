@@ -96,7 +96,7 @@ pub enum AppError {
     NotFound(&'static str),
     Conflict(&'static str),
     /// The right password (or another first factor); a second factor is still due.
-    MfaRequired(MfaChallenge),
+    MfaRequired(Box<MfaChallenge>),
     PayloadTooLarge(String),
     RateLimited {
         retry_after_secs: u64,

@@ -12,6 +12,7 @@ mod m20261202_000004_create_mail_and_account_tokens;
 mod m20261202_000005_create_roles_and_audit;
 mod m20261207_000006_index_account_token_emails;
 mod m20261207_000007_create_two_factor;
+mod m20261207_000008_create_passkeys;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000005_create_roles_and_audit::Migration),
             Box::new(m20261207_000006_index_account_token_emails::Migration),
             Box::new(m20261207_000007_create_two_factor::Migration),
+            Box::new(m20261207_000008_create_passkeys::Migration),
         ]
     }
 }

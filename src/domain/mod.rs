@@ -5,6 +5,7 @@ mod account;
 mod admin;
 mod email;
 mod mfa;
+mod passkey;
 mod password;
 mod profile;
 mod session;
@@ -18,6 +19,7 @@ pub use email::Email;
 pub use mfa::{
     Amr, Factor, INVALID_CODE, INVALID_MFA_TOKEN, MfaCode, MfaDisable, MfaToken, MfaVerification,
 };
+pub use passkey::{PasskeyRegistrationInput, PasskeySignIn};
 pub use password::{MAX_PASSWORD_BYTES, Password};
 pub use profile::{ProfileFields, ProfilePatch};
 pub use session::{

@@ -12,6 +12,7 @@ mod loaders;
 mod metrics;
 mod mfa;
 mod mutation;
+mod passkeys;
 mod query;
 mod shape;
 mod suggest;

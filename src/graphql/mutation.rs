@@ -6,6 +6,7 @@ use super::{
     context,
     mfa::{DisableTotpInput, RecoveryCodes, TotpEnrollment, VerifyMfaInput},
     origin,
+    passkeys::{FinishPasskeyRegistrationInput, FinishPasskeySignInInput, Passkey, PasskeyOptions},
     types::{
         AuthPayload, ChangePasswordInput, DeleteAccountInput, LoginInput, Profile, ProfileInput,
         RefreshInput, RegisterInput, ResetPasswordInput, UpdateMeInput, User,
@@ -14,7 +15,8 @@ use super::{
 use crate::{
     domain::{
         AccountPatch, AccountToken, Confirmation, Credentials, MfaCode, MfaDisable,
-        MfaVerification, NewAccount, PasswordChange, PasswordReset, ProfilePatch, RefreshToken,
+        MfaVerification, NewAccount, PasskeyRegistrationInput, PasskeySignIn, PasswordChange,
+        PasswordReset, ProfilePatch, RefreshToken,
     },
     error::AppError,
 };
@@ -124,6 +126,69 @@ impl MutationRoot {
             .regenerate_recovery_codes(&actor, &origin(ctx), password)
             .await?;
         Ok(RecoveryCodes { codes })
+    }
+
+    /// Starts adding a passkey to the account: the options for
+    /// `navigator.credentials.create()` (a discoverable credential, user verification
+    /// required) and the ceremony's id.
+    async fn start_passkey_registration(&self, ctx: &Context<'_>) -> Result<PasskeyOptions> {
+        let (services, actor) = context(ctx);
+        Ok(services.start_passkey_registration(&actor).await?.into())
+    }
+
+    /// Finishes adding a passkey with the browser's credential. A credential that does not
+    /// verify (origin, RP id, challenge, signature), or a ceremony used or expired →
+    /// `BAD_USER_INPUT` on `credential`.
+    async fn finish_passkey_registration(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The ceremony, the credential and a name.")]
+        input: FinishPasskeyRegistrationInput,
+    ) -> Result<Passkey> {
+        let (services, actor) = context(ctx);
+        let input = PasskeyRegistrationInput::parse(
+            &input.flow_id,
+            Some(input.credential.0),
+            input.name.as_deref(),
+        )?;
+        Ok(services
+            .finish_passkey_registration(&actor, &origin(ctx), input)
+            .await?
+            .into())
+    }
+
+    /// Removes one of the account's passkeys; `NOT_FOUND` for any other id.
+    async fn delete_passkey(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The passkey's id (from `myPasskeys`).")] id: ID,
+    ) -> Result<bool> {
+        let (services, actor) = context(ctx);
+        services.delete_passkey(&actor, &origin(ctx), &id).await?;
+        Ok(true)
+    }
+
+    /// Starts a sign-in with a passkey (no email needed): the options for
+    /// `navigator.credentials.get()` and the ceremony's id.
+    async fn start_passkey_sign_in(&self, ctx: &Context<'_>) -> Result<PasskeyOptions> {
+        let (services, _) = context(ctx);
+        Ok(services.start_passkey_sign_in(&origin(ctx)).await?.into())
+    }
+
+    /// Finishes a sign-in with a passkey: a session (`amr` `["passkey"]`, no second step).
+    /// An unknown passkey or one that does not verify → `UNAUTHENTICATED`.
+    async fn finish_passkey_sign_in(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The ceremony and the browser's assertion.")]
+        input: FinishPasskeySignInInput,
+    ) -> Result<AuthPayload> {
+        let (services, _) = context(ctx);
+        let input = PasskeySignIn::parse(&input.flow_id, Some(input.credential.0))?;
+        Ok(services
+            .finish_passkey_sign_in(&origin(ctx), input)
+            .await?
+            .into())
     }
 
     /// Exchanges a refresh token for a new pair; the one sent is spent. Unknown, expired or

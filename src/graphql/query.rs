@@ -4,6 +4,7 @@ use super::{
     admin::{AuditAction, AuditEventConnection, Role, UserConnection, UserStatus},
     context,
     mfa::MfaStatus,
+    passkeys::Passkey,
     types::{Profile, Session, User},
 };
 use crate::domain::{CursorKind, PageRequest, UserFilter};
@@ -42,6 +43,13 @@ impl QueryRoot {
     async fn my_mfa(&self, ctx: &Context<'_>) -> Result<MfaStatus> {
         let (services, actor) = context(ctx);
         Ok(services.mfa_status(&actor).await?.into())
+    }
+
+    /// The account's passkeys, newest first.
+    async fn my_passkeys(&self, ctx: &Context<'_>) -> Result<Vec<Passkey>> {
+        let (services, actor) = context(ctx);
+        let passkeys = services.my_passkeys(&actor).await?;
+        Ok(passkeys.into_iter().map(Passkey::from).collect())
     }
 
     /// The account's live sessions, most recently used first.

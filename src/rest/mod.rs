@@ -20,6 +20,7 @@ mod mfa;
 mod openapi;
 mod operations;
 mod pages;
+mod passkeys;
 mod profiles;
 mod recovery;
 mod schemas;
@@ -76,6 +77,17 @@ pub fn router(max_upload_bytes: usize) -> Router<AppState> {
             post(mfa::regenerate_codes),
         )
         .route("/api/auth/mfa/verify", post(mfa::verify))
+        .route(
+            "/api/users/me/passkeys",
+            get(passkeys::list).post(passkeys::add),
+        )
+        .route(
+            "/api/users/me/passkeys/options",
+            post(passkeys::registration_options),
+        )
+        .route("/api/users/me/passkeys/{id}", delete(passkeys::delete))
+        .route("/api/auth/passkey/options", post(passkeys::sign_in_options))
+        .route("/api/auth/passkey/verify", post(passkeys::sign_in))
         .route(
             "/api/admin/users/{id}/mfa/reset",
             post(admin::reset_user_mfa),
@@ -135,6 +147,8 @@ pub fn router(max_upload_bytes: usize) -> Router<AppState> {
             get(pages::undo_email_change_form).post(pages::undo_email_change),
         )
         .route("/account/style.css", get(pages::style))
+        .route("/account/passkeys", get(pages::passkeys))
+        .route("/account/passkeys.js", get(pages::passkeys_script))
         .route("/favicon.ico", get(pages::favicon))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

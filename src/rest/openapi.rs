@@ -11,7 +11,7 @@ use utoipa::{
 use axum::{Router, http::header, routing::get};
 use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
-use super::{accounts, admin, mfa, profiles, recovery, schemas, sessions};
+use super::{accounts, admin, mfa, passkeys, profiles, recovery, schemas, sessions};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -49,6 +49,12 @@ use crate::state::AppState;
         mfa::disable_totp,
         mfa::regenerate_codes,
         mfa::verify,
+        passkeys::registration_options,
+        passkeys::add,
+        passkeys::list,
+        passkeys::delete,
+        passkeys::sign_in_options,
+        passkeys::sign_in,
         profiles::create_profile,
         profiles::my_profile,
         profiles::public_profile,
@@ -89,6 +95,8 @@ use crate::state::AppState;
         mfa::MfaCodeBody,
         mfa::DisableTotpBody,
         mfa::VerifyMfaBody,
+        passkeys::AddPasskeyBody,
+        passkeys::PasskeySignInBody,
     )),
     modifiers(&SecuritySchemes),
     tags(
@@ -96,6 +104,7 @@ use crate::state::AppState;
         (name = "users", description = "The account: its view, password and deletion"),
         (name = "sessions", description = "The account's signed-in sessions"),
         (name = "mfa", description = "Two-factor authentication: TOTP and recovery codes"),
+        (name = "passkeys", description = "Passkeys (WebAuthn): the account's, and adding one"),
         (name = "profiles", description = "Profiles: the caller's own, and others' public view"),
         (name = "photos", description = "Profile photos"),
         (name = "admin", description = "Administration (admins only): accounts and the audit log"),

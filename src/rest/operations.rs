@@ -21,6 +21,7 @@ const ACCOUNT_FIELDS: &str =
 const ADMIN_USER_FIELDS: &str = "id email name role email_verified: emailVerified disabled \
     mfa_enabled: mfaEnabled created_at: createdAt updated_at: updatedAt \
     last_login_at: lastLoginAt";
+const PASSKEY_FIELDS: &str = "id name created_at: createdAt last_used_at: lastUsedAt";
 const AUDIT_EVENT_FIELDS: &str = "id created_at: createdAt action actor_id: actorId \
     subject_id: subjectId ip request_id: requestId details";
 /// The selection of a GraphQL type's fields as the REST contract names them: the fields its
@@ -131,6 +132,12 @@ pub struct Operations {
     pub regenerate_codes: Operation,
     pub verify_mfa: Operation,
     pub reset_user_mfa: Operation,
+    pub start_passkey_registration: Operation,
+    pub finish_passkey_registration: Operation,
+    pub my_passkeys: Operation,
+    pub delete_passkey: Operation,
+    pub start_passkey_sign_in: Operation,
+    pub finish_passkey_sign_in: Operation,
 }
 
 impl Operations {
@@ -300,6 +307,30 @@ impl Operations {
             reset_user_mfa: Operation::parse(
                 "mutation ResetUserMfa($id: Int!) { result: resetUserMfa(id: $id) }".into(),
             ),
+            start_passkey_registration: Operation::parse(
+                "mutation StartPasskeyRegistration { result: startPasskeyRegistration { \
+                   flow_id: flowId options } }"
+                    .into(),
+            ),
+            finish_passkey_registration: Operation::parse(format!(
+                "mutation FinishPasskeyRegistration($input: FinishPasskeyRegistrationInput!) {{ \
+                   result: finishPasskeyRegistration(input: $input) {{ {PASSKEY_FIELDS} }} }}"
+            )),
+            my_passkeys: Operation::parse(format!(
+                "query MyPasskeys {{ result: myPasskeys {{ {PASSKEY_FIELDS} }} }}"
+            )),
+            delete_passkey: Operation::parse(
+                "mutation DeletePasskey($id: ID!) { result: deletePasskey(id: $id) }".into(),
+            ),
+            start_passkey_sign_in: Operation::parse(
+                "mutation StartPasskeySignIn { result: startPasskeySignIn { \
+                   flow_id: flowId options } }"
+                    .into(),
+            ),
+            finish_passkey_sign_in: Operation::parse(format!(
+                "mutation FinishPasskeySignIn($input: FinishPasskeySignInInput!) {{ \
+                   result: finishPasskeySignIn(input: $input) {{ {TOKEN_FIELDS} }} }}"
+            )),
         }
     }
 }
@@ -383,7 +414,7 @@ mod tests {
         let account = via::<UpdateAccountBody>(json!({"email": "a@b.c", "name": null}));
         let credentials = json!({"email": "a@b.c", "password": "StrongPass123"});
         let page = json!({"first": 20, "after": "dTox"});
-        let cases: [(&str, &Operation, serde_json::Value); 39] = [
+        let cases: [(&str, &Operation, serde_json::Value); 45] = [
             (
                 "register",
                 &ops.register,
@@ -495,6 +526,20 @@ mod tests {
                 json!({"input": {"mfaToken": "t", "code": "123456"}}),
             ),
             ("reset_user_mfa", &ops.reset_user_mfa, json!({"id": 7})),
+            ("start_passkey_registration", &ops.start_passkey_registration, json!({})),
+            (
+                "finish_passkey_registration",
+                &ops.finish_passkey_registration,
+                json!({"input": {"flowId": "f", "credential": {"id": "x"}, "name": null}}),
+            ),
+            ("my_passkeys", &ops.my_passkeys, json!({})),
+            ("delete_passkey", &ops.delete_passkey, json!({"id": "x"})),
+            ("start_passkey_sign_in", &ops.start_passkey_sign_in, json!({})),
+            (
+                "finish_passkey_sign_in",
+                &ops.finish_passkey_sign_in,
+                json!({"input": {"flowId": "f", "credential": {"id": "x"}}}),
+            ),
         ];
         for (name, op, variables) in cases {
             let errors = errors_of(op, variables);

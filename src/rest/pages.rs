@@ -225,6 +225,39 @@ fn reset_form(status: StatusCode, token: &str, error: Option<&str>) -> Response 
     )
 }
 
+/// The passkey page's policy: its own script (served from the binary) and calls to this
+/// origin's API, nothing else.
+const PASSKEY_PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; \
+    style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; \
+    frame-ancestors 'none'";
+
+/// `GET /account/passkeys`: sign in with a passkey, or with a password and add one.
+pub async fn passkeys() -> Response {
+    let mut response = page(
+        StatusCode::OK,
+        "Passkeys",
+        "form",
+        include_str!("../../templates/pages/passkeys.html"),
+    );
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(PASSKEY_PAGE_POLICY),
+    );
+    response
+}
+
+/// `GET /account/passkeys.js`: the passkey page's script.
+pub async fn passkeys_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../templates/pages/passkeys.js"),
+    )
+        .into_response()
+}
+
 /// `GET /favicon.ico`: the service has no icon, and says so once (204, cached for a day)
 /// instead of a 404 on every page a browser opens.
 pub async fn favicon() -> Response {

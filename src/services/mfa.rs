@@ -75,7 +75,7 @@ impl Services {
         Ok(MfaStatus {
             totp: user.mfa_enabled,
             recovery_codes_left: recovery_codes_left(&self.db, user.id).await?,
-            passkeys: 0,
+            passkeys: self.passkey_count(&self.db, user.id).await?,
         })
     }
 
@@ -264,11 +264,11 @@ impl Services {
         }
         .insert(&self.db)
         .await?;
-        Ok(AppError::MfaRequired(MfaChallenge {
+        Ok(AppError::MfaRequired(Box::new(MfaChallenge {
             token,
             methods: vec![Factor::Otp.method(), Factor::RecoveryCode.method()],
             expires_in: MFA_TOKEN_SECS,
-        }))
+        })))
     }
 
     /// The second step of a sign-in: a right code spends the `mfa_token` and opens the
@@ -373,14 +373,15 @@ impl Services {
         Ok(tokens)
     }
 
-    /// Removes an account's TOTP, recovery codes and pending sign-ins (an admin's reset, in
-    /// the caller's transaction).
+    /// Removes an account's TOTP, recovery codes, pending sign-ins and passkeys (an admin's
+    /// reset, in the caller's transaction).
     pub(super) async fn reset_second_factors(
         &self,
         txn: &impl ConnectionTrait,
         user_id: i32,
     ) -> Result<(), AppError> {
-        remove_second_factors(txn, user_id).await
+        remove_second_factors(txn, user_id).await?;
+        self.remove_passkeys(txn, user_id).await
     }
 
     /// Checks `code` for account `user_id` in `txn` and spends it: a TOTP code of a step after

@@ -12,6 +12,7 @@ mod admin;
 mod audit;
 mod mail;
 mod mfa;
+mod passkeys;
 mod profiles;
 mod sessions;
 
@@ -33,6 +34,7 @@ use sea_orm::DatabaseConnection;
 pub use accounts::{AccessToken, Account};
 pub use audit::AuditEventView;
 pub use mfa::{MfaStatus, TotpEnrollment};
+pub use passkeys::{PasskeyOptions, PasskeyView};
 pub use profiles::{PhotoObject, ProfileView};
 pub use sessions::SessionView;
 
@@ -66,6 +68,8 @@ pub struct Services {
     sealer: Arc<Sealer>,
     /// The issuer authenticator apps show (`MFA_ISSUER`).
     mfa_issuer: String,
+    /// The passkey relying party; `None` when its configuration is unusable (logged).
+    webauthn: Option<Arc<webauthn_rs::Webauthn>>,
 }
 
 impl Services {
@@ -96,6 +100,7 @@ impl Services {
                     .expect("MFA keys are checked when the configuration is read"),
             ),
             mfa_issuer: config.mfa.issuer.clone(),
+            webauthn: relying_party(&config.webauthn).map(Arc::new),
         }
     }
 
@@ -123,6 +128,37 @@ impl Services {
     /// Is the database answering? For `/readyz`.
     pub async fn ready(&self) -> bool {
         self.db.ping().await.is_ok()
+    }
+}
+
+/// The passkey relying party of `config`; `None` (logged) when the RP id is not a domain of
+/// the first origin: passkey paths then answer 503.
+fn relying_party(config: &crate::config::WebauthnConfig) -> Option<webauthn_rs::Webauthn> {
+    use webauthn_rs::prelude::{Url, WebauthnBuilder};
+    let origins: Vec<Url> = config
+        .origins
+        .iter()
+        .filter_map(|o| Url::parse(o).ok())
+        .collect();
+    let first = origins.first()?;
+    let built = WebauthnBuilder::new(&config.rp_id, first).and_then(|builder| {
+        origins
+            .iter()
+            .skip(1)
+            .fold(builder, |b, origin| b.append_allowed_origin(origin))
+            .rp_name(&config.rp_name)
+            .build()
+    });
+    match built {
+        Ok(webauthn) => Some(webauthn),
+        Err(e) => {
+            tracing::error!(
+                error = %e,
+                rp_id = %config.rp_id,
+                "passkeys are off: WEBAUTHN_RP_ID must be the host of the first of WEBAUTHN_ORIGINS or a parent domain of it"
+            );
+            None
+        }
     }
 }
 

@@ -32,7 +32,7 @@ use crate::{
     auth::{Actor, Bearer},
     db,
     domain::{Amr, AuditAction, Confirmation, Factor, Origin, PasswordChange, RefreshToken},
-    entities::{mfa_challenge, profile, refresh_token, session, user},
+    entities::{mfa_challenge, profile, refresh_token, session, user, webauthn_flow},
     error::{AppError, NOT_AUTHENTICATED, Refusal},
 };
 
@@ -366,7 +366,7 @@ impl Services {
 
     /// Deletes sessions that ended (revoked or expired), with their tokens, spent tokens that
     /// would have expired by now anyway (a reuse of one is refused as unknown), and expired
-    /// second steps of sign-ins. Returns how many rows went.
+    /// second steps of sign-ins and passkey ceremonies. Returns how many rows went.
     pub async fn prune_sessions(&self) -> Result<u64, AppError> {
         let now = now();
         let sessions = session::Entity::delete_many()
@@ -389,7 +389,12 @@ impl Services {
             .filter(mfa_challenge::Column::ExpiresAt.lte(now))
             .exec(&self.db)
             .await?
-            .rows_affected;
+            .rows_affected
+            + webauthn_flow::Entity::delete_many()
+                .filter(webauthn_flow::Column::ExpiresAt.lte(now))
+                .exec(&self.db)
+                .await?
+                .rows_affected;
         if sessions + tokens + challenges > 0 {
             tracing::info!(
                 sessions,

@@ -17,6 +17,7 @@ mod layering;
 mod metrics;
 mod mfa;
 mod operations;
+mod passkeys;
 mod photo_store;
 mod photos;
 mod process;
