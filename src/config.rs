@@ -757,7 +757,10 @@ mod tests {
         let set = config(&[
             ("PUBLIC_URL", "https://id.example.com"),
             ("WEBAUTHN_RP_ID", "example.com"),
-            ("WEBAUTHN_ORIGINS", "https://id.example.com, https://app.example.com"),
+            (
+                "WEBAUTHN_ORIGINS",
+                "https://id.example.com, https://app.example.com",
+            ),
         ])
         .unwrap();
         assert_eq!(set.webauthn.rp_id, "example.com");

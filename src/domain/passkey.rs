@@ -22,7 +22,11 @@ pub struct PasskeyRegistrationInput {
 }
 
 impl PasskeyRegistrationInput {
-    pub fn parse(flow_id: &str, credential: Option<Value>, name: Option<&str>) -> Result<Self, AppError> {
+    pub fn parse(
+        flow_id: &str,
+        credential: Option<Value>,
+        name: Option<&str>,
+    ) -> Result<Self, AppError> {
         let mut checks = Checks::default();
         let flow_id = checks.check("flow_id", flow(flow_id));
         let credential = checks.check("credential", self::credential(credential));
@@ -97,7 +101,9 @@ mod tests {
     fn inputs_are_required_and_bounded() {
         let ok = PasskeyRegistrationInput::parse("f", Some(json!({"id": "x"})), None).unwrap();
         assert_eq!(ok.name, DEFAULT_PASSKEY_NAME);
-        let Err(AppError::Validation(errors)) = PasskeyRegistrationInput::parse(" ", None, Some(&"n".repeat(101))) else {
+        let Err(AppError::Validation(errors)) =
+            PasskeyRegistrationInput::parse(" ", None, Some(&"n".repeat(101)))
+        else {
             panic!("refused");
         };
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();

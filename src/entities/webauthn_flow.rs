@@ -1,6 +1,8 @@
 use sea_orm::entity::prelude::*;
 
-/// A WebAuthn ceremony in progress: its server-side state, valid for 5 minutes, once.
+/// A WebAuthn ceremony in progress: its server-side state, valid for 5 minutes, once. (Its
+/// foreign key to `users`, which cascades, is the migration's: an optional owner has no
+/// relation here.)
 #[sea_orm::model]
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "webauthn_flows")]
@@ -16,8 +18,6 @@ pub struct Model {
     pub state: String,
     pub created_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
-    #[sea_orm(belongs_to, from = "user_id", to = "id", on_delete = "Cascade")]
-    pub user: BelongsTo<super::user::Entity>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -526,7 +526,11 @@ mod tests {
                 json!({"input": {"mfaToken": "t", "code": "123456"}}),
             ),
             ("reset_user_mfa", &ops.reset_user_mfa, json!({"id": 7})),
-            ("start_passkey_registration", &ops.start_passkey_registration, json!({})),
+            (
+                "start_passkey_registration",
+                &ops.start_passkey_registration,
+                json!({}),
+            ),
             (
                 "finish_passkey_registration",
                 &ops.finish_passkey_registration,
@@ -534,7 +538,11 @@ mod tests {
             ),
             ("my_passkeys", &ops.my_passkeys, json!({})),
             ("delete_passkey", &ops.delete_passkey, json!({"id": "x"})),
-            ("start_passkey_sign_in", &ops.start_passkey_sign_in, json!({})),
+            (
+                "start_passkey_sign_in",
+                &ops.start_passkey_sign_in,
+                json!({}),
+            ),
             (
                 "finish_passkey_sign_in",
                 &ops.finish_passkey_sign_in,

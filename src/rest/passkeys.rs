@@ -119,7 +119,14 @@ pub async fn add(
         "name": body.name,
     });
     let op = &OPERATIONS.finish_passkey_registration;
-    forward(&state, op, caller, json!({ "input": input }), StatusCode::CREATED).await
+    forward(
+        &state,
+        op,
+        caller,
+        json!({ "input": input }),
+        StatusCode::CREATED,
+    )
+    .await
 }
 
 /// List my passkeys
@@ -132,7 +139,14 @@ pub async fn add(
     )
 )]
 pub async fn list(State(state): State<AppState>, Authenticated(caller): Authenticated) -> Response {
-    forward(&state, &OPERATIONS.my_passkeys, caller, json!({}), StatusCode::OK).await
+    forward(
+        &state,
+        &OPERATIONS.my_passkeys,
+        caller,
+        json!({}),
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// Remove a passkey
@@ -153,7 +167,14 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Response {
     let op = &OPERATIONS.delete_passkey;
-    forward(&state, op, caller, json!({ "id": id }), StatusCode::NO_CONTENT).await
+    forward(
+        &state,
+        op,
+        caller,
+        json!({ "id": id }),
+        StatusCode::NO_CONTENT,
+    )
+    .await
 }
 
 /// Start a sign-in with a passkey
@@ -203,5 +224,12 @@ pub async fn sign_in(
         "credential": body.credential.unwrap_or_else(|| json!({})),
     });
     let op = &OPERATIONS.finish_passkey_sign_in;
-    forward(&state, op, caller, json!({ "input": input }), StatusCode::OK).await
+    forward(
+        &state,
+        op,
+        caller,
+        json!({ "input": input }),
+        StatusCode::OK,
+    )
+    .await
 }

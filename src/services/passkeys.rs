@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 use tracing::instrument;
 use uuid::Uuid;
 use webauthn_rs::prelude::{
-    DiscoverableAuthentication, DiscoverableKey, Passkey, PasskeyRegistration,
-    PublicKeyCredential, RegisterPublicKeyCredential, Webauthn,
+    DiscoverableAuthentication, DiscoverableKey, Passkey, PasskeyRegistration, PublicKeyCredential,
+    RegisterPublicKeyCredential, Webauthn,
 };
 
 use super::{
@@ -114,9 +114,7 @@ impl Services {
         selection["requireResidentKey"] = json!(true);
         let state = serde_json::to_string(&RegistrationState { handle, state })
             .map_err(AppError::internal)?;
-        let flow_id = self
-            .open_flow(REGISTER, Some(user.id), state)
-            .await?;
+        let flow_id = self.open_flow(REGISTER, Some(user.id), state).await?;
         Ok(PasskeyOptions { flow_id, options })
     }
 

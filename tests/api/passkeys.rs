@@ -81,13 +81,19 @@ impl SoftKey {
     /// the key and `credential.toJSON()`.
     fn create(options: &Value, origin: &str) -> (Self, Value) {
         let public_key = &options["publicKey"];
-        assert_eq!(public_key["authenticatorSelection"]["residentKey"], "required");
-        assert_eq!(public_key["authenticatorSelection"]["userVerification"], "required");
+        assert_eq!(
+            public_key["authenticatorSelection"]["residentKey"],
+            "required"
+        );
+        assert_eq!(
+            public_key["authenticatorSelection"]["userVerification"],
+            "required"
+        );
         assert_eq!(public_key["attestation"], "none");
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
-        let key =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
         let id: Vec<u8> = (0..16).map(|_| rand_byte()).collect();
         let rp_id = public_key["rp"]["id"].as_str().unwrap().to_owned();
         let user_handle = URL_SAFE_NO_PAD
@@ -153,7 +159,11 @@ impl SoftKey {
     /// `navigator.credentials.get()` for `options` from `origin`: `credential.toJSON()`.
     fn assert(&mut self, options: &Value, origin: &str) -> Value {
         let public_key = &options["publicKey"];
-        assert!(public_key.get("allowCredentials").is_none_or(|a| a.as_array().is_some_and(Vec::is_empty)));
+        assert!(
+            public_key
+                .get("allowCredentials")
+                .is_none_or(|a| a.as_array().is_some_and(Vec::is_empty))
+        );
         assert_eq!(public_key["userVerification"], "required");
         assert_eq!(public_key["rpId"], self.rp_id.as_str());
         self.counter += 1;
@@ -200,7 +210,10 @@ async fn post(app: &TestApp, path: &str, token: Option<&str>, json: Value) -> re
 }
 
 async fn signed_up(app: &TestApp, email: &str) -> String {
-    assert_eq!(app.register(email, PASSWORD).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.register(email, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
     app.tokens(email).await["access_token"]
         .as_str()
         .unwrap()
@@ -209,7 +222,16 @@ async fn signed_up(app: &TestApp, email: &str) -> String {
 
 /// Adds a passkey to the account of `token` over REST: the key and the answer.
 async fn added(app: &TestApp, token: &str, name: Option<&str>) -> (SoftKey, Value) {
-    let options = body(post(app, "/api/users/me/passkeys/options", Some(token), json!({})).await).await;
+    let options = body(
+        post(
+            app,
+            "/api/users/me/passkeys/options",
+            Some(token),
+            json!({}),
+        )
+        .await,
+    )
+    .await;
     let (key, credential) = SoftKey::create(&options["options"], ORIGIN);
     let added = post(
         app,
@@ -238,16 +260,39 @@ async fn sign_in(app: &TestApp, key: &mut SoftKey) -> reqwest::Response {
 async fn a_passkey_is_added_and_signs_in_over_rest(app: TestApp) {
     let email = "key@example.com";
     let token = signed_up(&app, email).await;
-    let options = body(post(&app, "/api/users/me/passkeys/options", Some(&token), json!({})).await).await;
+    let options = body(
+        post(
+            &app,
+            "/api/users/me/passkeys/options",
+            Some(&token),
+            json!({}),
+        )
+        .await,
+    )
+    .await;
     assert!(options["flow_id"].is_string());
     assert_eq!(options["options"]["publicKey"]["rp"]["id"], "localhost");
     let (mut key, passkey) = added(&app, &token, Some("Laptop")).await;
-    let keys: Vec<&str> = passkey.as_object().unwrap().keys().map(String::as_str).collect();
+    let keys: Vec<&str> = passkey
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(keys, ["id", "name", "created_at", "last_used_at"]);
     assert_eq!(passkey["name"], "Laptop");
     assert_eq!(passkey["last_used_at"], Value::Null);
     // A second ceremony excludes the first passkey.
-    let again = body(post(&app, "/api/users/me/passkeys/options", Some(&token), json!({})).await).await;
+    let again = body(
+        post(
+            &app,
+            "/api/users/me/passkeys/options",
+            Some(&token),
+            json!({}),
+        )
+        .await,
+    )
+    .await;
     let excluded = again["options"]["publicKey"]["excludeCredentials"].to_string();
     assert!(excluded.contains(&b64(&key.id)), "{excluded}");
     let (_, unnamed) = added(&app, &token, None).await;
@@ -256,14 +301,25 @@ async fn a_passkey_is_added_and_signs_in_over_rest(app: TestApp) {
     let signed_in = sign_in(&app, &mut key).await;
     assert_eq!(signed_in.status(), StatusCode::OK);
     let tokens = body(signed_in).await;
-    assert_eq!(decode_claims(tokens["access_token"].as_str().unwrap())["amr"], json!(["passkey"]));
+    assert_eq!(
+        decode_claims(tokens["access_token"].as_str().unwrap())["amr"],
+        json!(["passkey"])
+    );
     let access = tokens["access_token"].as_str().unwrap();
     assert_eq!(body(app.account(access).await).await["email"], email);
     let list = body(app.get_auth("/api/users/me/passkeys", &token).await).await;
     assert_eq!(list.as_array().unwrap().len(), 2);
-    let laptop = list.as_array().unwrap().iter().find(|p| p["name"] == "Laptop").unwrap();
+    let laptop = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Laptop")
+        .unwrap();
     assert!(laptop["last_used_at"].is_string());
-    assert_eq!(body(app.get_auth("/api/users/me/mfa", &token).await).await["passkeys"], 2);
+    assert_eq!(
+        body(app.get_auth("/api/users/me/mfa", &token).await).await["passkeys"],
+        2
+    );
     // Signing in again moves the counter on; it works as often as wanted.
     assert_eq!(sign_in(&app, &mut key).await.status(), StatusCode::OK);
 
@@ -271,19 +327,30 @@ async fn a_passkey_is_added_and_signs_in_over_rest(app: TestApp) {
     let other = signed_up(&app, "other@example.com").await;
     let id = laptop["id"].as_str().unwrap();
     expect_error(
-        app.delete_auth(&format!("/api/users/me/passkeys/{id}"), &other).await,
+        app.delete_auth(&format!("/api/users/me/passkeys/{id}"), &other)
+            .await,
         StatusCode::NOT_FOUND,
         "Passkey not found",
     )
     .await;
     assert_eq!(
-        app.delete_auth(&format!("/api/users/me/passkeys/{id}"), &token).await.status(),
+        app.delete_auth(&format!("/api/users/me/passkeys/{id}"), &token)
+            .await
+            .status(),
         StatusCode::NO_CONTENT
     );
-    expect_error(sign_in(&app, &mut key).await, StatusCode::UNAUTHORIZED, "Passkey not recognised").await;
-    let events = body(app.get_auth("/api/users/me/security-events?limit=100", &token).await)
-        .await
-        .to_string();
+    expect_error(
+        sign_in(&app, &mut key).await,
+        StatusCode::UNAUTHORIZED,
+        "Passkey not recognised",
+    )
+    .await;
+    let events = body(
+        app.get_auth("/api/users/me/security-events?limit=100", &token)
+            .await,
+    )
+    .await
+    .to_string();
     assert!(events.contains("passkey_added") && events.contains("passkey_removed"));
 }
 
@@ -291,7 +358,11 @@ async fn a_passkey_is_added_and_signs_in_over_graphql(app: TestApp) {
     let email = "gkey@example.com";
     let token = signed_up(&app, email).await;
     let started = app
-        .graphql(Some(&token), "mutation { startPasskeyRegistration { flowId options } }", json!({}))
+        .graphql(
+            Some(&token),
+            "mutation { startPasskeyRegistration { flowId options } }",
+            json!({}),
+        )
         .await;
     let started = &started["data"]["startPasskeyRegistration"];
     let (mut key, credential) = SoftKey::create(&started["options"], ORIGIN);
@@ -302,13 +373,26 @@ async fn a_passkey_is_added_and_signs_in_over_graphql(app: TestApp) {
             json!({"i": {"flowId": started["flowId"], "credential": credential, "name": "Phone"}}),
         )
         .await;
-    assert_eq!(finished["data"]["finishPasskeyRegistration"]["name"], "Phone", "{finished}");
-    let mine = app.graphql(Some(&token), "{ myPasskeys { id name } myMfa { passkeys } }", json!({})).await;
+    assert_eq!(
+        finished["data"]["finishPasskeyRegistration"]["name"], "Phone",
+        "{finished}"
+    );
+    let mine = app
+        .graphql(
+            Some(&token),
+            "{ myPasskeys { id name } myMfa { passkeys } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(mine["data"]["myPasskeys"][0]["name"], "Phone");
     assert_eq!(mine["data"]["myMfa"]["passkeys"], 1);
 
     let options = app
-        .graphql(None, "mutation { startPasskeySignIn { flowId options } }", json!({}))
+        .graphql(
+            None,
+            "mutation { startPasskeySignIn { flowId options } }",
+            json!({}),
+        )
         .await;
     let options = &options["data"]["startPasskeySignIn"];
     assert!(options["options"].get("mediation").is_none());
@@ -320,14 +404,25 @@ async fn a_passkey_is_added_and_signs_in_over_graphql(app: TestApp) {
             json!({"i": {"flowId": options["flowId"], "credential": assertion}}),
         )
         .await;
-    assert_eq!(signed_in["data"]["finishPasskeySignIn"]["user"]["email"], email, "{signed_in}");
+    assert_eq!(
+        signed_in["data"]["finishPasskeySignIn"]["user"]["email"], email,
+        "{signed_in}"
+    );
     let id = mine["data"]["myPasskeys"][0]["id"].clone();
     let deleted = app
-        .graphql(Some(&token), "mutation($id: ID!) { deletePasskey(id: $id) }", json!({"id": id}))
+        .graphql(
+            Some(&token),
+            "mutation($id: ID!) { deletePasskey(id: $id) }",
+            json!({"id": id}),
+        )
         .await;
     assert_eq!(deleted["data"]["deletePasskey"], true);
     let again = app
-        .graphql(Some(&token), "mutation($id: ID!) { deletePasskey(id: $id) }", json!({"id": id}))
+        .graphql(
+            Some(&token),
+            "mutation($id: ID!) { deletePasskey(id: $id) }",
+            json!({"id": id}),
+        )
         .await;
     assert_eq!(again["errors"][0]["extensions"]["code"], "NOT_FOUND");
 }
@@ -335,7 +430,16 @@ async fn a_passkey_is_added_and_signs_in_over_graphql(app: TestApp) {
 async fn ceremonies_are_single_use_and_bound_to_their_origin(app: TestApp) {
     let token = signed_up(&app, "cer@example.com").await;
     // A credential made for another origin does not verify.
-    let options = body(post(&app, "/api/users/me/passkeys/options", Some(&token), json!({})).await).await;
+    let options = body(
+        post(
+            &app,
+            "/api/users/me/passkeys/options",
+            Some(&token),
+            json!({}),
+        )
+        .await,
+    )
+    .await;
     let (_, forged) = SoftKey::create(&options["options"], "http://evil.example:8000");
     let refused = expect_error(
         post(
@@ -386,7 +490,12 @@ async fn ceremonies_are_single_use_and_bound_to_their_origin(app: TestApp) {
         )
     };
     assert_eq!(send(assertion.clone()).await.status(), StatusCode::OK);
-    expect_error(send(assertion).await, StatusCode::UNAUTHORIZED, "Passkey not recognised").await;
+    expect_error(
+        send(assertion).await,
+        StatusCode::UNAUTHORIZED,
+        "Passkey not recognised",
+    )
+    .await;
     let options = body(post(&app, "/api/auth/passkey/options", None, json!({})).await).await;
     let elsewhere = key.assert(&options["options"], "http://evil.example:8000");
     expect_error(
@@ -403,7 +512,8 @@ async fn ceremonies_are_single_use_and_bound_to_their_origin(app: TestApp) {
     .await;
     // An expired ceremony is refused.
     let options = body(post(&app, "/api/auth/passkey/options", None, json!({})).await).await;
-    app.execute("UPDATE webauthn_flows SET expires_at = created_at").await;
+    app.execute("UPDATE webauthn_flows SET expires_at = created_at")
+        .await;
     let late = key.assert(&options["options"], ORIGIN);
     expect_error(
         post(
@@ -422,13 +532,20 @@ async fn ceremonies_are_single_use_and_bound_to_their_origin(app: TestApp) {
 async fn a_cloned_key_and_a_disabled_account_are_refused(app: TestApp) {
     let (_, admin) = signed_in_admin(&app).await;
     let token = signed_up(&app, "clone@example.com").await;
-    let id = body(app.account(&token).await).await["id"].as_i64().unwrap();
+    let id = body(app.account(&token).await).await["id"]
+        .as_i64()
+        .unwrap();
     let (mut key, _) = added(&app, &token, None).await;
     assert_eq!(sign_in(&app, &mut key).await.status(), StatusCode::OK);
     assert_eq!(sign_in(&app, &mut key).await.status(), StatusCode::OK);
     // A copy of the key whose counter is behind: a clone.
     key.counter = 0;
-    expect_error(sign_in(&app, &mut key).await, StatusCode::UNAUTHORIZED, "Passkey not recognised").await;
+    expect_error(
+        sign_in(&app, &mut key).await,
+        StatusCode::UNAUTHORIZED,
+        "Passkey not recognised",
+    )
+    .await;
     key.counter = 10;
     assert_eq!(sign_in(&app, &mut key).await.status(), StatusCode::OK);
     // Disabled: 403; an admin's MFA reset removes the passkeys.
@@ -440,7 +557,12 @@ async fn a_cloned_key_and_a_disabled_account_are_refused(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(disabled.status(), StatusCode::OK);
-    expect_error(sign_in(&app, &mut key).await, StatusCode::FORBIDDEN, "Account disabled").await;
+    expect_error(
+        sign_in(&app, &mut key).await,
+        StatusCode::FORBIDDEN,
+        "Account disabled",
+    )
+    .await;
     let reset = app
         .client
         .post(app.url(&format!("/api/admin/users/{id}/mfa/reset")))
