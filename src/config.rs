@@ -494,19 +494,39 @@ impl WebauthnConfig {
             }
             origins.push(origin);
         }
-        for origin in &origins {
-            url::Url::parse(origin).map_err(|_| {
+        let explicit_origins = !env.list("WEBAUTHN_ORIGINS").is_empty();
+        let explicit_rp_id = env.get("WEBAUTHN_RP_ID");
+        let rp_id = explicit_rp_id.clone().unwrap_or_else(|| {
+            if loopback {
+                "localhost".to_owned()
+            } else {
+                host
+            }
+        });
+        // A combination browsers refuse, set on purpose, stops the start; a default that does
+        // not work (a `PUBLIC_URL` on an IP address) only turns passkeys off, with an error.
+        if explicit_rp_id.is_some() && rp_id.trim_matches(['[', ']']).parse::<IpAddr>().is_ok() {
+            return Err(ConfigError(
+                "WEBAUTHN_RP_ID must be a domain: browsers refuse an IP address (use localhost)"
+                    .into(),
+            ));
+        }
+        for (i, origin) in origins.iter().enumerate() {
+            let parsed = url::Url::parse(origin).map_err(|_| {
                 ConfigError(format!("WEBAUTHN_ORIGINS has an invalid origin: {origin}"))
             })?;
+            let on_rp = parsed
+                .host_str()
+                .is_some_and(|h| h == rp_id || h.ends_with(&format!(".{rp_id}")));
+            if !on_rp && (explicit_origins || (explicit_rp_id.is_some() && i == 0)) {
+                return Err(ConfigError(format!(
+                    "WEBAUTHN_ORIGINS: {origin} is not on the RP id {rp_id} (WEBAUTHN_RP_ID \
+                     must be the origin's host or a parent domain of it)"
+                )));
+            }
         }
         Ok(Self {
-            rp_id: env.get("WEBAUTHN_RP_ID").unwrap_or_else(|| {
-                if loopback {
-                    "localhost".to_owned()
-                } else {
-                    host
-                }
-            }),
+            rp_id,
             origins,
             rp_name: env.text("WEBAUTHN_RP_NAME", "nta-user-svc"),
         })
@@ -766,6 +786,24 @@ mod tests {
         assert_eq!(set.webauthn.rp_id, "example.com");
         assert_eq!(set.webauthn.origins.len(), 2);
         assert!(config(&[("PUBLIC_URL", "not a url")]).is_err());
+        // Combinations browsers refuse stop the start.
+        for bad in [
+            vec![("WEBAUTHN_RP_ID", "127.0.0.1")],
+            vec![
+                ("PUBLIC_URL", "https://id.example.com"),
+                ("WEBAUTHN_RP_ID", "other.com"),
+            ],
+            vec![
+                ("WEBAUTHN_RP_ID", "example.com"),
+                (
+                    "WEBAUTHN_ORIGINS",
+                    "https://id.example.com, https://evil.com",
+                ),
+            ],
+        ] {
+            let err = config(&bad).unwrap_err().to_string();
+            assert!(err.starts_with("WEBAUTHN_"), "{err}");
+        }
     }
 
     #[test]

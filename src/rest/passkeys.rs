@@ -130,6 +130,8 @@ pub async fn add(
 }
 
 /// List my passkeys
+///
+/// The account's passkeys, newest first; `last_used_at` is the last sign-in with each.
 #[utoipa::path(
     get, path = "/api/users/me/passkeys", tag = "passkeys", operation_id = "listMyPasskeys",
     security(("bearer" = []), ("oauth2" = [])),
@@ -150,6 +152,8 @@ pub async fn list(State(state): State<AppState>, Authenticated(caller): Authenti
 }
 
 /// Remove a passkey
+///
+/// It signs in no more (the authenticator keeps its copy until the user removes it there).
 #[utoipa::path(
     delete, path = "/api/users/me/passkeys/{id}", tag = "passkeys", operation_id = "deletePasskey",
     security(("bearer" = []), ("oauth2" = [])),

@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 use crate::{
     admin::signed_in_admin,
     helpers::{PASSWORD, TestApp, body, decode_claims, expect_error},
-    on_both_backends,
+    on_both_backends, on_both_backends_with,
+    process::ServerProcess,
 };
 
 on_both_backends!(
@@ -22,7 +23,13 @@ on_both_backends!(
     a_passkey_is_added_and_signs_in_over_graphql,
     ceremonies_are_single_use_and_bound_to_their_origin,
     a_cloned_key_and_a_disabled_account_are_refused,
+    a_ceremony_started_on_one_replica_finishes_on_another,
 );
+on_both_backends_with!(three_per_minute; passkey_sign_ins_count_toward_the_address_limit);
+
+fn three_per_minute() -> Vec<(&'static str, &'static str)> {
+    vec![("LOGIN_PER_IP_PER_MINUTE", "3")]
+}
 
 /// The origin the test server accepts by default (`PUBLIC_URL` unset: port 8000, and
 /// `localhost` as the RP id, since browsers refuse an IP address).
@@ -510,6 +517,25 @@ async fn ceremonies_are_single_use_and_bound_to_their_origin(app: TestApp) {
         "Passkey not recognised",
     )
     .await;
+    // An assertion for another RP id (a phishing site's) is refused.
+    let options = body(post(&app, "/api/auth/passkey/options", None, json!({})).await).await;
+    let mut options_elsewhere = options["options"].clone();
+    options_elsewhere["publicKey"]["rpId"] = json!("evil.example");
+    let real_rp = std::mem::replace(&mut key.rp_id, "evil.example".into());
+    let phished = key.assert(&options_elsewhere, ORIGIN);
+    key.rp_id = real_rp;
+    expect_error(
+        post(
+            &app,
+            "/api/auth/passkey/verify",
+            None,
+            json!({"flow_id": options["flow_id"], "credential": phished}),
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "Passkey not recognised",
+    )
+    .await;
     // An expired ceremony is refused.
     let options = body(post(&app, "/api/auth/passkey/options", None, json!({})).await).await;
     app.execute("UPDATE webauthn_flows SET expires_at = created_at")
@@ -572,4 +598,79 @@ async fn a_cloned_key_and_a_disabled_account_are_refused(app: TestApp) {
         .unwrap();
     assert_eq!(reset.status(), StatusCode::NO_CONTENT);
     assert_eq!(app.count("SELECT COUNT(*) FROM passkeys").await, 0);
+}
+
+async fn a_ceremony_started_on_one_replica_finishes_on_another(app: TestApp) {
+    let replica = ServerProcess::start(&[("DATABASE_URL", app.database_url.as_str())]);
+    let token = signed_up(&app, "replica@example.com").await;
+    let options = body(
+        post(
+            &app,
+            "/api/users/me/passkeys/options",
+            Some(&token),
+            json!({}),
+        )
+        .await,
+    )
+    .await;
+    let (mut key, credential) = SoftKey::create(&options["options"], ORIGIN);
+    let added = app
+        .client
+        .post(replica.url("/api/users/me/passkeys"))
+        .bearer_auth(&token)
+        .json(&json!({"flow_id": options["flow_id"], "credential": credential}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), StatusCode::CREATED);
+    // And a sign-in started on the replica finishes here.
+    let options = body(
+        app.client
+            .post(replica.url("/api/auth/passkey/options"))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let assertion = key.assert(&options["options"], ORIGIN);
+    let signed_in = post(
+        &app,
+        "/api/auth/passkey/verify",
+        None,
+        json!({"flow_id": options["flow_id"], "credential": assertion}),
+    )
+    .await;
+    assert_eq!(signed_in.status(), StatusCode::OK);
+}
+
+async fn passkey_sign_ins_count_toward_the_address_limit(app: TestApp) {
+    let token = signed_up(&app, "limit@example.com").await;
+    // The sign-up's login was the first attempt of the minute.
+    let _ = token;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(
+            post(&app, "/api/auth/passkey/options", None, json!({}))
+                .await
+                .status(),
+        );
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    let refused = post(
+        &app,
+        "/api/auth/passkey/verify",
+        None,
+        json!({"flow_id": "x", "credential": {"id": "x"}}),
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key("retry-after"));
 }
