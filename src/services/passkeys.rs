@@ -5,8 +5,8 @@
 //!   (taken by a conditional delete, so two finishes of one flow cannot both pass); the client
 //!   only holds its id. Any replica can finish what another started.
 //! - Registration asks for a discoverable credential with user verification and attestation
-//!   `none`, and excludes the account's own credentials. A credential id registered anywhere
-//!   already is refused.
+//!   `none` (ES256, EdDSA or RS256), and excludes the account's own credentials. A credential id
+//!   registered anywhere already is refused.
 //! - Sign-in finds the passkey by the credential id the authenticator returns and checks that
 //!   its user handle is the account's; the library checks the signature, origin, RP id,
 //!   challenge, user verification and that the sign counter moved forward (a counter that goes
@@ -112,8 +112,10 @@ impl Services {
         let selection = &mut options["publicKey"]["authenticatorSelection"];
         selection["residentKey"] = json!("required");
         selection["requireResidentKey"] = json!(true);
-        let state = serde_json::to_string(&RegistrationState { handle, state })
+        let mut state = serde_json::to_value(&RegistrationState { handle, state })
             .map_err(AppError::internal)?;
+        allow_eddsa(&mut options, &mut state);
+        let state = state.to_string();
         let flow_id = self.open_flow(REGISTER, Some(user.id), state).await?;
         Ok(PasskeyOptions { flow_id, options })
     }
@@ -379,6 +381,18 @@ async fn take_flow(
         .await?
         .rows_affected;
     Ok((taken == 1).then_some(flow.state))
+}
+
+/// Adds EdDSA (Ed25519, COSE -8) to the algorithms a registration offers and accepts:
+/// `webauthn-rs` verifies it, but offers only ES256 and RS256 by default. Both the options the
+/// browser gets and the state the answer is checked against say so.
+fn allow_eddsa(options: &mut Value, state: &mut Value) {
+    if let Some(params) = options["publicKey"]["pubKeyCredParams"].as_array_mut() {
+        params.push(json!({"type": "public-key", "alg": -8}));
+    }
+    if let Some(algorithms) = state["state"]["rs"]["credential_algorithms"].as_array_mut() {
+        algorithms.push(json!("EDDSA"));
+    }
 }
 
 /// A credential id as stored and looked up: base64url without padding.

@@ -6,7 +6,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use reqwest::StatusCode;
 use ring::{
     rand::SystemRandom,
-    signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair},
+    signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair},
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -24,6 +24,7 @@ on_both_backends!(
     ceremonies_are_single_use_and_bound_to_their_origin,
     a_cloned_key_and_a_disabled_account_are_refused,
     a_ceremony_started_on_one_replica_finishes_on_another,
+    an_ed25519_passkey_works_as_well,
 );
 on_both_backends_with!(three_per_minute; passkey_sign_ins_count_toward_the_address_limit);
 
@@ -35,9 +36,71 @@ fn three_per_minute() -> Vec<(&'static str, &'static str)> {
 /// `localhost` as the RP id, since browsers refuse an IP address).
 const ORIGIN: &str = "http://localhost:8000";
 
+/// A credential's private key: ES256 (P-256) or EdDSA (Ed25519).
+enum PrivateKey {
+    Es256(EcdsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+}
+
+impl PrivateKey {
+    fn es256() -> Self {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        Self::Es256(
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+                .unwrap(),
+        )
+    }
+
+    fn ed25519() -> Self {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+        Self::Ed25519(Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap())
+    }
+
+    /// The public key as a COSE_Key.
+    fn cose(&self) -> Vec<u8> {
+        let mut cose = Vec::new();
+        match self {
+            Self::Es256(key) => {
+                let point = key.public_key().as_ref();
+                cbor_head(5, 5, &mut cose);
+                for (label, value) in [(1, 2), (3, -7), (-1, 1)] {
+                    cbor_int(label, &mut cose);
+                    cbor_int(value, &mut cose);
+                }
+                cbor_int(-2, &mut cose);
+                cbor_bytes(&point[1..33], &mut cose);
+                cbor_int(-3, &mut cose);
+                cbor_bytes(&point[33..65], &mut cose);
+            }
+            Self::Ed25519(key) => {
+                cbor_head(5, 4, &mut cose);
+                for (label, value) in [(1, 1), (3, -8), (-1, 6)] {
+                    cbor_int(label, &mut cose);
+                    cbor_int(value, &mut cose);
+                }
+                cbor_int(-2, &mut cose);
+                cbor_bytes(key.public_key().as_ref(), &mut cose);
+            }
+        }
+        cose
+    }
+
+    fn sign(&self, message: &[u8]) -> Vec<u8> {
+        match self {
+            Self::Es256(key) => key
+                .sign(&SystemRandom::new(), message)
+                .unwrap()
+                .as_ref()
+                .to_vec(),
+            Self::Ed25519(key) => key.sign(message).as_ref().to_vec(),
+        }
+    }
+}
+
 /// A software authenticator holding one discoverable credential.
 struct SoftKey {
-    key: EcdsaKeyPair,
+    key: PrivateKey,
     id: Vec<u8>,
     user_handle: Vec<u8>,
     rp_id: String,
@@ -87,6 +150,10 @@ impl SoftKey {
     /// `navigator.credentials.create()` for `options` (`{"publicKey": …}`) from `origin`:
     /// the key and `credential.toJSON()`.
     fn create(options: &Value, origin: &str) -> (Self, Value) {
+        Self::create_with(PrivateKey::es256(), options, origin)
+    }
+
+    fn create_with(key: PrivateKey, options: &Value, origin: &str) -> (Self, Value) {
         let public_key = &options["publicKey"];
         assert_eq!(
             public_key["authenticatorSelection"]["residentKey"],
@@ -97,30 +164,12 @@ impl SoftKey {
             "required"
         );
         assert_eq!(public_key["attestation"], "none");
-        let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
-            .unwrap();
         let id: Vec<u8> = (0..16).map(|_| rand_byte()).collect();
         let rp_id = public_key["rp"]["id"].as_str().unwrap().to_owned();
         let user_handle = URL_SAFE_NO_PAD
             .decode(public_key["user"]["id"].as_str().unwrap())
             .unwrap();
-        let point = key.public_key().as_ref();
-        let (x, y) = (&point[1..33], &point[33..65]);
-        // COSE_Key: EC2, ES256, P-256.
-        let mut cose = Vec::new();
-        cbor_head(5, 5, &mut cose);
-        cbor_int(1, &mut cose);
-        cbor_int(2, &mut cose);
-        cbor_int(3, &mut cose);
-        cbor_int(-7, &mut cose);
-        cbor_int(-1, &mut cose);
-        cbor_int(1, &mut cose);
-        cbor_int(-2, &mut cose);
-        cbor_bytes(x, &mut cose);
-        cbor_int(-3, &mut cose);
-        cbor_bytes(y, &mut cose);
+        let cose = key.cose();
         let mut auth_data = Sha256::digest(rp_id.as_bytes()).to_vec();
         auth_data.push(0x45); // user present, user verified, attested credential data
         auth_data.extend(0u32.to_be_bytes());
@@ -186,7 +235,7 @@ impl SoftKey {
         .to_string();
         let mut signed = auth_data.clone();
         signed.extend(Sha256::digest(client_data.as_bytes()));
-        let signature = self.key.sign(&SystemRandom::new(), &signed).unwrap();
+        let signature = self.key.sign(&signed);
         json!({
             "id": b64(&self.id),
             "rawId": b64(&self.id),
@@ -194,7 +243,7 @@ impl SoftKey {
             "response": {
                 "clientDataJSON": b64(client_data.as_bytes()),
                 "authenticatorData": b64(&auth_data),
-                "signature": b64(signature.as_ref()),
+                "signature": b64(&signature),
                 "userHandle": b64(&self.user_handle),
             },
             "clientExtensionResults": {},
@@ -673,4 +722,39 @@ async fn passkey_sign_ins_count_toward_the_address_limit(app: TestApp) {
     .await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(refused.headers().contains_key("retry-after"));
+}
+
+async fn an_ed25519_passkey_works_as_well(app: TestApp) {
+    let token = signed_up(&app, "ed@example.com").await;
+    let options = body(
+        post(
+            &app,
+            "/api/users/me/passkeys/options",
+            Some(&token),
+            json!({}),
+        )
+        .await,
+    )
+    .await;
+    let algorithms: Vec<i64> = options["options"]["publicKey"]["pubKeyCredParams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["alg"].as_i64().unwrap())
+        .collect();
+    assert!(
+        algorithms.contains(&-7) && algorithms.contains(&-8),
+        "{algorithms:?}"
+    );
+    let (mut key, credential) =
+        SoftKey::create_with(PrivateKey::ed25519(), &options["options"], ORIGIN);
+    let added = post(
+        &app,
+        "/api/users/me/passkeys",
+        Some(&token),
+        json!({"flow_id": options["flow_id"], "credential": credential}),
+    )
+    .await;
+    assert_eq!(added.status(), StatusCode::CREATED);
+    assert_eq!(sign_in(&app, &mut key).await.status(), StatusCode::OK);
 }
