@@ -26,7 +26,7 @@ pub use admin::{AuditAction, Role, UserStatus};
 pub use documents::DocumentCache;
 pub use http::{graphql_get, graphql_post};
 use loaders::ProfileLoader;
-pub use metrics::execute;
+pub use metrics::{execute, execute_as};
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 pub use suggest::Suggestions;

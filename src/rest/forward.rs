@@ -41,18 +41,19 @@ pub async fn run(
     variables: Value,
 ) -> Result<async_graphql::Value, Problem> {
     let request = op.request().variables(Variables::from_json(variables));
-    execute(state, request, caller).await
+    execute(state, op, request, caller).await
 }
 
-/// Executes a request built from a REST operation (one carrying an upload, say) for
-/// `caller`: the operation's `result`, or the REST error.
+/// Executes `request`, built from `op` (one carrying an upload, say), for `caller`: the
+/// operation's `result`, or the REST error.
 pub async fn execute(
     state: &AppState,
+    op: &Operation,
     request: async_graphql::Request,
     caller: Caller,
 ) -> Result<async_graphql::Value, Problem> {
     let request = request.data(caller.actor).data(caller.client);
-    let mut response = graphql::execute(&state.graphql.schema, request).await;
+    let mut response = graphql::execute_as(&state.graphql.schema, request, op.label()).await;
     if let Some(error) = response.errors.first() {
         return Err(problem(error));
     }

@@ -69,19 +69,32 @@ fn page_of(fields: &str) -> String {
 pub struct Operation {
     source: String,
     document: ExecutableDocument,
+    /// Its name, as the metrics label of its runs.
+    label: &'static str,
 }
 
 impl Operation {
-    /// Parses the operation, and keeps its name as a metrics label for good.
+    /// Parses the operation (one, named), and keeps its name as a metrics label for good.
     fn parse(source: String) -> Self {
         let document = async_graphql::parser::parse_query(&source)
             .unwrap_or_else(|e| panic!("REST operation does not parse: {e}\n{source}"));
-        if let DocumentOperations::Multiple(operations) = &document.operations {
-            for name in operations.keys() {
-                crate::monitoring::pin_operation_name(name);
-            }
+        let DocumentOperations::Multiple(operations) = &document.operations else {
+            panic!("a REST operation has a name:\n{source}");
+        };
+        let name = operations.keys().next().expect("one operation").to_string();
+        crate::monitoring::pin_operation_name(&name);
+        // Made once per operation, in the static `OPERATIONS`: it lives as long anyway.
+        let label = Box::leak(name.into_boxed_str());
+        Self {
+            source,
+            document,
+            label,
         }
-        Self { source, document }
+    }
+
+    /// The metrics label of its runs: its name.
+    pub fn label(&self) -> &'static str {
+        self.label
     }
 
     /// A request for this operation that skips parsing.
@@ -557,7 +570,7 @@ mod tests {
 
     #[test]
     fn the_check_catches_a_wrong_field_and_a_wrong_variable() {
-        let misspelt = Operation::parse("query { result: me { id emial } }".into());
+        let misspelt = Operation::parse("query Misspelt { result: me { id emial } }".into());
         assert!(!errors_of(&misspelt, json!({})).is_empty());
         let wrong = &OPERATIONS.public_profile;
         assert!(!errors_of(wrong, json!({"userId": "seven"})).is_empty());

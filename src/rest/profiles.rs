@@ -215,12 +215,12 @@ pub async fn upload_photo(
         Ok(upload) => upload,
         Err(problem) => return problem.into_response(),
     };
-    let mut request = OPERATIONS
-        .upload_photo
+    let op = &OPERATIONS.upload_photo;
+    let mut request = op
         .request()
         .variables(async_graphql::Variables::from_json(json!({ "file": null })));
     request.set_upload("variables.file", upload);
-    respond(execute(&state, request, caller).await, StatusCode::OK)
+    respond(execute(&state, op, request, caller).await, StatusCode::OK)
 }
 
 /// Delete my profile photo
