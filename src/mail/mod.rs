@@ -47,6 +47,37 @@ pub enum Template<'a> {
     },
     /// To the account's address, with the link that sets a new password.
     ResetPassword { link: &'a str, minutes: u64 },
+    /// To the account's address, after a change of how it signs in (a second factor or a
+    /// passkey): what happened, and the way back if it was not its owner.
+    SecurityNotice { email: &'a str, notice: Notice },
+}
+
+/// A change of how an account signs in that its owner is told of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notice {
+    TotpEnabled,
+    TotpDisabled,
+    PasskeyAdded,
+}
+
+impl Notice {
+    /// The subject, and the sentence that says what happened.
+    fn words(self) -> (&'static str, &'static str) {
+        match self {
+            Self::TotpEnabled => (
+                "Two-factor authentication was turned on",
+                "Two-factor authentication (an authenticator app) was turned on",
+            ),
+            Self::TotpDisabled => (
+                "Two-factor authentication was turned off",
+                "Two-factor authentication was turned off",
+            ),
+            Self::PasskeyAdded => (
+                "A passkey was added to your account",
+                "A passkey was added, which signs in without a password",
+            ),
+        }
+    }
 }
 
 impl Template<'_> {
@@ -85,6 +116,23 @@ impl Template<'_> {
                     ),
                     html: fill(
                         include_str!("../../templates/mail/reset-password.html"),
+                        &values,
+                        true,
+                    ),
+                }
+            }
+            Self::SecurityNotice { email, notice } => {
+                let (subject, what) = notice.words();
+                let values = [("email", *email), ("what", what), ("subject", subject)];
+                Letter {
+                    subject: subject.into(),
+                    text: fill(
+                        include_str!("../../templates/mail/security-notice.txt"),
+                        &values,
+                        false,
+                    ),
+                    html: fill(
+                        include_str!("../../templates/mail/security-notice.html"),
                         &values,
                         true,
                     ),

@@ -34,7 +34,7 @@ use crate::{
     domain::{AccountToken, AuditAction, Email, Origin, PasswordReset},
     entities::{account_token, mail_outbox, session, user},
     error::{AppError, EMAIL_TAKEN},
-    mail::{Letter, Template},
+    mail::{Letter, Notice, Template},
 };
 
 pub const INVALID_TOKEN: &str = "Invalid or expired token.";
@@ -140,6 +140,17 @@ impl Services {
         }
         .render();
         self.enqueue(db, old_email, notice).await
+    }
+
+    /// Tells the account's address of a change of how it signs in, in `db`'s transaction.
+    pub(super) async fn send_security_notice(
+        &self,
+        db: &impl ConnectionTrait,
+        email: &str,
+        notice: Notice,
+    ) -> Result<(), AppError> {
+        let letter = Template::SecurityNotice { email, notice }.render();
+        self.enqueue(db, email, letter).await
     }
 
     /// Is `email` the one an unexpired undo link of another account (than `except`) would

@@ -43,6 +43,7 @@ use crate::{
     },
     entities::{mfa_challenge, profile, recovery_code, session, user, user_totp},
     error::{AppError, MfaChallenge, Refusal},
+    mail::Notice,
 };
 
 /// How long the second step of a sign-in may take.
@@ -165,7 +166,10 @@ impl Services {
             .with(json!({ "sessions_ended": ended }))
             .write(&txn, Some(origin))
             .await?;
+        self.send_security_notice(&txn, &user.email, Notice::TotpEnabled)
+            .await?;
         txn.commit().await?;
+        self.mail_queued();
         tracing::info!(
             user_id = user.id,
             ended_sessions = ended,
@@ -209,7 +213,10 @@ impl Services {
             .with(json!({ "with": factor.as_str() }))
             .write(&txn, Some(origin))
             .await?;
+        self.send_security_notice(&txn, &user.email, Notice::TotpDisabled)
+            .await?;
         txn.commit().await?;
+        self.mail_queued();
         self.limits.login_succeeded(&user.email, reservation).await;
         tracing::info!(user_id = user.id, "two-factor authentication disabled");
         Ok(())

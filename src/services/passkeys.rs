@@ -37,6 +37,7 @@ use crate::{
     domain::{Amr, AuditAction, Factor, Origin, PasskeyRegistrationInput, PasskeySignIn},
     entities::{passkey, profile, user, webauthn_flow},
     error::{AppError, Refusal},
+    mail::Notice,
 };
 
 /// How long a ceremony may take.
@@ -172,7 +173,12 @@ impl Services {
             .with(json!({ "passkey": row.id, "name": row.name }))
             .write(&txn, Some(origin))
             .await?;
+        // A passkey needs only a token to add and outlives a password change: the owner hears
+        // of it at once.
+        self.send_security_notice(&txn, &user.email, Notice::PasskeyAdded)
+            .await?;
         txn.commit().await?;
+        self.mail_queued();
         Ok(row.into())
     }
 

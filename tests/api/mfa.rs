@@ -400,6 +400,20 @@ async fn totp_over_rest_from_enrolment_to_removal(app: TestApp) {
         body(app.get_auth("/api/users/me/mfa", &token).await).await,
         json!({"totp": false, "recovery_codes_left": 0, "passkeys": 0})
     );
+    // The owner heard of both changes (after the verification message).
+    let mails = app.mail_to(email, 3).await;
+    assert_eq!(mails.len(), 3);
+    assert!(
+        mails[1].contains("Subject: Two-factor authentication was turned on"),
+        "{}",
+        mails[1]
+    );
+    assert!(
+        mails[2].contains("Subject: Two-factor authentication was turned off"),
+        "{}",
+        mails[2]
+    );
+    assert!(!mails[1].contains(&secret));
     let plain = app.tokens(email).await;
     assert_eq!(
         decode_claims(plain["access_token"].as_str().unwrap())["amr"],

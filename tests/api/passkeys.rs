@@ -353,6 +353,14 @@ async fn a_passkey_is_added_and_signs_in_over_rest(app: TestApp) {
     assert!(excluded.contains(&b64(&key.id)), "{excluded}");
     let (_, unnamed) = added(&app, &token, None).await;
     assert_eq!(unnamed["name"], "Passkey");
+    // The owner hears of every passkey added (after the verification message).
+    let mails = app.mail_to(email, 3).await;
+    assert_eq!(mails.len(), 3);
+    assert!(
+        mails[1..]
+            .iter()
+            .all(|m| m.contains("Subject: A passkey was added to your account"))
+    );
 
     let signed_in = sign_in(&app, &mut key).await;
     assert_eq!(signed_in.status(), StatusCode::OK);
