@@ -29,9 +29,11 @@ impl From<Options> for PasskeyOptions {
 /// A passkey of the account.
 #[derive(SimpleObject)]
 pub struct Passkey {
+    /// The passkey's id (for `deletePasskey`).
     pub id: ID,
     /// What the user called it (`Passkey` unless named).
     pub name: String,
+    /// When it was added.
     pub created_at: DateTime,
     /// The last sign-in with it; null before the first.
     pub last_used_at: Option<DateTime>,
