@@ -6,9 +6,10 @@ RUN cargo build --release --locked \
     && strip target/release/nta-user-svc
 
 FROM debian:bookworm-slim
-# The system's certificates: TLS to S3 (PHOTO_STORE=s3://…) verifies against them.
+# The system's certificates: TLS to S3 (PHOTO_STORE=s3://…) verifies against them. OpenSSL's
+# library: passkeys (webauthn-rs) link it.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates libssl3 \
     && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /nonexistent app \
     && mkdir -p /data /uploads \
