@@ -26,6 +26,8 @@ pub const BUSY: &str = "Server busy";
 /// Registration or an email change to an address another account has (or holds for its
 /// owner's undo link).
 pub const EMAIL_TAKEN: &str = "Email already registered.";
+/// A password that confirms a sensitive change (deletion, two-factor settings) is wrong.
+pub const PASSWORD_WRONG: &str = "Password is incorrect.";
 
 pub const MFA_REQUIRED: &str = "Two-factor authentication required";
 

@@ -37,16 +37,23 @@ impl MfaCode {
         if raw.chars().nth(MAX_CODE_CHARS).is_some() || raw.chars().any(|c| c.is_control()) {
             return Err(INVALID_CODE.into());
         }
-        let code: String = raw
-            .chars()
-            .filter(|c| !c.is_whitespace() && *c != '-')
-            .flat_map(char::to_lowercase)
-            .collect();
+        let code = Self::normalise(&raw);
         if code.len() == TOTP_DIGITS && code.bytes().all(|b| b.is_ascii_digit()) {
             Ok(Self::Totp(code))
         } else {
             Ok(Self::Recovery(code))
         }
+    }
+}
+
+impl MfaCode {
+    /// A code as it is compared and stored: without spaces or hyphens, lower-case. Recovery
+    /// codes are hashed in this form, so a code typed any way matches the one shown.
+    pub fn normalise(code: &str) -> String {
+        code.chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .flat_map(char::to_lowercase)
+            .collect()
     }
 }
 

@@ -42,7 +42,7 @@ use crate::{
         MfaDisable, MfaVerification, Origin,
     },
     entities::{mfa_challenge, profile, recovery_code, session, user, user_totp},
-    error::{AppError, MfaChallenge, Refusal},
+    error::{AppError, MfaChallenge, PASSWORD_WRONG, Refusal},
     mail::Notice,
 };
 
@@ -53,7 +53,6 @@ pub const MFA_TOKEN_ATTEMPTS: i32 = 5;
 pub const MFA_ALREADY_ENABLED: &str = "Two-factor authentication is already enabled";
 pub const MFA_NOT_ENABLED: &str = "Two-factor authentication is not enabled";
 pub const NO_ENROLLMENT: &str = "No enrollment in progress";
-const PASSWORD_WRONG: &str = "Password is incorrect.";
 
 /// What an account has of second factors.
 #[derive(Clone, Debug)]
@@ -501,7 +500,7 @@ async fn replace_recovery_codes(
     let codes = totp::new_recovery_codes()?;
     let rows = codes.iter().map(|code| recovery_code::ActiveModel {
         user_id: Set(user_id),
-        code_hash: Set(token_hash(&normalised(code))),
+        code_hash: Set(token_hash(&MfaCode::normalise(code))),
         used_at: Set(None),
         created_at: Set(now),
         ..Default::default()
@@ -509,14 +508,6 @@ async fn replace_recovery_codes(
     recovery_code::Entity::insert_many(rows).exec(db).await?;
     debug_assert_eq!(codes.len(), RECOVERY_CODES);
     Ok(codes)
-}
-
-/// A recovery code as it is compared: without hyphens, lower-case (as [`MfaCode`] reads one).
-fn normalised(code: &str) -> String {
-    code.chars()
-        .filter(|c| *c != '-')
-        .flat_map(char::to_lowercase)
-        .collect()
 }
 
 /// TOTP off, recovery codes and pending sign-ins gone.
@@ -544,7 +535,7 @@ mod tests {
             let MfaCode::Recovery(read) = MfaCode::parse(typed).unwrap() else {
                 panic!("a recovery code read as TOTP");
             };
-            assert_eq!(token_hash(&read), token_hash(&normalised(&code)));
+            assert_eq!(token_hash(&read), token_hash(&MfaCode::normalise(&code)));
         }
     }
 }

@@ -33,13 +33,12 @@ use crate::{
     db,
     domain::{Amr, AuditAction, Confirmation, Factor, Origin, PasswordChange, RefreshToken},
     entities::{mfa_challenge, profile, refresh_token, session, user, webauthn_flow},
-    error::{AppError, NOT_AUTHENTICATED, Refusal},
+    error::{AppError, NOT_AUTHENTICATED, PASSWORD_WRONG, Refusal},
 };
 
 pub use crate::domain::INVALID_REFRESH_TOKEN;
 pub const SESSION_NOT_FOUND: &str = "Session not found";
 pub const CURRENT_PASSWORD_WRONG: &str = "Current password is incorrect.";
-pub const PASSWORD_WRONG: &str = "Password is incorrect.";
 
 /// One of the caller's live sessions.
 #[derive(Clone, Debug)]
