@@ -27,7 +27,7 @@ use tracing::instrument;
 use super::{
     AccessToken, Services,
     events::Event,
-    query::{end_sessions, live},
+    query::{end_sessions, for_update, keep_newest, live},
     time::{delta, now},
     tokens::{new_random_token, token_hash},
 };
@@ -50,6 +50,9 @@ use crate::{
 pub const MFA_TOKEN_SECS: u64 = 300;
 /// Codes one `mfa_token` may try.
 pub const MFA_TOKEN_ATTEMPTS: i32 = 5;
+/// Second steps an account may have pending at once (each right password makes one); one more
+/// drops the oldest.
+const PENDING_CHALLENGES: u64 = 10;
 pub const MFA_ALREADY_ENABLED: &str = "Two-factor authentication is already enabled";
 pub const MFA_NOT_ENABLED: &str = "Two-factor authentication is not enabled";
 pub const NO_ENROLLMENT: &str = "No enrollment in progress";
@@ -259,6 +262,20 @@ impl Services {
     ) -> Result<AppError, AppError> {
         let token = new_random_token()?;
         let now = now();
+        // Trimmed and added under the account's row lock (SQLite: the write lock), so that
+        // right passwords at once cannot all see room.
+        let txn = db::begin_write(&self.db).await?;
+        for_update(&txn, user::Entity::find_by_id(user_id))
+            .one(&txn)
+            .await?;
+        keep_newest::<mfa_challenge::Entity>(
+            &txn,
+            mfa_challenge::Column::UserId.eq(user_id),
+            mfa_challenge::Column::CreatedAt,
+            mfa_challenge::Column::TokenHash,
+            PENDING_CHALLENGES - 1,
+        )
+        .await?;
         mfa_challenge::ActiveModel {
             token_hash: Set(token_hash(&token)),
             user_id: Set(user_id),
@@ -268,8 +285,9 @@ impl Services {
             expires_at: Set(now + delta(std::time::Duration::from_secs(MFA_TOKEN_SECS))),
             spent_at: Set(None),
         }
-        .insert(&self.db)
+        .insert(&txn)
         .await?;
+        txn.commit().await?;
         Ok(AppError::MfaRequired(Box::new(MfaChallenge {
             token,
             methods: vec![Factor::Otp.method(), Factor::RecoveryCode.method()],

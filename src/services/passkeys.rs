@@ -29,6 +29,7 @@ use webauthn_rs::prelude::{
 use super::{
     AccessToken, Services,
     events::Event,
+    query::{for_update, keep_newest},
     time::{delta, now},
 };
 use crate::{
@@ -42,6 +43,9 @@ use crate::{
 
 /// How long a ceremony may take.
 const FLOW_SECS: u64 = 300;
+/// Passkey additions an account may have pending at once (tabs, retries); starting one more
+/// drops the oldest.
+const PENDING_REGISTRATIONS: u64 = 5;
 pub const PASSKEY_NOT_VERIFIED: &str = "Passkey could not be verified.";
 pub const PASSKEY_NOT_RECOGNISED: &str = "Passkey not recognised";
 pub const PASSKEY_NOT_FOUND: &str = "Passkey not found";
@@ -340,7 +344,8 @@ impl Services {
         })
     }
 
-    /// Stores a ceremony's state; its id.
+    /// Stores a ceremony's state; its id. An account keeps its newest few pending (a sign-in's
+    /// have no account: the address's login limit bounds them).
     async fn open_flow(
         &self,
         kind: &str,
@@ -349,6 +354,22 @@ impl Services {
     ) -> Result<String, AppError> {
         let id = Uuid::new_v4().to_string();
         let now = now();
+        // Trimmed and added under the account's row lock (SQLite: the write lock), so that
+        // starts at once cannot all see room.
+        let txn = db::begin_write(&self.db).await?;
+        if let Some(user_id) = user_id {
+            for_update(&txn, user::Entity::find_by_id(user_id))
+                .one(&txn)
+                .await?;
+            keep_newest::<webauthn_flow::Entity>(
+                &txn,
+                webauthn_flow::Column::UserId.eq(user_id),
+                webauthn_flow::Column::CreatedAt,
+                webauthn_flow::Column::Id,
+                PENDING_REGISTRATIONS - 1,
+            )
+            .await?;
+        }
         webauthn_flow::ActiveModel {
             id: Set(id.clone()),
             kind: Set(kind.to_owned()),
@@ -357,8 +378,9 @@ impl Services {
             created_at: Set(now),
             expires_at: Set(now + delta(std::time::Duration::from_secs(FLOW_SECS))),
         }
-        .insert(&self.db)
+        .insert(&txn)
         .await?;
+        txn.commit().await?;
         Ok(id)
     }
 }

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, JoinType, QueryFilter,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, JoinType, QueryFilter, QueryOrder,
     QuerySelect, Related, SqlErr,
     sea_query::{Expr, ExprTrait},
 };
@@ -53,6 +53,32 @@ pub(super) async fn end_sessions(
         .exec(db)
         .await?
         .rows_affected)
+}
+
+/// Deletes the rows of `E` matching `owner` but the `keep` newest (by `created`; `id` is the
+/// text key): what bounds one account's pending ceremonies, however many it starts.
+pub(super) async fn keep_newest<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    owner: Expr,
+    created: E::Column,
+    id: E::Column,
+    keep: u64,
+) -> Result<(), AppError> {
+    let newest: Vec<String> = E::find()
+        .filter(owner.clone())
+        .order_by_desc(created)
+        .limit(keep)
+        .select_only()
+        .column(id)
+        .into_tuple()
+        .all(db)
+        .await?;
+    E::delete_many()
+        .filter(owner)
+        .filter(id.is_not_in(newest))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// `select` holding its rows until the transaction ends. SQLite has no row locks (and no

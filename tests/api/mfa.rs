@@ -22,6 +22,7 @@ on_both_backends!(
     five_wrong_codes_void_the_mfa_token,
     an_expired_or_unknown_mfa_token_is_refused,
     an_admin_reset_is_the_way_back,
+    right_passwords_keep_few_second_steps,
 );
 on_both_backends_with!(sealed; secrets_are_sealed_and_codes_hashed_at_rest);
 on_both_backends_with!(three_failures; wrong_codes_lock_the_account_like_wrong_passwords);
@@ -966,4 +967,26 @@ async fn secrets_and_codes_never_reach_a_log_or_the_audit() {
         assert!(!log.contains(&secret), "{secret} in the log");
         assert!(!events.contains(&secret), "{secret} in the audit");
     }
+}
+
+async fn right_passwords_keep_few_second_steps(app: TestApp) {
+    let email = "steps@example.com";
+    let token = signed_up(&app, email).await;
+    let (secret, _, _) = enrolled(&app, &token).await;
+    let mut tokens = Vec::new();
+    for _ in 0..15 {
+        tokens.push(mfa_token(&app, email).await);
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM mfa_challenges").await, 10);
+    // The oldest are gone; the newest works.
+    expect_error(
+        verify(&app, &tokens[0], &code(&secret, 1)).await,
+        StatusCode::UNAUTHORIZED,
+        "Invalid MFA token",
+    )
+    .await;
+    assert_eq!(
+        verify(&app, &tokens[14], &code(&secret, 1)).await.status(),
+        StatusCode::OK
+    );
 }

@@ -25,6 +25,7 @@ on_both_backends!(
     a_cloned_key_and_a_disabled_account_are_refused,
     a_ceremony_started_on_one_replica_finishes_on_another,
     an_ed25519_passkey_works_as_well,
+    an_account_keeps_few_pending_ceremonies,
 );
 on_both_backends_with!(three_per_minute; passkey_sign_ins_count_toward_the_address_limit);
 
@@ -765,4 +766,25 @@ async fn an_ed25519_passkey_works_as_well(app: TestApp) {
     .await;
     assert_eq!(added.status(), StatusCode::CREATED);
     assert_eq!(sign_in(&app, &mut key).await.status(), StatusCode::OK);
+}
+
+async fn an_account_keeps_few_pending_ceremonies(app: TestApp) {
+    let token = signed_up(&app, "pending@example.com").await;
+    let starts = (0..30).map(|_| {
+        post(
+            &app,
+            "/api/users/me/passkeys/options",
+            Some(&token),
+            json!({}),
+        )
+    });
+    let answers = futures_util::future::join_all(starts).await;
+    assert!(answers.iter().all(|r| r.status() == StatusCode::OK));
+    // However many start at once, a handful stay (each start trims to the newest few, under the account's lock).
+    let pending = app.count("SELECT COUNT(*) FROM webauthn_flows").await;
+    assert!(pending <= 5, "{pending} pending");
+    // The newest still finishes.
+    let (_, added) = added(&app, &token, None).await;
+    assert_eq!(added["name"], "Passkey");
+    assert!(app.count("SELECT COUNT(*) FROM webauthn_flows").await <= 5);
 }
