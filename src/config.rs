@@ -72,7 +72,7 @@ pub struct WebauthnConfig {
     pub rp_id: String,
     /// `WEBAUTHN_ORIGINS`: the origins pages may ask from (`PUBLIC_URL`'s; for a loopback
     /// address also the same origin under `localhost`).
-    pub origins: Vec<String>,
+    pub origins: Vec<url::Url>,
     /// `WEBAUTHN_RP_NAME`: the name authenticators show.
     pub rp_name: String,
 }
@@ -484,17 +484,24 @@ impl WebauthnConfig {
                 .trim_matches(['[', ']'])
                 .parse::<IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback());
-        let origin = public.origin().ascii_serialization();
-        let mut origins = env.list("WEBAUTHN_ORIGINS");
+        let listed = env.list("WEBAUTHN_ORIGINS");
+        let explicit_origins = !listed.is_empty();
+        let mut origins = listed
+            .iter()
+            .map(|origin| {
+                url::Url::parse(origin).map_err(|_| {
+                    ConfigError(format!("WEBAUTHN_ORIGINS has an invalid origin: {origin}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         if origins.is_empty() {
             if loopback && host != "localhost" {
                 let mut local = public.clone();
                 let _ = local.set_host(Some("localhost"));
-                origins.push(local.origin().ascii_serialization());
+                origins.push(local);
             }
-            origins.push(origin);
+            origins.push(public.clone());
         }
-        let explicit_origins = !env.list("WEBAUTHN_ORIGINS").is_empty();
         let explicit_rp_id = env.get("WEBAUTHN_RP_ID");
         let rp_id = explicit_rp_id.clone().unwrap_or_else(|| {
             if loopback {
@@ -511,11 +518,12 @@ impl WebauthnConfig {
                     .into(),
             ));
         }
-        for (i, origin) in origins.iter().enumerate() {
-            let parsed = url::Url::parse(origin).map_err(|_| {
+        for (i, origin) in origins.iter_mut().enumerate() {
+            // An origin is scheme, host and port: a path or query given with it is dropped.
+            *origin = url::Url::parse(&origin.origin().ascii_serialization()).map_err(|_| {
                 ConfigError(format!("WEBAUTHN_ORIGINS has an invalid origin: {origin}"))
             })?;
-            let on_rp = parsed
+            let on_rp = origin
                 .host_str()
                 .is_some_and(|h| h == rp_id || h.ends_with(&format!(".{rp_id}")));
             if !on_rp && (explicit_origins || (explicit_rp_id.is_some() && i == 0)) {
@@ -767,13 +775,20 @@ mod tests {
     fn the_relying_party_follows_the_public_url() {
         let local = config(&[("PUBLIC_URL", "http://127.0.0.1:8000")]).unwrap();
         assert_eq!(local.webauthn.rp_id, "localhost");
+        let origins = |c: &Config| -> Vec<String> {
+            c.webauthn
+                .origins
+                .iter()
+                .map(|o| o.origin().ascii_serialization())
+                .collect()
+        };
         assert_eq!(
-            local.webauthn.origins,
+            origins(&local),
             ["http://localhost:8000", "http://127.0.0.1:8000"]
         );
         let public = config(&[("PUBLIC_URL", "https://id.example.com/")]).unwrap();
         assert_eq!(public.webauthn.rp_id, "id.example.com");
-        assert_eq!(public.webauthn.origins, ["https://id.example.com"]);
+        assert_eq!(origins(&public), ["https://id.example.com"]);
         let set = config(&[
             ("PUBLIC_URL", "https://id.example.com"),
             ("WEBAUTHN_RP_ID", "example.com"),

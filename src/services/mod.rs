@@ -134,12 +134,8 @@ impl Services {
 /// The passkey relying party of `config`; `None` (logged) when the RP id is not a domain of
 /// the first origin: passkey paths then answer 503.
 fn relying_party(config: &crate::config::WebauthnConfig) -> Option<webauthn_rs::Webauthn> {
-    use webauthn_rs::prelude::{Url, WebauthnBuilder};
-    let origins: Vec<Url> = config
-        .origins
-        .iter()
-        .filter_map(|o| Url::parse(o).ok())
-        .collect();
+    use webauthn_rs::prelude::WebauthnBuilder;
+    let origins = &config.origins;
     let first = origins.first()?;
     let built = WebauthnBuilder::new(&config.rp_id, first).and_then(|builder| {
         origins
