@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{Checks, text::bounded_text};
+use super::{Checks, Name, text::bounded_text};
 use crate::error::AppError;
 
 /// Longest credential read (as JSON text): a passkey's is well under 4 KiB.
@@ -32,7 +32,7 @@ impl PasskeyRegistrationInput {
         let credential = checks.check("credential", self::credential(credential));
         let name = checks.check(
             "name",
-            name.map(|n| bounded_text("Name", n, 100, false))
+            name.map(|n| bounded_text("Name", n, Name::MAX_CHARS, false))
                 .transpose()
                 .map(Option::flatten),
         );

@@ -13,6 +13,7 @@
 //!   back is a cloned key: refused). A passkey is a whole sign-in (`amr` `["passkey"]`): no
 //!   second step.
 
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
@@ -22,8 +23,8 @@ use serde_json::{Value, json};
 use tracing::instrument;
 use uuid::Uuid;
 use webauthn_rs::prelude::{
-    DiscoverableAuthentication, DiscoverableKey, Passkey, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential, Webauthn,
+    CredentialID, DiscoverableAuthentication, DiscoverableKey, Passkey, PasskeyRegistration,
+    PublicKeyCredential, RegisterPublicKeyCredential, Webauthn,
 };
 
 use super::{
@@ -104,10 +105,11 @@ impl Services {
             .first()
             .and_then(|p| Uuid::try_parse(&p.user_handle).ok())
             .unwrap_or_else(Uuid::new_v4);
+        // The ids as stored: no credential needs to be read whole for them.
         let exclude = own
             .iter()
-            .filter_map(|p| serde_json::from_str::<Passkey>(&p.credential).ok())
-            .map(|p| p.cred_id().clone())
+            .filter_map(|p| URL_SAFE_NO_PAD.decode(&p.credential_id).ok())
+            .map(CredentialID::from)
             .collect::<Vec<_>>();
         let (challenge, state) = webauthn
             .start_passkey_registration(handle, &user.email, &user.email, Some(exclude))
@@ -425,6 +427,5 @@ fn allow_eddsa(options: &mut Value, state: &mut Value) {
 
 /// A credential id as stored and looked up: base64url without padding.
 fn credential_id_text(id: &[u8]) -> String {
-    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
     URL_SAFE_NO_PAD.encode(id)
 }
