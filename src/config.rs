@@ -62,6 +62,34 @@ pub struct Config {
     pub photo_store_concurrency: usize,
     pub mfa: MfaConfig,
     pub webauthn: WebauthnConfig,
+    pub oidc: OidcConfig,
+}
+
+/// Sign-in with external OpenID providers.
+#[derive(Clone, Debug, Default)]
+pub struct OidcConfig {
+    /// `OIDC_PROVIDERS`, in order, each with its `OIDC_{NAME}_*` variables.
+    pub providers: Vec<OidcProviderConfig>,
+    /// `OIDC_REDIRECT_ALLOWLIST`: where a flow may send the browser back to (each a prefix
+    /// that ends at a path boundary); `PUBLIC_URL` when unset.
+    pub redirect_allowlist: Vec<String>,
+    /// `PUBLIC_URL`, for the redirect URI `{PUBLIC_URL}/api/auth/oidc/{name}/callback`.
+    pub public_url: String,
+}
+
+/// One external OpenID provider.
+#[derive(Clone, Debug)]
+pub struct OidcProviderConfig {
+    /// Its name in paths and identities: lower-case letters, digits, `-` and `_`.
+    pub name: String,
+    /// `OIDC_{NAME}_DISPLAY_NAME`: what a sign-in button says (the name when unset).
+    pub display_name: String,
+    /// `OIDC_{NAME}_ISSUER`: https, or http on a loopback address.
+    pub issuer: url::Url,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// `OIDC_{NAME}_SCOPES` (space- or comma-separated): `openid email profile` when unset.
+    pub scopes: Vec<String>,
 }
 
 /// Passkeys: the relying party browsers check credentials against.
@@ -196,7 +224,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Every environment variable the service reads (the deployment files are checked against it).
-pub const VARIABLES: [&str; 58] = [
+pub const VARIABLES: [&str; 60] = [
     "DATABASE_URL",
     "DATABASE_MAX_CONNECTIONS",
     "DATABASE_ACQUIRE_TIMEOUT_SECS",
@@ -252,6 +280,10 @@ pub const VARIABLES: [&str; 58] = [
     "WEBAUTHN_RP_ID",
     "WEBAUTHN_ORIGINS",
     "WEBAUTHN_RP_NAME",
+    // With `OIDC_{NAME}_ISSUER`, `_CLIENT_ID`, `_CLIENT_SECRET`, `_SCOPES` and `_DISPLAY_NAME`
+    // for each name it lists.
+    "OIDC_PROVIDERS",
+    "OIDC_REDIRECT_ALLOWLIST",
     // Read by the logging set-up and the Rust runtime, not by `Config`.
     "RUST_LOG",
     "RUST_BACKTRACE",
@@ -358,6 +390,7 @@ impl Config {
             photo_store_concurrency: env.positive("PHOTO_STORE_CONCURRENCY", 16)?,
             mfa: MfaConfig::read(&env)?,
             webauthn: WebauthnConfig::read(&env)?,
+            oidc: OidcConfig::read(&env)?,
         })
     }
 }
@@ -537,6 +570,83 @@ impl WebauthnConfig {
             rp_id,
             origins,
             rp_name: env.text("WEBAUTHN_RP_NAME", "nta-user-svc"),
+        })
+    }
+}
+
+impl OidcConfig {
+    /// Longest provider name.
+    pub const MAX_NAME_CHARS: usize = 32;
+
+    fn read(env: &Env) -> Result<Self, ConfigError> {
+        let public_url = env
+            .text("PUBLIC_URL", "http://127.0.0.1:8000")
+            .trim_end_matches('/')
+            .to_owned();
+        let mut providers: Vec<OidcProviderConfig> = Vec::new();
+        for name in env.list("OIDC_PROVIDERS") {
+            let name = name.to_ascii_lowercase();
+            let valid = !name.is_empty()
+                && name.len() <= Self::MAX_NAME_CHARS
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            if !valid {
+                return Err(ConfigError(format!(
+                    "OIDC_PROVIDERS: `{name}` is not a provider name (letters, digits, - and _, \
+                     at most 32)"
+                )));
+            }
+            if providers.iter().any(|p| p.name == name) {
+                return Err(ConfigError(format!("OIDC_PROVIDERS lists `{name}` twice")));
+            }
+            let prefix = format!("OIDC_{}_", name.to_ascii_uppercase().replace('-', "_"));
+            let required = |key: &str| {
+                env.get(&format!("{prefix}{key}"))
+                    .ok_or_else(|| ConfigError(format!("{prefix}{key} is required")))
+            };
+            let issuer_text = required("ISSUER")?;
+            let issuer = url::Url::parse(&issuer_text)
+                .map_err(|_| ConfigError(format!("{prefix}ISSUER must be an absolute URL")))?;
+            if !crate::net::secure_or_loopback(&issuer) {
+                return Err(ConfigError(format!(
+                    "{prefix}ISSUER must be https (plain http only on a loopback address)"
+                )));
+            }
+            let scopes = env
+                .get(&format!("{prefix}SCOPES"))
+                .unwrap_or_else(|| "openid email profile".to_owned())
+                .split([' ', ','])
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            providers.push(OidcProviderConfig {
+                display_name: env.text(&format!("{prefix}DISPLAY_NAME"), &name),
+                issuer,
+                client_id: required("CLIENT_ID")?,
+                client_secret: Secret::from(required("CLIENT_SECRET")?),
+                scopes,
+                name,
+            });
+        }
+        let mut redirect_allowlist = env.list("OIDC_REDIRECT_ALLOWLIST");
+        if redirect_allowlist.is_empty() {
+            redirect_allowlist.push(public_url.clone());
+        }
+        for entry in &redirect_allowlist {
+            let parsed = url::Url::parse(entry).map_err(|_| {
+                ConfigError(format!("OIDC_REDIRECT_ALLOWLIST: `{entry}` is not an absolute URL"))
+            })?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                return Err(ConfigError(format!(
+                    "OIDC_REDIRECT_ALLOWLIST: `{entry}` must be an http(s) URL"
+                )));
+            }
+        }
+        Ok(Self {
+            providers,
+            redirect_allowlist,
+            public_url,
         })
     }
 }

@@ -19,6 +19,18 @@ pub fn parse_net(s: &str) -> Option<IpNet> {
     IpNet::new(address, prefix.unwrap_or(max)).ok()
 }
 
+/// An https URL, or an http one on a loopback address (`localhost`, 127.0.0.0/8, `::1`):
+/// what an OpenID provider's issuer and endpoints may be.
+pub fn secure_or_loopback(url: &url::Url) -> bool {
+    match (url.scheme(), url.host()) {
+        ("https", Some(_)) => true,
+        ("http", Some(url::Host::Domain(host))) => host.eq_ignore_ascii_case("localhost"),
+        ("http", Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
+        _ => false,
+    }
+}
+
 /// IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`) compare as IPv4.
 pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
@@ -92,5 +104,18 @@ mod tests {
             client_ip(ip("10.0.0.2"), &HeaderMap::new(), &trusted),
             ip("10.0.0.2")
         );
+    }
+
+    #[test]
+    fn plain_http_only_on_the_loopback() {
+        let ok = |u: &str| secure_or_loopback(&url::Url::parse(u).unwrap());
+        assert!(ok("https://accounts.example.com"));
+        assert!(ok("http://127.0.0.1:9000/realm"));
+        assert!(ok("http://[::1]:9000"));
+        assert!(ok("http://localhost:9000"));
+        assert!(!ok("http://accounts.example.com"));
+        assert!(!ok("http://10.0.0.1"));
+        assert!(!ok("http://127.0.0.1.example.com"));
+        assert!(!ok("ftp://127.0.0.1"));
     }
 }

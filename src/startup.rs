@@ -115,6 +115,7 @@ impl App {
                 let services = sessions.clone();
                 async move {
                     services.prune_sessions().await?;
+                    services.prune_oidc().await?;
                     services.prune_audit().await
                 }
             })

@@ -13,6 +13,7 @@ mod m20261202_000005_create_roles_and_audit;
 mod m20261207_000006_index_account_token_emails;
 mod m20261207_000007_create_two_factor;
 mod m20261207_000008_create_passkeys;
+mod m20261207_000009_create_identities;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000006_index_account_token_emails::Migration),
             Box::new(m20261207_000007_create_two_factor::Migration),
             Box::new(m20261207_000008_create_passkeys::Migration),
+            Box::new(m20261207_000009_create_identities::Migration),
         ]
     }
 }

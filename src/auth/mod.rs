@@ -1,9 +1,11 @@
 //! Authentication: who is calling (`Actor`), how tokens are made and checked (`jwt`), and how
 //! passwords are hashed without blocking the async executor (`password`); TOTP codes and
-//! recovery codes (`totp`), and TOTP secrets sealed at rest (`sealing`).
+//! recovery codes (`totp`), TOTP secrets sealed at rest (`sealing`), and the OpenID Connect
+//! relying party for external sign-in (`oidc`).
 
 mod actor;
 pub mod jwt;
+pub mod oidc;
 pub mod password;
 pub mod sealing;
 pub mod totp;

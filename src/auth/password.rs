@@ -46,6 +46,11 @@ struct Inner {
     dummy: OnceCell<String>,
 }
 
+
+/// The stored hash of an account that has no password (made through an external provider):
+/// no password matches it; a password reset sets one.
+pub const NO_PASSWORD: &str = "";
+
 /// A first guess at one hash's time before any is measured: a hash at the cheapest cost (a
 /// millisecond), doubled for each step of cost above it. A burst at start-up is then bounded
 /// too, not only once the first hash has finished.
@@ -113,8 +118,16 @@ impl PasswordHasher {
     }
 
     /// True when `password` matches `hash`. A password over bcrypt's 72 bytes never matches:
-    /// bcrypt would compare only its first 72 bytes.
+    /// bcrypt would compare only its first 72 bytes. An account without a password
+    /// ([`NO_PASSWORD`]) matches nothing, after the same work as any other.
     pub async fn verify(&self, password: &str, hash: &str) -> Result<bool, AppError> {
+        if hash == NO_PASSWORD {
+            return self.verify_dummy(password).await;
+        }
+        self.check(password, hash).await
+    }
+
+    async fn check(&self, password: &str, hash: &str) -> Result<bool, AppError> {
         let too_long = password.len() > MAX_PASSWORD_BYTES;
         let password = password.to_owned();
         let hash = hash.to_owned();
@@ -138,7 +151,7 @@ impl PasswordHasher {
                 })
             })
             .await?;
-        self.verify(password, dummy).await.map(|_| false)
+        self.check(password, dummy).await.map(|_| false)
     }
 
     /// Runs `work` on the blocking pool once a permit is free, inside the caller's span.

@@ -5,6 +5,7 @@ mod account;
 mod admin;
 mod email;
 mod mfa;
+mod oidc;
 mod passkey;
 mod password;
 mod profile;
@@ -15,9 +16,13 @@ pub use account::{AccountPatch, Credentials, NewAccount, presented_password};
 pub use admin::{
     AuditAction, Cursor, CursorKind, MAX_PAGE, PageRequest, Role, UserFilter, UserStatus,
 };
-pub use email::Email;
+pub use email::{Email, MAX_EMAIL_CHARS};
 pub use mfa::{
     Amr, Factor, INVALID_CODE, INVALID_MFA_TOKEN, MfaCode, MfaDisable, MfaToken, MfaVerification,
+};
+pub use oidc::{
+    ExchangeCode, INVALID_EXCHANGE_CODE, INVALID_REDIRECT, INVALID_SIGN_IN_ATTEMPT, OidcCallback,
+    RedirectTarget,
 };
 pub use passkey::{PasskeyRegistrationInput, PasskeySignIn};
 pub use password::{MAX_PASSWORD_BYTES, Password};

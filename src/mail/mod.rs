@@ -58,6 +58,7 @@ pub enum Notice {
     TotpEnabled,
     TotpDisabled,
     PasskeyAdded,
+    IdentityLinked,
 }
 
 impl Notice {
@@ -75,6 +76,10 @@ impl Notice {
             Self::PasskeyAdded => (
                 "A passkey was added to your account",
                 "A passkey was added, which signs in without a password",
+            ),
+            Self::IdentityLinked => (
+                "A sign-in provider was linked to your account",
+                "An account at an external sign-in provider was linked, which signs in without a password",
             ),
         }
     }

@@ -12,6 +12,7 @@ mod admin;
 mod audit;
 mod mail;
 mod mfa;
+mod oidc;
 mod passkeys;
 mod profiles;
 mod sessions;
@@ -34,12 +35,13 @@ use sea_orm::DatabaseConnection;
 pub use accounts::{AccessToken, Account};
 pub use audit::AuditEventView;
 pub use mfa::{MfaStatus, TotpEnrollment};
+pub use oidc::{IdentityView, OidcProviderView};
 pub use passkeys::{PasskeyOptions, PasskeyView};
 pub use profiles::{PhotoObject, ProfileView};
 pub use sessions::SessionView;
 
 use crate::{
-    auth::{JwtKeys, PasswordHasher, sealing::Sealer},
+    auth::{JwtKeys, PasswordHasher, oidc::OidcProviders, sealing::Sealer},
     config::{Config, MailConfig, SessionConfig},
     domain::{Cursor, CursorKind, PageRequest},
     limits::RateLimiter,
@@ -70,6 +72,10 @@ pub struct Services {
     mfa_issuer: String,
     /// The passkey relying party; `None` when its configuration is unusable (logged).
     webauthn: Option<Arc<webauthn_rs::Webauthn>>,
+    /// The external OpenID providers (`OIDC_PROVIDERS`).
+    oidc: Arc<OidcProviders>,
+    /// Where their flows may send the browser back to (`OIDC_REDIRECT_ALLOWLIST`).
+    oidc_redirects: Arc<[String]>,
 }
 
 impl Services {
@@ -101,6 +107,8 @@ impl Services {
             ),
             mfa_issuer: config.mfa.issuer.clone(),
             webauthn: relying_party(&config.webauthn).map(Arc::new),
+            oidc: Arc::new(OidcProviders::new(&config.oidc)),
+            oidc_redirects: config.oidc.redirect_allowlist.clone().into(),
         }
     }
 
