@@ -84,8 +84,9 @@ pub struct OidcProviderConfig {
     pub name: String,
     /// `OIDC_{NAME}_DISPLAY_NAME`: what a sign-in button says (the name when unset).
     pub display_name: String,
-    /// `OIDC_{NAME}_ISSUER`: https, or http on a loopback address.
-    pub issuer: url::Url,
+    /// `OIDC_{NAME}_ISSUER`: https, or http on a loopback address; exactly as the provider
+    /// spells it (its discovery document must name the same).
+    pub issuer: String,
     pub client_id: String,
     pub client_secret: Secret,
     /// `OIDC_{NAME}_SCOPES` (space- or comma-separated): `openid email profile` when unset.
@@ -622,7 +623,7 @@ impl OidcConfig {
                 .collect();
             providers.push(OidcProviderConfig {
                 display_name: env.text(&format!("{prefix}DISPLAY_NAME"), &name),
-                issuer,
+                issuer: issuer_text,
                 client_id: required("CLIENT_ID")?,
                 client_secret: Secret::from(required("CLIENT_SECRET")?),
                 scopes,

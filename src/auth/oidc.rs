@@ -274,7 +274,7 @@ impl OidcProviders {
                 return Ok(metadata.clone());
             }
         }
-        let issuer = IssuerUrl::new(provider.config.issuer.to_string())
+        let issuer = IssuerUrl::new(provider.config.issuer.clone())
             .map_err(|e| failed("issuer", e))?;
         let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
             .await

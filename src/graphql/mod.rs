@@ -12,6 +12,7 @@ mod loaders;
 mod metrics;
 mod mfa;
 mod mutation;
+mod oidc;
 mod passkeys;
 mod query;
 mod shape;

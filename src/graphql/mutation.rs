@@ -5,6 +5,7 @@ use super::{
     admin::Role,
     context,
     mfa::{DisableTotpInput, RecoveryCodes, TotpEnrollment, VerifyMfaInput},
+    oidc::FinishOidcSignInInput,
     origin,
     passkeys::{FinishPasskeyRegistrationInput, FinishPasskeySignInInput, Passkey, PasskeyOptions},
     types::{
@@ -14,9 +15,9 @@ use super::{
 };
 use crate::{
     domain::{
-        AccountPatch, AccountToken, Confirmation, Credentials, MfaCode, MfaDisable,
-        MfaVerification, NewAccount, PasskeyRegistrationInput, PasskeySignIn, PasswordChange,
-        PasswordReset, ProfilePatch, RefreshToken,
+        AccountPatch, AccountToken, Confirmation, Credentials, ExchangeCode, MfaCode, MfaDisable,
+        MfaVerification, NewAccount, OidcCallback, PasskeyRegistrationInput, PasskeySignIn,
+        PasswordChange, PasswordReset, ProfilePatch, RedirectTarget, RefreshToken,
     },
     error::AppError,
 };
@@ -189,6 +190,88 @@ impl MutationRoot {
             .finish_passkey_sign_in(&origin(ctx), input)
             .await?
             .into())
+    }
+
+    /// Starts a sign-in at an external OpenID provider: the URL to send the browser to (what
+    /// `GET /api/auth/oidc/{provider}/authorize` redirects to). `redirectTo` must be under
+    /// `OIDC_REDIRECT_ALLOWLIST` (`BAD_USER_INPUT` on `redirect_to`); an unknown provider →
+    /// `NOT_FOUND`.
+    async fn start_oidc_sign_in(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The provider's name (from `oidcProviders`).")] provider: String,
+        #[graphql(desc = "Where the browser comes back to with `code` or `error`.")]
+        redirect_to: String,
+    ) -> Result<String> {
+        let (services, _) = context(ctx);
+        let redirect_to = RedirectTarget::parse(&redirect_to)?;
+        Ok(services
+            .start_oidc_sign_in(&origin(ctx), &provider, redirect_to)
+            .await?)
+    }
+
+    /// The provider's redirect back (what `GET /api/auth/oidc/{provider}/callback` runs):
+    /// where to send the browser, `redirectTo` with `code`, `linked` or `error`. An unknown,
+    /// expired or used `state` → `BAD_USER_INPUT` on `state`.
+    async fn finish_oidc_sign_in(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The redirect's parameters.")] input: FinishOidcSignInInput,
+    ) -> Result<String> {
+        let (services, _) = context(ctx);
+        let callback = OidcCallback::parse(
+            input.state.as_deref(),
+            input.code.as_deref(),
+            input.error.as_deref(),
+        )?;
+        Ok(services
+            .finish_oidc(&origin(ctx), &input.provider, callback)
+            .await?)
+    }
+
+    /// Exchanges the one-time `code` an OpenID sign-in came back with (60 s, once) for a
+    /// session (`amr` `["oidc"]`); an account with TOTP on → `MFA_REQUIRED`. A bad or used
+    /// code → `BAD_USER_INPUT` on `code`.
+    async fn exchange_oidc_code(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The `code` of the redirect.")] code: String,
+    ) -> Result<AuthPayload> {
+        let (services, _) = context(ctx);
+        let code = ExchangeCode::parse(&code)?;
+        Ok(services
+            .exchange_oidc_code(&origin(ctx), code)
+            .await?
+            .into())
+    }
+
+    /// Starts linking an identity at an external provider to the account: the URL to send
+    /// the browser to. It comes back to `redirectTo` with `linked={provider}` (or `error`).
+    async fn link_identity(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The provider's name.")] provider: String,
+        #[graphql(desc = "Where the browser comes back to.")] redirect_to: String,
+    ) -> Result<String> {
+        let (services, actor) = context(ctx);
+        let redirect_to = RedirectTarget::parse(&redirect_to)?;
+        Ok(services
+            .link_identity(&actor, &origin(ctx), &provider, redirect_to)
+            .await?)
+    }
+
+    /// Unlinks the account's identity at `provider`: `NOT_FOUND` when none is linked,
+    /// `CONFLICT` when it is the last way to sign in (no password, passkey or other identity).
+    async fn unlink_identity(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The provider's name.")] provider: String,
+    ) -> Result<bool> {
+        let (services, actor) = context(ctx);
+        services
+            .unlink_identity(&actor, &origin(ctx), &provider)
+            .await?;
+        Ok(true)
     }
 
     /// Exchanges a refresh token for a new pair; the one sent is spent. Unknown, expired or

@@ -4,6 +4,7 @@ use super::{
     admin::{AuditAction, AuditEventConnection, Role, UserConnection, UserStatus},
     context,
     mfa::MfaStatus,
+    oidc::{Identity, OidcProvider},
     passkeys::Passkey,
     types::{Profile, Session, User},
 };
@@ -12,8 +13,8 @@ use crate::domain::{CursorKind, PageRequest, UserFilter};
 /// Reads. Every field needs a bearer token.
 pub struct QueryRoot;
 
-/// Reads. Every field needs a bearer token (`Authorization: Bearer <accessToken>`); `users`,
-/// `user` and `auditEvents` need an admin's.
+/// Reads. Every field but `oidcProviders` needs a bearer token (`Authorization: Bearer
+/// <accessToken>`); `users`, `user` and `auditEvents` need an admin's.
 #[Object(name = "Query")]
 impl QueryRoot {
     /// The current account.
@@ -50,6 +51,23 @@ impl QueryRoot {
         let (services, actor) = context(ctx);
         let passkeys = services.my_passkeys(&actor).await?;
         Ok(passkeys.into_iter().map(Passkey::from).collect())
+    }
+
+    /// The external OpenID providers this service signs in with (no token needed).
+    async fn oidc_providers(&self, ctx: &Context<'_>) -> Vec<OidcProvider> {
+        let (services, _) = context(ctx);
+        services
+            .oidc_providers()
+            .into_iter()
+            .map(OidcProvider::from)
+            .collect()
+    }
+
+    /// The identities at external providers linked to the account, oldest first.
+    async fn my_identities(&self, ctx: &Context<'_>) -> Result<Vec<Identity>> {
+        let (services, actor) = context(ctx);
+        let identities = services.my_identities(&actor).await?;
+        Ok(identities.into_iter().map(Identity::from).collect())
     }
 
     /// The account's live sessions, most recently used first.

@@ -17,6 +17,7 @@ mod body;
 mod forward;
 mod health;
 mod mfa;
+mod oidc;
 mod openapi;
 mod operations;
 mod pages;
@@ -88,6 +89,15 @@ pub fn router(max_upload_bytes: usize) -> Router<AppState> {
         .route("/api/users/me/passkeys/{id}", delete(passkeys::delete))
         .route("/api/auth/passkey/options", post(passkeys::sign_in_options))
         .route("/api/auth/passkey/verify", post(passkeys::sign_in))
+        .route("/api/auth/oidc/providers", get(oidc::providers))
+        .route("/api/auth/oidc/{name}/authorize", get(oidc::authorize))
+        .route("/api/auth/oidc/{name}/callback", get(oidc::callback))
+        .route("/api/auth/oidc/exchange", post(oidc::exchange))
+        .route("/api/users/me/identities", get(oidc::list))
+        .route(
+            "/api/users/me/identities/{name}",
+            post(oidc::link).delete(oidc::unlink),
+        )
         .route(
             "/api/admin/users/{id}/mfa/reset",
             post(admin::reset_user_mfa),

@@ -11,7 +11,7 @@ use utoipa::{
 use axum::{Router, http::header, routing::get};
 use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
-use super::{accounts, admin, mfa, passkeys, profiles, recovery, schemas, sessions};
+use super::{accounts, admin, mfa, oidc, passkeys, profiles, recovery, schemas, sessions};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -55,6 +55,13 @@ use crate::state::AppState;
         passkeys::delete,
         passkeys::sign_in_options,
         passkeys::sign_in,
+        oidc::providers,
+        oidc::authorize,
+        oidc::callback,
+        oidc::exchange,
+        oidc::list,
+        oidc::link,
+        oidc::unlink,
         profiles::create_profile,
         profiles::my_profile,
         profiles::public_profile,
@@ -97,6 +104,8 @@ use crate::state::AppState;
         mfa::VerifyMfaBody,
         passkeys::AddPasskeyBody,
         passkeys::PasskeySignInBody,
+        oidc::ExchangeBody,
+        oidc::LinkBody,
     )),
     modifiers(&SecuritySchemes),
     tags(

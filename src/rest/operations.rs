@@ -151,6 +151,13 @@ pub struct Operations {
     pub delete_passkey: Operation,
     pub start_passkey_sign_in: Operation,
     pub finish_passkey_sign_in: Operation,
+    pub oidc_providers: Operation,
+    pub start_oidc_sign_in: Operation,
+    pub finish_oidc_sign_in: Operation,
+    pub exchange_oidc_code: Operation,
+    pub my_identities: Operation,
+    pub link_identity: Operation,
+    pub unlink_identity: Operation,
 }
 
 impl Operations {
@@ -344,6 +351,40 @@ impl Operations {
                 "mutation FinishPasskeySignIn($input: FinishPasskeySignInInput!) {{ \
                    result: finishPasskeySignIn(input: $input) {{ {TOKEN_FIELDS} }} }}"
             )),
+            oidc_providers: Operation::parse(
+                "query OidcProviders { result: oidcProviders { name \
+                   display_name: displayName } }"
+                    .into(),
+            ),
+            start_oidc_sign_in: Operation::parse(
+                "mutation StartOidcSignIn($provider: String!, $redirectTo: String!) { \
+                   result: startOidcSignIn(provider: $provider, redirectTo: $redirectTo) }"
+                    .into(),
+            ),
+            finish_oidc_sign_in: Operation::parse(
+                "mutation FinishOidcSignIn($input: FinishOidcSignInInput!) { \
+                   result: finishOidcSignIn(input: $input) }"
+                    .into(),
+            ),
+            exchange_oidc_code: Operation::parse(format!(
+                "mutation ExchangeOidcCode($code: String!) {{ \
+                   result: exchangeOidcCode(code: $code) {{ {TOKEN_FIELDS} }} }}"
+            )),
+            my_identities: Operation::parse(
+                "query MyIdentities { result: myIdentities { provider subject email \
+                   linked_at: linkedAt } }"
+                    .into(),
+            ),
+            link_identity: Operation::parse(
+                "mutation LinkIdentity($provider: String!, $redirectTo: String!) { \
+                   result: linkIdentity(provider: $provider, redirectTo: $redirectTo) }"
+                    .into(),
+            ),
+            unlink_identity: Operation::parse(
+                "mutation UnlinkIdentity($provider: String!) { \
+                   result: unlinkIdentity(provider: $provider) }"
+                    .into(),
+            ),
         }
     }
 }
@@ -427,7 +468,7 @@ mod tests {
         let account = via::<UpdateAccountBody>(json!({"email": "a@b.c", "name": null}));
         let credentials = json!({"email": "a@b.c", "password": "StrongPass123"});
         let page = json!({"first": 20, "after": "dTox"});
-        let cases: [(&str, &Operation, serde_json::Value); 45] = [
+        let cases: [(&str, &Operation, serde_json::Value); 52] = [
             (
                 "register",
                 &ops.register,
@@ -561,6 +602,29 @@ mod tests {
                 &ops.finish_passkey_sign_in,
                 json!({"input": {"flowId": "f", "credential": {"id": "x"}}}),
             ),
+            ("oidc_providers", &ops.oidc_providers, json!({})),
+            (
+                "start_oidc_sign_in",
+                &ops.start_oidc_sign_in,
+                json!({"provider": "p", "redirectTo": "https://a.test/"}),
+            ),
+            (
+                "finish_oidc_sign_in",
+                &ops.finish_oidc_sign_in,
+                json!({"input": {"provider": "p", "state": "s", "code": "c", "error": null}}),
+            ),
+            (
+                "exchange_oidc_code",
+                &ops.exchange_oidc_code,
+                json!({"code": "c"}),
+            ),
+            ("my_identities", &ops.my_identities, json!({})),
+            (
+                "link_identity",
+                &ops.link_identity,
+                json!({"provider": "p", "redirectTo": "https://a.test/"}),
+            ),
+            ("unlink_identity", &ops.unlink_identity, json!({"provider": "p"})),
         ];
         for (name, op, variables) in cases {
             let errors = errors_of(op, variables);

@@ -16,6 +16,7 @@ mod hardening;
 mod layering;
 mod metrics;
 mod mfa;
+mod oidc;
 mod operations;
 mod passkeys;
 mod photo_store;

@@ -45,7 +45,7 @@ fn three_failures() -> Vec<(&'static str, &'static str)> {
 }
 
 /// The code an authenticator app shows for `secret`, `steps` time steps from now (pyotp).
-fn code(secret: &str, steps: i64) -> String {
+pub(crate) fn code(secret: &str, steps: i64) -> String {
     static PYTHON: OnceLock<std::path::PathBuf> = OnceLock::new();
     let python = PYTHON
         .get_or_init(|| python_with("OTP_TEST_PYTHON", "pyotp-venv", "pyotp", "pyotp==2.9.0"));
@@ -97,7 +97,7 @@ async fn post(app: &TestApp, path: &str, token: Option<&str>, json: Value) -> re
 }
 
 /// Enrols and confirms TOTP over REST: `(secret, the confirmation's code, recovery codes)`.
-async fn enrolled(app: &TestApp, token: &str) -> (String, String, Vec<String>) {
+pub(crate) async fn enrolled(app: &TestApp, token: &str) -> (String, String, Vec<String>) {
     let started = post(
         app,
         "/api/users/me/mfa/totp",

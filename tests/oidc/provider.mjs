@@ -160,3 +160,7 @@ const server = createServer(provider.callback());
 server.listen(port, '127.0.0.1', () => {
   console.log(`listening ${issuer}`);
 });
+
+// The tests hold this process's stdin: when they end, so does the provider.
+process.stdin.on('end', () => process.exit(0));
+process.stdin.resume();
