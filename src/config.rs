@@ -589,9 +589,9 @@ impl OidcConfig {
             let name = name.to_ascii_lowercase();
             let valid = !name.is_empty()
                 && name.len() <= Self::MAX_NAME_CHARS
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+                && name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
             if !valid {
                 return Err(ConfigError(format!(
                     "OIDC_PROVIDERS: `{name}` is not a provider name (letters, digits, - and _, \
@@ -636,7 +636,9 @@ impl OidcConfig {
         }
         for entry in &redirect_allowlist {
             let parsed = url::Url::parse(entry).map_err(|_| {
-                ConfigError(format!("OIDC_REDIRECT_ALLOWLIST: `{entry}` is not an absolute URL"))
+                ConfigError(format!(
+                    "OIDC_REDIRECT_ALLOWLIST: `{entry}` is not an absolute URL"
+                ))
             })?;
             if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
                 return Err(ConfigError(format!(

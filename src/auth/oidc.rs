@@ -223,7 +223,10 @@ impl OidcProviders {
             subject: claims.subject().to_string(),
             email: claims.email().map(|e| e.to_string()),
             email_verified: claims.email_verified().unwrap_or(false),
-            name: claims.name().and_then(|n| n.get(None)).map(|n| n.to_string()),
+            name: claims
+                .name()
+                .and_then(|n| n.get(None))
+                .map(|n| n.to_string()),
         };
         if identity.email.is_none() {
             self.complete_from_userinfo(&client, token.access_token(), &mut identity)
@@ -256,7 +259,10 @@ impl OidcProviders {
         identity.email = claims.email().map(|e| e.to_string());
         identity.email_verified = claims.email_verified().unwrap_or(false);
         if identity.name.is_none() {
-            identity.name = claims.name().and_then(|n| n.get(None)).map(|n| n.to_string());
+            identity.name = claims
+                .name()
+                .and_then(|n| n.get(None))
+                .map(|n| n.to_string());
         }
     }
 
@@ -274,8 +280,8 @@ impl OidcProviders {
                 return Ok(metadata.clone());
             }
         }
-        let issuer = IssuerUrl::new(provider.config.issuer.clone())
-            .map_err(|e| failed("issuer", e))?;
+        let issuer =
+            IssuerUrl::new(provider.config.issuer.clone()).map_err(|e| failed("issuer", e))?;
         let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
             .await
             .map_err(|e| failed("discovery", error_chain(&e)))?;

@@ -46,7 +46,6 @@ struct Inner {
     dummy: OnceCell<String>,
 }
 
-
 /// The stored hash of an account that has no password (made through an external provider):
 /// no password matches it; a password reset sets one.
 pub const NO_PASSWORD: &str = "";

@@ -125,14 +125,35 @@ mod tests {
         let under = |to: &str, prefix: &str| RedirectTarget::parse(to).unwrap().is_under(prefix);
         assert!(under("https://app.example.com", "https://app.example.com"));
         assert!(under("https://app.example.com/", "https://app.example.com"));
-        assert!(under("https://app.example.com/done?x=1", "https://app.example.com"));
-        assert!(under("https://app.example.com/auth/done", "https://app.example.com/auth/"));
-        assert!(under("https://app.example.com/auth", "https://app.example.com/auth"));
-        assert!(!under("https://app.example.com.evil.test/", "https://app.example.com"));
-        assert!(!under("https://app.example.com:444/", "https://app.example.com"));
+        assert!(under(
+            "https://app.example.com/done?x=1",
+            "https://app.example.com"
+        ));
+        assert!(under(
+            "https://app.example.com/auth/done",
+            "https://app.example.com/auth/"
+        ));
+        assert!(under(
+            "https://app.example.com/auth",
+            "https://app.example.com/auth"
+        ));
+        assert!(!under(
+            "https://app.example.com.evil.test/",
+            "https://app.example.com"
+        ));
+        assert!(!under(
+            "https://app.example.com:444/",
+            "https://app.example.com"
+        ));
         assert!(!under("http://app.example.com/", "https://app.example.com"));
-        assert!(!under("https://app.example.com/authz", "https://app.example.com/auth"));
-        assert!(!under("https://evil.test/?https://app.example.com", "https://app.example.com"));
+        assert!(!under(
+            "https://app.example.com/authz",
+            "https://app.example.com/auth"
+        ));
+        assert!(!under(
+            "https://evil.test/?https://app.example.com",
+            "https://app.example.com"
+        ));
         for refused in [
             "",
             "/relative",

@@ -624,7 +624,11 @@ mod tests {
                 &ops.link_identity,
                 json!({"provider": "p", "redirectTo": "https://a.test/"}),
             ),
-            ("unlink_identity", &ops.unlink_identity, json!({"provider": "p"})),
+            (
+                "unlink_identity",
+                &ops.unlink_identity,
+                json!({"provider": "p"}),
+            ),
         ];
         for (name, op, variables) in cases {
             let errors = errors_of(op, variables);

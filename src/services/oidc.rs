@@ -109,7 +109,7 @@ impl Services {
         &self,
         origin: &Origin,
         provider: &str,
-        redirect_to: RedirectTarget,
+        redirect_to: &str,
     ) -> Result<String, AppError> {
         self.start_oidc(origin, provider, redirect_to, None).await
     }
@@ -122,7 +122,7 @@ impl Services {
         actor: &Actor,
         origin: &Origin,
         provider: &str,
-        redirect_to: RedirectTarget,
+        redirect_to: &str,
     ) -> Result<String, AppError> {
         let user = self.signed_in(&self.db, actor.bearer()?).await?;
         self.start_oidc(origin, provider, redirect_to, Some(user.id))
@@ -133,12 +133,14 @@ impl Services {
         &self,
         origin: &Origin,
         provider: &str,
-        redirect_to: RedirectTarget,
+        redirect_to: &str,
         user_id: Option<i32>,
     ) -> Result<String, AppError> {
+        // The provider first: an unknown one is a 404 whatever else was sent.
         if !self.oidc.knows(provider) {
             return Err(AppError::NotFound(PROVIDER_NOT_FOUND));
         }
+        let redirect_to = RedirectTarget::parse(redirect_to)?;
         if !self.oidc_redirects.iter().any(|p| redirect_to.is_under(p)) {
             return Err(AppError::validation("redirect_to", INVALID_REDIRECT));
         }
@@ -148,7 +150,10 @@ impl Services {
             Ok(authorization) => authorization,
             Err(e) => {
                 tracing::warn!(provider, error = %e, "an OpenID provider cannot be reached");
-                return Ok(back_to(redirect_to.as_str(), ("error", PROVIDER_ERROR.into())));
+                return Ok(back_to(
+                    redirect_to.as_str(),
+                    ("error", PROVIDER_ERROR.into()),
+                ));
             }
         };
         let now = now();
@@ -211,7 +216,10 @@ impl Services {
                 self.link_found_identity(origin, provider, user_id, identity)
                     .await?
             }
-            None => self.sign_in_found_identity(origin, provider, identity).await?,
+            None => {
+                self.sign_in_found_identity(origin, provider, identity)
+                    .await?
+            }
         };
         Ok(back(to))
     }
@@ -340,7 +348,11 @@ impl Services {
             .await?;
         self.add_identity(txn, origin, user.id, provider, identity)
             .await?;
-        tracing::info!(user_id = user.id, provider, "account registered through an OpenID provider");
+        tracing::info!(
+            user_id = user.id,
+            provider,
+            "account registered through an OpenID provider"
+        );
         Ok(user)
     }
 

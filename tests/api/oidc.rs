@@ -216,7 +216,8 @@ impl Browser {
 
 fn authorize_path(app: &TestApp, redirect_to: &str) -> String {
     let mut url = reqwest::Url::parse(&app.url("/api/auth/oidc/test/authorize")).unwrap();
-    url.query_pairs_mut().append_pair("redirect_to", redirect_to);
+    url.query_pairs_mut()
+        .append_pair("redirect_to", redirect_to);
     url.into()
 }
 
@@ -308,11 +309,21 @@ async fn a_new_account_signs_in_and_comes_back(app: TestApp) {
     assert_eq!(decode_claims(&token_of(&tokens))["amr"], json!(["oidc"]));
     // A code works once.
     let replayed = exchange(&app, &code).await;
-    let replayed = expect_error(replayed, StatusCode::BAD_REQUEST, "Invalid or expired code.").await;
+    let replayed = expect_error(
+        replayed,
+        StatusCode::BAD_REQUEST,
+        "Invalid or expired code.",
+    )
+    .await;
     assert_eq!(replayed["errors"][0]["field"], "code");
     // The provider's callback URL twice: the state is spent.
     let again = browser.callback(&app, &provider_redirect).await;
-    expect_error(again, StatusCode::BAD_REQUEST, "Invalid or expired sign-in attempt").await;
+    expect_error(
+        again,
+        StatusCode::BAD_REQUEST,
+        "Invalid or expired sign-in attempt",
+    )
+    .await;
 
     // A new account: no password, the address verified as the provider said, named.
     let token = token_of(&tokens);
@@ -341,7 +352,11 @@ async fn a_new_account_signs_in_and_comes_back(app: TestApp) {
     assert_eq!(identities[0]["email"], email);
     assert!(identities[0]["linked_at"].is_string());
     let gql = app
-        .graphql(Some(&token), "{ myIdentities { provider subject } }", json!({}))
+        .graphql(
+            Some(&token),
+            "{ myIdentities { provider subject } }",
+            json!({}),
+        )
         .await;
     assert_eq!(
         gql["data"]["myIdentities"],
@@ -357,12 +372,17 @@ async fn a_new_account_signs_in_and_comes_back(app: TestApp) {
             json!({"code": returned}),
         )
         .await;
-    assert_eq!(gql["data"]["exchangeOidcCode"]["user"]["email"], email, "{gql}");
+    assert_eq!(
+        gql["data"]["exchangeOidcCode"]["user"]["email"], email,
+        "{gql}"
+    );
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 1);
     assert_eq!(app.count("SELECT COUNT(*) FROM user_identities").await, 1);
 
     // Its only way in cannot go.
-    let refused = app.delete_auth("/api/users/me/identities/test", &token).await;
+    let refused = app
+        .delete_auth("/api/users/me/identities/test", &token)
+        .await;
     expect_error(
         refused,
         StatusCode::CONFLICT,
@@ -391,7 +411,10 @@ async fn a_new_account_signs_in_and_comes_back(app: TestApp) {
 async fn linking_by_email_needs_both_sides_verified(app: TestApp) {
     // The local address is not verified, the provider's is: not the same person for sure.
     let email = "ada@example.com";
-    assert_eq!(app.register(email, PASSWORD).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.register(email, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
     provider_account("ada-1", email, true, None).await;
     let back = Browser::new().sign_in(&app, "ada-1").await;
     assert_eq!(param(&back, "error"), "account_exists");
@@ -414,9 +437,13 @@ async fn linking_by_email_needs_both_sides_verified(app: TestApp) {
     assert_eq!(app.login(email, PASSWORD).await.status(), StatusCode::OK);
     // With a password, the identity may go.
     let token = token_of(&tokens);
-    let unlinked = app.delete_auth("/api/users/me/identities/test", &token).await;
+    let unlinked = app
+        .delete_auth("/api/users/me/identities/test", &token)
+        .await;
     assert_eq!(unlinked.status(), StatusCode::NO_CONTENT);
-    let gone = app.delete_auth("/api/users/me/identities/test", &token).await;
+    let gone = app
+        .delete_auth("/api/users/me/identities/test", &token)
+        .await;
     expect_error(gone, StatusCode::NOT_FOUND, "Identity not found").await;
     assert_eq!(
         app.count("SELECT COUNT(*) FROM audit_events WHERE action = 'identity_unlinked'")
@@ -447,6 +474,8 @@ async fn state_and_redirects_are_checked(app: TestApp) {
         .get("/api/auth/oidc/nobody/authorize?redirect_to=http://127.0.0.1:8000/")
         .await;
     expect_error(unknown, StatusCode::NOT_FOUND, "Provider not found").await;
+    let unknown = app.get("/api/auth/oidc/nobody/authorize").await;
+    expect_error(unknown, StatusCode::NOT_FOUND, "Provider not found").await;
     for bad in [
         "https://evil.example/",
         "http://127.0.0.1:8000.evil.example/",
@@ -469,18 +498,35 @@ async fn state_and_redirects_are_checked(app: TestApp) {
     let forged = app
         .get("/api/auth/oidc/test/callback?code=x&state=forged")
         .await;
-    expect_error(forged, StatusCode::BAD_REQUEST, "Invalid or expired sign-in attempt").await;
+    expect_error(
+        forged,
+        StatusCode::BAD_REQUEST,
+        "Invalid or expired sign-in attempt",
+    )
+    .await;
     let none = app.get("/api/auth/oidc/test/callback?code=x").await;
-    expect_error(none, StatusCode::BAD_REQUEST, "Invalid or expired sign-in attempt").await;
+    expect_error(
+        none,
+        StatusCode::BAD_REQUEST,
+        "Invalid or expired sign-in attempt",
+    )
+    .await;
 
     // A state for another provider's callback does not count either.
     provider_account("state-person", "state@example.com", true, None).await;
     let mut browser = Browser::new();
     let start = browser.get(&authorize_path(&app, FRONT_END)).await;
-    let provider_redirect = browser.at_provider(location(&start), Some("state-person")).await;
+    let provider_redirect = browser
+        .at_provider(location(&start), Some("state-person"))
+        .await;
     let tampered = provider_redirect.replace("state=", "state=x");
     let refused = browser.callback(&app, &tampered).await;
-    expect_error(refused, StatusCode::BAD_REQUEST, "Invalid or expired sign-in attempt").await;
+    expect_error(
+        refused,
+        StatusCode::BAD_REQUEST,
+        "Invalid or expired sign-in attempt",
+    )
+    .await;
     // The real one still works once.
     let back = browser.callback(&app, &provider_redirect).await;
     assert!(param(location(&back), "code").len() >= 40);
@@ -495,14 +541,18 @@ async fn state_and_redirects_are_checked(app: TestApp) {
     // Bad exchange codes.
     for bad in ["", "nope", &"x".repeat(300)] {
         let refused = exchange(&app, bad).await;
-        let refused = expect_error(refused, StatusCode::BAD_REQUEST, "Invalid or expired code.").await;
+        let refused =
+            expect_error(refused, StatusCode::BAD_REQUEST, "Invalid or expired code.").await;
         assert_eq!(refused["errors"][0]["field"], "code");
     }
 }
 
 async fn a_totp_account_takes_a_second_step(app: TestApp) {
     let email = "two.step@example.com";
-    assert_eq!(app.register(email, PASSWORD).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.register(email, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
     app.execute("UPDATE users SET email_verified = true").await;
     let token = token_of(&app.tokens(email).await);
     let (secret, _, _) = enrolled(&app, &token).await;
@@ -530,7 +580,10 @@ async fn a_totp_account_takes_a_second_step(app: TestApp) {
 
 async fn linking_from_a_signed_in_session(app: TestApp) {
     let email = "linker@example.com";
-    assert_eq!(app.register(email, PASSWORD).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.register(email, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
     let token = token_of(&app.tokens(email).await);
     // The provider knows the person by another address: linking does not care.
     provider_account("linker", "linker@elsewhere.example", false, None).await;
@@ -566,11 +619,17 @@ async fn linking_from_a_signed_in_session(app: TestApp) {
     // Signing in with it now reaches this account.
     let code = param(&Browser::new().sign_in(&app, "linker").await, "code");
     let tokens = body(exchange(&app, &code).await).await;
-    assert_eq!(body(app.account(&token_of(&tokens)).await).await["email"], email);
+    assert_eq!(
+        body(app.account(&token_of(&tokens)).await).await["email"],
+        email
+    );
 
     // Another account cannot link the same identity; over GraphQL this time.
     let other = "other@example.com";
-    assert_eq!(app.register(other, PASSWORD).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.register(other, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
     let other_token = token_of(&app.tokens(other).await);
     let gql = app
         .graphql(
@@ -588,7 +647,10 @@ async fn linking_from_a_signed_in_session(app: TestApp) {
 
     // Linking needs a token, a known provider and an allowed redirect.
     let anonymous = app
-        .post_json("/api/users/me/identities/test", &json!({"redirect_to": FRONT_END}))
+        .post_json(
+            "/api/users/me/identities/test",
+            &json!({"redirect_to": FRONT_END}),
+        )
         .await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     let unknown = app
@@ -604,9 +666,13 @@ async fn linking_from_a_signed_in_session(app: TestApp) {
 
 async fn a_disabled_account_is_sent_back(app: TestApp) {
     provider_account("disabled-person", "disabled@example.com", true, None).await;
-    let code = param(&Browser::new().sign_in(&app, "disabled-person").await, "code");
+    let code = param(
+        &Browser::new().sign_in(&app, "disabled-person").await,
+        "code",
+    );
     assert_eq!(exchange(&app, &code).await.status(), StatusCode::OK);
-    app.execute("UPDATE users SET disabled_at = created_at").await;
+    app.execute("UPDATE users SET disabled_at = created_at")
+        .await;
     let back = Browser::new().sign_in(&app, "disabled-person").await;
     assert_eq!(param(&back, "error"), "account_disabled");
 }
