@@ -199,6 +199,8 @@ pub async fn exchange(
 }
 
 /// List my linked identities
+///
+/// The identities at external providers that sign in to this account, oldest first.
 #[utoipa::path(
     get, path = "/api/users/me/identities", tag = "users", operation_id = "listMyIdentities",
     security(("bearer" = []), ("oauth2" = [])),
