@@ -26,7 +26,7 @@ use super::{
     events::Event,
     query::{end_sessions, live, unique_violation_as},
     time::{delta, now},
-    tokens::{new_random_token, token_hash},
+    tokens::{new_account_token, token_hash},
 };
 use crate::{
     auth::Actor,
@@ -503,31 +503,6 @@ async fn issue_account_token(
         .exec(db)
         .await?;
     new_account_token(db, user_id, purpose, email, ttl).await
-}
-
-/// A new token for `purpose`, stored as its hash, leaving the earlier ones as they are.
-async fn new_account_token(
-    db: &impl ConnectionTrait,
-    user_id: i32,
-    purpose: &str,
-    email: &str,
-    ttl: Duration,
-) -> Result<String, AppError> {
-    let now = now();
-    let token = new_random_token()?;
-    account_token::ActiveModel {
-        user_id: Set(user_id),
-        purpose: Set(purpose.to_owned()),
-        token_hash: Set(token_hash(&token)),
-        email: Set(email.to_owned()),
-        created_at: Set(now),
-        expires_at: Set(now + delta(ttl)),
-        used_at: Set(None),
-        ..Default::default()
-    }
-    .insert(db)
-    .await?;
-    Ok(token)
 }
 
 /// A live (unused, unexpired) token of `purpose` and its user; 400 on `token` otherwise.

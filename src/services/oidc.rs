@@ -30,7 +30,7 @@ use super::{
     events::Event,
     query::{for_update, unique_violation_as},
     time::{delta, now},
-    tokens::{new_random_token, token_hash},
+    tokens::{new_account_token, token_hash},
 };
 use crate::{
     auth::{Actor, oidc::Identity, password::NO_PASSWORD},
@@ -282,20 +282,7 @@ impl Services {
         if user.disabled_at.is_some() {
             return refused(ACCOUNT_DISABLED);
         }
-        let now = now();
-        let code = new_random_token()?;
-        account_token::ActiveModel {
-            user_id: Set(user.id),
-            purpose: Set(EXCHANGE.to_owned()),
-            token_hash: Set(token_hash(&code)),
-            email: Set(user.email.clone()),
-            created_at: Set(now),
-            expires_at: Set(now + delta(EXCHANGE_TTL)),
-            used_at: Set(None),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await?;
+        let code = new_account_token(&txn, user.id, EXCHANGE, &user.email, EXCHANGE_TTL).await?;
         txn.commit().await?;
         self.mail_queued();
         tracing::info!(user_id = user.id, provider, "an OpenID sign-in came back");
