@@ -63,6 +63,17 @@ pub struct Config {
     pub mfa: MfaConfig,
     pub webauthn: WebauthnConfig,
     pub oidc: OidcConfig,
+    pub webhooks: WebhookConfig,
+}
+
+/// Webhooks: how their delivery is bounded.
+#[derive(Clone, Debug)]
+pub struct WebhookConfig {
+    /// `WEBHOOK_MAX_ATTEMPTS`: attempts per event before it is given up (10: about a day).
+    pub max_attempts: u32,
+    /// `WEBHOOK_ALLOW_PRIVATE`: receivers on private, loopback or link-local addresses are
+    /// allowed (a test bench, a cluster-internal receiver); off, they are refused.
+    pub allow_private: bool,
 }
 
 /// Sign-in with external OpenID providers.
@@ -225,7 +236,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Every environment variable the service reads (the deployment files are checked against it).
-pub const VARIABLES: [&str; 60] = [
+pub const VARIABLES: [&str; 62] = [
     "DATABASE_URL",
     "DATABASE_MAX_CONNECTIONS",
     "DATABASE_ACQUIRE_TIMEOUT_SECS",
@@ -285,6 +296,8 @@ pub const VARIABLES: [&str; 60] = [
     // for each name it lists.
     "OIDC_PROVIDERS",
     "OIDC_REDIRECT_ALLOWLIST",
+    "WEBHOOK_MAX_ATTEMPTS",
+    "WEBHOOK_ALLOW_PRIVATE",
     // Read by the logging set-up and the Rust runtime, not by `Config`.
     "RUST_LOG",
     "RUST_BACKTRACE",
@@ -392,6 +405,10 @@ impl Config {
             mfa: MfaConfig::read(&env)?,
             webauthn: WebauthnConfig::read(&env)?,
             oidc: OidcConfig::read(&env)?,
+            webhooks: WebhookConfig {
+                max_attempts: env.positive("WEBHOOK_MAX_ATTEMPTS", 10)?,
+                allow_private: env.flag("WEBHOOK_ALLOW_PRIVATE", false)?,
+            },
         })
     }
 }

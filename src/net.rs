@@ -31,6 +31,38 @@ pub fn secure_or_loopback(url: &url::Url) -> bool {
     }
 }
 
+/// An address on the public internet: not loopback, private (RFC 1918, unique local),
+/// link-local, shared (CGNAT), unspecified, broadcast, multicast or documentation. What a
+/// webhook may be delivered to unless private receivers are allowed.
+pub fn is_public(ip: IpAddr) -> bool {
+    match canonical(ip) {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0)
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8
+                || v6.to_ipv4().is_some())
+        }
+    }
+}
+
 /// IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`) compare as IPv4.
 pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
@@ -104,6 +136,32 @@ mod tests {
             client_ip(ip("10.0.0.2"), &HeaderMap::new(), &trusted),
             ip("10.0.0.2")
         );
+    }
+
+    #[test]
+    fn public_addresses_are_told_from_inward_ones() {
+        for inward in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "255.255.255.255",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::",
+            "224.0.0.1",
+        ] {
+            assert!(!is_public(ip(inward)), "{inward}");
+        }
+        for public in ["8.8.8.8", "1.1.1.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+            assert!(is_public(ip(public)), "{public}");
+        }
     }
 
     #[test]

@@ -102,6 +102,8 @@ impl App {
         let workers = Workers::new();
         let mail = services.clone();
         workers.spawn(|stop| deliver_mail(mail, stop));
+        let hooks = services.clone();
+        workers.spawn(|stop| deliver_webhooks(hooks, stop));
         let photos = services.clone();
         workers.spawn(|stop| {
             periodically(config.photo_sweep_interval, stop, move || {
@@ -116,6 +118,7 @@ impl App {
                 async move {
                     services.prune_sessions().await?;
                     services.prune_oidc().await?;
+                    services.prune_webhooks().await?;
                     services.prune_audit().await
                 }
             })
@@ -394,6 +397,22 @@ async fn deliver_mail(services: Services, stop: CancellationToken) {
         }
         tokio::select! {
             () = services.mail_waiting() => {}
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = stop.cancelled() => {}
+        }
+    }
+}
+
+/// Delivers webhook events while the service runs: at once while there are due ones, else
+/// looking again every second.
+async fn deliver_webhooks(services: Services, stop: CancellationToken) {
+    while !stop.is_cancelled() {
+        match services.deliver_webhooks().await {
+            Ok(0) => {}
+            Ok(_) => continue,
+            Err(err) => err.log(),
+        }
+        tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
             () = stop.cancelled() => {}
         }

@@ -14,6 +14,7 @@ mod m20261207_000006_index_account_token_emails;
 mod m20261207_000007_create_two_factor;
 mod m20261207_000008_create_passkeys;
 mod m20261207_000009_create_identities;
+mod m20261207_000010_create_webhooks;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000007_create_two_factor::Migration),
             Box::new(m20261207_000008_create_passkeys::Migration),
             Box::new(m20261207_000009_create_identities::Migration),
+            Box::new(m20261207_000010_create_webhooks::Migration),
         ]
     }
 }

@@ -11,6 +11,7 @@ mod password;
 mod profile;
 mod session;
 mod text;
+mod webhook;
 
 pub use account::{AccountPatch, Credentials, NewAccount, presented_password};
 pub use admin::{
@@ -32,6 +33,7 @@ pub use session::{
     RefreshToken,
 };
 pub use text::{Given, Name, Patch};
+pub use webhook::{NewWebhook, WEBHOOK_EVENT_TYPES};
 
 use crate::error::{AppError, FieldError};
 

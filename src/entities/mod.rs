@@ -15,3 +15,6 @@ pub mod user;
 pub mod user_identity;
 pub mod user_totp;
 pub mod webauthn_flow;
+pub mod webhook;
+pub mod webhook_delivery;
+pub mod webhook_outbox;

@@ -18,6 +18,7 @@ mod query;
 mod shape;
 mod suggest;
 mod types;
+mod webhooks;
 
 use std::sync::Arc;
 

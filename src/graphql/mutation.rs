@@ -12,12 +12,13 @@ use super::{
         AuthPayload, ChangePasswordInput, DeleteAccountInput, LoginInput, Profile, ProfileInput,
         RefreshInput, RegisterInput, ResetPasswordInput, UpdateMeInput, User,
     },
+    webhooks::{CreateWebhookInput, Webhook},
 };
 use crate::{
     domain::{
         AccountPatch, AccountToken, Confirmation, Credentials, ExchangeCode, MfaCode, MfaDisable,
-        MfaVerification, NewAccount, OidcCallback, PasskeyRegistrationInput, PasskeySignIn,
-        PasswordChange, PasswordReset, ProfilePatch, RefreshToken,
+        MfaVerification, NewAccount, NewWebhook, OidcCallback, PasskeyRegistrationInput,
+        PasskeySignIn, PasswordChange, PasswordReset, ProfilePatch, RefreshToken,
     },
     error::AppError,
 };
@@ -270,6 +271,41 @@ impl MutationRoot {
             .unlink_identity(&actor, &origin(ctx), &provider)
             .await?;
         Ok(true)
+    }
+
+    /// Registers a webhook endpoint (admins only); the answer holds its `secret`, shown this
+    /// once. A URL on a private, loopback or link-local address → `BAD_USER_INPUT` on `url`
+    /// (unless `WEBHOOK_ALLOW_PRIVATE`).
+    async fn create_webhook(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The endpoint.")] input: CreateWebhookInput,
+    ) -> Result<Webhook> {
+        let (services, actor) = context(ctx);
+        let new = NewWebhook::parse(&input.url, &input.events, input.description.as_deref())?;
+        Ok(services.create_webhook(&actor, new).await?.into())
+    }
+
+    /// Removes a webhook endpoint and its pending events (admins only).
+    async fn delete_webhook(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The endpoint's id.")] id: ID,
+    ) -> Result<bool> {
+        let (services, actor) = context(ctx);
+        services.delete_webhook(&actor, &id).await?;
+        Ok(true)
+    }
+
+    /// A new signing secret for an endpoint (admins only): the old one signs too, beside it,
+    /// for 24 hours.
+    async fn rotate_webhook_secret(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The endpoint's id.")] id: ID,
+    ) -> Result<String> {
+        let (services, actor) = context(ctx);
+        Ok(services.rotate_webhook_secret(&actor, &id).await?)
     }
 
     /// Exchanges a refresh token for a new pair; the one sent is spent. Unknown, expired or

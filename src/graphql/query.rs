@@ -7,6 +7,7 @@ use super::{
     oidc::{Identity, OidcProvider},
     passkeys::Passkey,
     types::{Profile, Session, User},
+    webhooks::{Webhook, WebhookDelivery},
 };
 use crate::domain::{CursorKind, PageRequest, UserFilter};
 
@@ -68,6 +69,34 @@ impl QueryRoot {
         let (services, actor) = context(ctx);
         let identities = services.my_identities(&actor).await?;
         Ok(identities.into_iter().map(Identity::from).collect())
+    }
+
+    /// The webhook endpoints, oldest first (admins only).
+    async fn webhooks(&self, ctx: &Context<'_>) -> Result<Vec<Webhook>> {
+        let (services, actor) = context(ctx);
+        let hooks = services.webhooks(&actor).await?;
+        Ok(hooks.into_iter().map(Webhook::from).collect())
+    }
+
+    /// One webhook endpoint (admins only); `NOT_FOUND` for an unknown id.
+    async fn webhook(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The endpoint's id.")] id: async_graphql::ID,
+    ) -> Result<Webhook> {
+        let (services, actor) = context(ctx);
+        Ok(services.webhook(&actor, &id).await?.into())
+    }
+
+    /// An endpoint's latest delivery attempts, newest first (admins only).
+    async fn webhook_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The endpoint's id.")] id: async_graphql::ID,
+    ) -> Result<Vec<WebhookDelivery>> {
+        let (services, actor) = context(ctx);
+        let deliveries = services.webhook_deliveries(&actor, &id).await?;
+        Ok(deliveries.into_iter().map(WebhookDelivery::from).collect())
     }
 
     /// The account's live sessions, most recently used first.

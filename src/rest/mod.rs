@@ -26,6 +26,7 @@ mod profiles;
 mod recovery;
 mod schemas;
 mod sessions;
+mod webhooks;
 
 use axum::{
     Router,
@@ -123,6 +124,22 @@ pub fn router(max_upload_bytes: usize) -> Router<AppState> {
             delete(admin::revoke_user_sessions),
         )
         .route("/api/admin/audit", get(admin::audit_events))
+        .route(
+            "/api/admin/webhooks",
+            get(webhooks::list).post(webhooks::create),
+        )
+        .route(
+            "/api/admin/webhooks/{id}",
+            get(webhooks::get).delete(webhooks::delete),
+        )
+        .route(
+            "/api/admin/webhooks/{id}/rotate-secret",
+            post(webhooks::rotate_secret),
+        )
+        .route(
+            "/api/admin/webhooks/{id}/deliveries",
+            get(webhooks::deliveries),
+        )
         .route(
             "/api/users/profile",
             get(accounts::get_account).put(accounts::update_account),

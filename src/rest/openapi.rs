@@ -11,7 +11,9 @@ use utoipa::{
 use axum::{Router, http::header, routing::get};
 use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
-use super::{accounts, admin, mfa, oidc, passkeys, profiles, recovery, schemas, sessions};
+use super::{
+    accounts, admin, mfa, oidc, passkeys, profiles, recovery, schemas, sessions, webhooks,
+};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -80,6 +82,12 @@ use crate::state::AppState;
         admin::delete_user,
         admin::reset_user_mfa,
         admin::audit_events,
+        webhooks::create,
+        webhooks::list,
+        webhooks::get,
+        webhooks::delete,
+        webhooks::rotate_secret,
+        webhooks::deliveries,
         super::health::healthz,
         super::health::readyz,
     ),
@@ -106,6 +114,7 @@ use crate::state::AppState;
         passkeys::PasskeySignInBody,
         oidc::ExchangeBody,
         oidc::LinkBody,
+        webhooks::WebhookBody,
     )),
     modifiers(&SecuritySchemes),
     tags(

@@ -21,6 +21,7 @@ const ACCOUNT_FIELDS: &str =
 const ADMIN_USER_FIELDS: &str = "id email name role email_verified: emailVerified disabled \
     mfa_enabled: mfaEnabled created_at: createdAt updated_at: updatedAt \
     last_login_at: lastLoginAt";
+const WEBHOOK_FIELDS: &str = "id url events description enabled created_at: createdAt";
 const PASSKEY_FIELDS: &str = "id name created_at: createdAt last_used_at: lastUsedAt";
 const AUDIT_EVENT_FIELDS: &str = "id created_at: createdAt action actor_id: actorId \
     subject_id: subjectId ip request_id: requestId details";
@@ -158,6 +159,12 @@ pub struct Operations {
     pub my_identities: Operation,
     pub link_identity: Operation,
     pub unlink_identity: Operation,
+    pub create_webhook: Operation,
+    pub webhooks: Operation,
+    pub webhook: Operation,
+    pub delete_webhook: Operation,
+    pub rotate_webhook_secret: Operation,
+    pub webhook_deliveries: Operation,
 }
 
 impl Operations {
@@ -385,6 +392,30 @@ impl Operations {
                    result: unlinkIdentity(provider: $provider) }"
                     .into(),
             ),
+            create_webhook: Operation::parse(format!(
+                "mutation CreateWebhook($input: CreateWebhookInput!) {{ \
+                   result: createWebhook(input: $input) {{ id url events description secret \
+                   enabled created_at: createdAt }} }}"
+            )),
+            webhooks: Operation::parse(format!(
+                "query Webhooks {{ result: webhooks {{ {WEBHOOK_FIELDS} }} }}"
+            )),
+            webhook: Operation::parse(format!(
+                "query Webhook($id: ID!) {{ result: webhook(id: $id) {{ {WEBHOOK_FIELDS} }} }}"
+            )),
+            delete_webhook: Operation::parse(
+                "mutation DeleteWebhook($id: ID!) { result: deleteWebhook(id: $id) }".into(),
+            ),
+            rotate_webhook_secret: Operation::parse(
+                "mutation RotateWebhookSecret($id: ID!) { result: rotateWebhookSecret(id: $id) }"
+                    .into(),
+            ),
+            webhook_deliveries: Operation::parse(
+                "query WebhookDeliveries($id: ID!) { result: webhookDeliveries(id: $id) { id \
+                   event_id: eventId type attempt status response_status: responseStatus \
+                   created_at: createdAt } }"
+                    .into(),
+            ),
         }
     }
 }
@@ -468,7 +499,7 @@ mod tests {
         let account = via::<UpdateAccountBody>(json!({"email": "a@b.c", "name": null}));
         let credentials = json!({"email": "a@b.c", "password": "StrongPass123"});
         let page = json!({"first": 20, "after": "dTox"});
-        let cases: [(&str, &Operation, serde_json::Value); 52] = [
+        let cases: [(&str, &Operation, serde_json::Value); 58] = [
             (
                 "register",
                 &ops.register,
@@ -628,6 +659,24 @@ mod tests {
                 "unlink_identity",
                 &ops.unlink_identity,
                 json!({"provider": "p"}),
+            ),
+            (
+                "create_webhook",
+                &ops.create_webhook,
+                json!({"input": {"url": "https://h.test/", "events": ["*"], "description": null}}),
+            ),
+            ("webhooks", &ops.webhooks, json!({})),
+            ("webhook", &ops.webhook, json!({"id": "x"})),
+            ("delete_webhook", &ops.delete_webhook, json!({"id": "x"})),
+            (
+                "rotate_webhook_secret",
+                &ops.rotate_webhook_secret,
+                json!({"id": "x"}),
+            ),
+            (
+                "webhook_deliveries",
+                &ops.webhook_deliveries,
+                json!({"id": "x"}),
             ),
         ];
         for (name, op, variables) in cases {

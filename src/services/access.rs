@@ -1,12 +1,14 @@
-//! Who is asking: the caller's user row behind a live session. A leaf: it imports no feature.
+//! Who is asking: the caller's user row behind a live session, and whether they are an admin.
+//! A leaf: it imports no feature.
 
 use sea_orm::ConnectionTrait;
 
 use super::{Services, prepared, time::now};
 use crate::{
-    auth::Bearer,
+    auth::{Actor, Bearer},
+    domain::Role,
     entities::user,
-    error::{AppError, NOT_AUTHENTICATED},
+    error::{AppError, NOT_AUTHENTICATED, Refusal},
 };
 
 impl Services {
@@ -20,5 +22,19 @@ impl Services {
         prepared::user(db, bearer, now())
             .await?
             .ok_or(AppError::Unauthenticated(NOT_AUTHENTICATED))
+    }
+
+    /// The caller's row if they are a signed-in admin: 401 without a live session, 403 for
+    /// anyone else.
+    pub(super) async fn admin(
+        &self,
+        db: &impl ConnectionTrait,
+        actor: &Actor,
+    ) -> Result<user::Model, AppError> {
+        let user = self.signed_in(db, actor.bearer()?).await?;
+        if Role::from_stored(&user.role) != Role::Admin {
+            return Err(AppError::Forbidden(Refusal::NotAllowed));
+        }
+        Ok(user)
     }
 }

@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use tracing::instrument;
 
-use super::{Services, events::Event, prepared, query::unique_violation_as, time::now};
+use super::{
+    Services, events::Event, prepared, query::unique_violation_as, time::now, webhook_outbox,
+};
 use crate::{
     auth::{Actor, Bearer},
     db,
@@ -58,6 +60,8 @@ impl Account {
 
 /// A bearer token for the API, the refresh token that renews it, and the account.
 pub struct AccessToken {
+    /// The session it belongs to (the token's `sid`).
+    pub session_id: String,
     pub token: String,
     pub expires_in: u64,
     pub refresh_token: String,
@@ -260,6 +264,7 @@ impl Services {
                 .await?;
         }
 
+        let name_changed = !matches!(patch.name, Patch::Keep);
         let profile = match (patch.name, profile) {
             (Patch::Keep, profile) => profile,
             (Patch::Clear, None) => None,
@@ -284,6 +289,11 @@ impl Services {
                 .await?,
             ),
         };
+        // An email change is a recorded event (and so `user.updated`); a new name alone is a
+        // webhook event only.
+        if new_email.is_none() && name_changed {
+            webhook_outbox::enqueue(&txn, "user.updated", user_id, None).await?;
+        }
         txn.commit().await?;
         if new_email.is_some() {
             self.mail_queued();

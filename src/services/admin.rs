@@ -38,20 +38,6 @@ pub const NOT_ON_YOURSELF: &str = "Not allowed on your own account.";
 pub const USER_NOT_FOUND: &str = "User not found";
 
 impl Services {
-    /// The caller's row if they are a signed-in admin: 401 without a live session, 403 for
-    /// anyone else.
-    pub(super) async fn admin(
-        &self,
-        db: &impl ConnectionTrait,
-        actor: &Actor,
-    ) -> Result<user::Model, AppError> {
-        let user = self.signed_in(db, actor.bearer()?).await?;
-        if Role::from_stored(&user.role) != Role::Admin {
-            return Err(AppError::Forbidden(Refusal::NotAllowed));
-        }
-        Ok(user)
-    }
-
     /// A page of accounts, newest first (admins only).
     #[instrument(skip_all)]
     pub async fn users(
@@ -242,11 +228,12 @@ impl Services {
     ) -> Result<(), AppError> {
         let txn = db::begin_write(&self.db).await?;
         let (admin, _) = self.target(&txn, actor, id).await?;
-        user::Entity::delete_by_id(id).exec(&txn).await?;
+        // Recorded first: the event's webhook payload describes the account as it was.
         Event::on(AuditAction::UserDeleted, id)
             .by(Some(admin.id))
             .write(&txn, Some(origin))
             .await?;
+        user::Entity::delete_by_id(id).exec(&txn).await?;
         txn.commit().await?;
         self.photos.remove_user(id).await;
         tracing::info!(by = admin.id, "account deleted by an admin");

@@ -1,10 +1,11 @@
 //! Writing a security event, in the transaction of the change it records: a leaf every
-//! feature uses (reading them back is [`audit`](super::audit)'s).
+//! feature uses (reading them back is [`audit`](super::audit)'s). An event that is also a
+//! webhook event type goes to the webhook outbox in the same transaction.
 
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 use serde_json::Value;
 
-use super::time::now;
+use super::{time::now, webhook_outbox};
 use crate::{
     domain::{AuditAction, Origin},
     entities::audit_event,
@@ -17,6 +18,8 @@ pub(super) struct Event {
     actor: Option<i32>,
     subject: Option<i32>,
     details: Option<Value>,
+    /// `data.session` of a `session.created` webhook event.
+    session: Option<Value>,
 }
 
 impl Event {
@@ -27,6 +30,7 @@ impl Event {
             actor: None,
             subject: Some(subject),
             details: None,
+            session: None,
         }
     }
 
@@ -42,6 +46,12 @@ impl Event {
 
     pub(super) fn with(mut self, details: Value) -> Self {
         self.details = Some(details);
+        self
+    }
+
+    /// The session a sign-in opened (`{id, amr}`), for its webhook event.
+    pub(super) fn session(mut self, session: Value) -> Self {
+        self.session = Some(session);
         self
     }
 
@@ -64,6 +74,11 @@ impl Event {
         }
         .insert(db)
         .await?;
+        if let (Some(event_type), Some(subject)) =
+            (webhook_outbox::event_type(self.action), self.subject)
+        {
+            webhook_outbox::enqueue(db, event_type, subject, self.session).await?;
+        }
         Ok(())
     }
 }

@@ -16,6 +16,7 @@ mod oidc;
 mod passkeys;
 mod profiles;
 mod sessions;
+mod webhooks;
 
 // Leaves: what the features share. They import no feature.
 mod access;
@@ -25,6 +26,7 @@ mod prepared;
 mod query;
 mod time;
 mod tokens;
+mod webhook_outbox;
 
 use std::sync::Arc;
 
@@ -39,6 +41,7 @@ pub use oidc::{IdentityView, OidcProviderView};
 pub use passkeys::{PasskeyOptions, PasskeyView};
 pub use profiles::{PhotoObject, ProfileView};
 pub use sessions::SessionView;
+pub use webhooks::{DeliveryView, WebhookView};
 
 use crate::{
     auth::{JwtKeys, PasswordHasher, oidc::OidcProviders, sealing::Sealer},
@@ -76,6 +79,8 @@ pub struct Services {
     oidc: Arc<OidcProviders>,
     /// Where their flows may send the browser back to (`OIDC_REDIRECT_ALLOWLIST`).
     oidc_redirects: Arc<[String]>,
+    /// Delivers webhook events.
+    webhook_sender: Arc<webhooks::WebhookSender>,
 }
 
 impl Services {
@@ -109,6 +114,7 @@ impl Services {
             webauthn: relying_party(&config.webauthn).map(Arc::new),
             oidc: Arc::new(OidcProviders::new(&config.oidc)),
             oidc_redirects: config.oidc.redirect_allowlist.clone().into(),
+            webhook_sender: Arc::new(webhooks::WebhookSender::new(&config.webhooks)),
         }
     }
 

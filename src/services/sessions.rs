@@ -70,10 +70,12 @@ impl Services {
         active.last_login_at = Set(Some(now()));
         let user = active.update(txn).await?;
         let tokens = self.open_session(txn, user, profile, origin, amr).await?;
-        let mut event = Event::own(AuditAction::Login, user_id);
+        let amr_names = amr.names().collect::<Vec<_>>();
+        let mut event = Event::own(AuditAction::Login, user_id)
+            .session(json!({ "id": tokens.session_id, "amr": amr_names }));
         // A password alone is the plain case; the factors of any other sign-in are kept.
         if *amr != Amr::of(Factor::Password) {
-            event = event.with(json!({ "amr": amr.names().collect::<Vec<_>>() }));
+            event = event.with(json!({ "amr": amr_names }));
         }
         event.write(txn, Some(origin)).await?;
         Ok(tokens)
@@ -353,10 +355,11 @@ impl Services {
 
         let txn = db::begin_write(&self.db).await?;
         let user = self.signed_in(&txn, bearer).await?;
-        user::Entity::delete_by_id(user.id).exec(&txn).await?;
+        // Recorded first: the event's webhook payload describes the account as it was.
         Event::own(AuditAction::AccountDeleted, user.id)
             .write(&txn, Some(origin))
             .await?;
+        user::Entity::delete_by_id(user.id).exec(&txn).await?;
         txn.commit().await?;
         self.photos.remove_user(bearer.user_id).await;
         tracing::info!(user_id = bearer.user_id, "account deleted");
@@ -460,6 +463,7 @@ impl Services {
             &Amr::from_stored(&session.amr),
         )?;
         Ok(AccessToken {
+            session_id: session.id.clone(),
             token: access.token,
             expires_in: access.expires_in,
             refresh_token,
