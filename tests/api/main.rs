@@ -28,3 +28,4 @@ mod resilience;
 mod sessions;
 mod smtp;
 mod verification;
+mod webhooks;
