@@ -16,6 +16,7 @@ use crate::{
     admin::signed_in_admin,
     helpers::{PASSWORD, TestApp, body, decode_claims, expect_error, http_client, python_with},
     on_both_backends, on_both_backends_with,
+    process::ServerProcess,
 };
 
 on_both_backends!(inward_receivers_are_refused_without_the_flag);
@@ -26,6 +27,8 @@ on_both_backends_with!(
     a_rotation_signs_with_both_secrets,
     gone_disables_the_endpoint,
     an_outage_delays_and_never_drops,
+    two_replicas_send_each_event_once,
+    a_killed_replica_loses_nothing,
 );
 
 fn allow_private() -> Vec<(&'static str, &'static str)> {
@@ -500,5 +503,62 @@ async fn an_outage_delays_and_never_drops(app: TestApp) {
         app.count("SELECT COUNT(*) FROM webhook_outbox WHERE done_at IS NULL AND attempts = 1")
             .await,
         1
+    );
+}
+
+/// A replica process on the test app's database, with private receivers allowed.
+fn replica(app: &TestApp) -> ServerProcess {
+    ServerProcess::start(&[
+        ("DATABASE_URL", app.database_url.as_str()),
+        ("WEBHOOK_ALLOW_PRIVATE", "true"),
+    ])
+}
+
+async fn register_at(base: &str, email: &str) {
+    let registered = http_client()
+        .post(format!("{base}/api/auth/register"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), StatusCode::CREATED);
+}
+
+async fn two_replicas_send_each_event_once(app: TestApp) {
+    let receiver = Receiver::start();
+    let other = replica(&app);
+    let (_, admin) = signed_in_admin(&app).await;
+    create(&app, &admin, &format!("{}/in", receiver.url), json!(["user.created"])).await;
+    // Both workers poll the one outbox while events arrive through both.
+    let registrations = (0..20).map(|i| {
+        let base = if i % 2 == 0 { app.address.clone() } else { other.address.clone() };
+        async move { register_at(&base, &format!("replica{i}@example.com")).await }
+    });
+    futures_util::future::join_all(registrations).await;
+    let received = receiver.wait_for(20, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let received = receiver.received().await;
+    let mut ids: Vec<&str> = received.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(received.len(), 20, "each event once");
+    assert_eq!(ids.len(), 20);
+}
+
+async fn a_killed_replica_loses_nothing(app: TestApp) {
+    let receiver = Receiver::start();
+    let doomed = replica(&app);
+    let (_, admin) = signed_in_admin(&app).await;
+    create(&app, &admin, &format!("{}/in", receiver.url), json!(["user.created"])).await;
+    // The first attempt fails, so the event is still owed when the replica dies.
+    receiver.control("/__answer", json!({"statuses": [503]})).await;
+    register_at(&doomed.address, "crash@example.com").await;
+    doomed.signal("KILL");
+    // The surviving replica (the test app) delivers it.
+    let received = receiver.wait_for(2, Duration::from_secs(30)).await;
+    assert!(
+        received.iter().any(|r| r["answered"] == 204
+            && r["body"]["data"]["user"]["email"] == "crash@example.com"),
+        "{received:?}"
     );
 }
