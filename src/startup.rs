@@ -291,6 +291,13 @@ async fn scrape(
         Ok(depth) => metrics::gauge!("mail_outbox_depth").set(depth as f64),
         Err(err) => err.log(),
     }
+    match services.webhook_backlog().await {
+        Ok((depth, oldest)) => {
+            metrics::gauge!("webhook_outbox_depth").set(depth as f64);
+            metrics::gauge!("webhook_oldest_pending_seconds").set(oldest as f64);
+        }
+        Err(err) => err.log(),
+    }
     (
         [(
             header::CONTENT_TYPE,

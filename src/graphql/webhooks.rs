@@ -8,16 +8,19 @@ use crate::services::{DeliveryView, WebhookView};
 /// An endpoint account events are sent to (Standard Webhooks).
 #[derive(SimpleObject)]
 pub struct Webhook {
+    /// The endpoint's id.
     pub id: ID,
     /// Where events are POSTed.
     pub url: String,
     /// The event types it takes (`*`: all).
     pub events: Vec<String>,
+    /// What it is for.
     pub description: Option<String>,
     /// The signing secret (`whsec_…`): only in the answer of `createWebhook`, never again.
     pub secret: Option<String>,
     /// False once the receiver answered 410 Gone.
     pub enabled: bool,
+    /// When it was registered.
     pub created_at: DateTime,
 }
 
@@ -38,6 +41,7 @@ impl From<WebhookView> for Webhook {
 /// One attempt to deliver an event.
 #[derive(SimpleObject)]
 pub struct WebhookDelivery {
+    /// The attempt's id (newer attempts have larger ones).
     pub id: i32,
     /// The event's `webhook-id` (the same on every attempt).
     pub event_id: String,
@@ -51,6 +55,7 @@ pub struct WebhookDelivery {
     pub status: String,
     /// The receiver's HTTP status; null when it did not answer.
     pub response_status: Option<i32>,
+    /// When it was made.
     pub created_at: DateTime,
 }
 

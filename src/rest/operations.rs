@@ -22,6 +22,9 @@ const ADMIN_USER_FIELDS: &str = "id email name role email_verified: emailVerifie
     mfa_enabled: mfaEnabled created_at: createdAt updated_at: updatedAt \
     last_login_at: lastLoginAt";
 const WEBHOOK_FIELDS: &str = "id url events description enabled created_at: createdAt";
+/// A new endpoint: its secret too, in the documented key order.
+const CREATED_WEBHOOK_FIELDS: &str =
+    "id url events description secret enabled created_at: createdAt";
 const PASSKEY_FIELDS: &str = "id name created_at: createdAt last_used_at: lastUsedAt";
 const AUDIT_EVENT_FIELDS: &str = "id created_at: createdAt action actor_id: actorId \
     subject_id: subjectId ip request_id: requestId details";
@@ -394,8 +397,7 @@ impl Operations {
             ),
             create_webhook: Operation::parse(format!(
                 "mutation CreateWebhook($input: CreateWebhookInput!) {{ \
-                   result: createWebhook(input: $input) {{ id url events description secret \
-                   enabled created_at: createdAt }} }}"
+                   result: createWebhook(input: $input) {{ {CREATED_WEBHOOK_FIELDS} }} }}"
             )),
             webhooks: Operation::parse(format!(
                 "query Webhooks {{ result: webhooks {{ {WEBHOOK_FIELDS} }} }}"

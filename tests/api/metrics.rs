@@ -251,11 +251,16 @@ async fn counters_move_by_exactly_what_was_done_and_labels_hold_no_identity() {
         after.get("build_info", &[("version", env!("CARGO_PKG_VERSION"))]),
         1.0
     );
-    assert!(
-        after
-            .0
-            .contains_key(&key("mail_outbox_depth", &BTreeMap::new()))
-    );
+    for gauge in [
+        "mail_outbox_depth",
+        "webhook_outbox_depth",
+        "webhook_oldest_pending_seconds",
+    ] {
+        assert!(
+            after.0.contains_key(&key(gauge, &BTreeMap::new())),
+            "{gauge}"
+        );
+    }
     let pool = after.get("db_pool_connections", &[("state", "idle")])
         + after.get("db_pool_connections", &[("state", "in_use")]);
     assert!(pool >= 1.0, "{text}");

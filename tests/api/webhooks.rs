@@ -151,7 +151,15 @@ async fn create(app: &TestApp, admin: &str, url: &str, events: Value) -> (String
         .collect();
     assert_eq!(
         keys,
-        ["id", "url", "events", "description", "secret", "enabled", "created_at"]
+        [
+            "id",
+            "url",
+            "events",
+            "description",
+            "secret",
+            "enabled",
+            "created_at"
+        ]
     );
     let secret = created["secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("whsec_"), "{secret}");
@@ -229,33 +237,60 @@ async fn inward_receivers_are_refused_without_the_flag(app: TestApp) {
             json!({}),
         )
         .await;
-    assert_eq!(gql["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{gql}");
+    assert_eq!(
+        gql["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{gql}"
+    );
     assert_eq!(app.count("SELECT COUNT(*) FROM webhooks").await, 0);
 
     // Admins only.
-    assert_eq!(app.register("user@example.com", PASSWORD).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.register("user@example.com", PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
     let user = app.tokens("user@example.com").await["access_token"]
         .as_str()
         .unwrap()
         .to_owned();
-    let forbidden = send(&app, reqwest::Method::GET, "/api/admin/webhooks", &user, None).await;
+    let forbidden = send(
+        &app,
+        reqwest::Method::GET,
+        "/api/admin/webhooks",
+        &user,
+        None,
+    )
+    .await;
     expect_error(forbidden, StatusCode::FORBIDDEN, "Forbidden").await;
-    let unknown = send(&app, reqwest::Method::GET, "/api/admin/webhooks/nope", &admin, None).await;
+    let unknown = send(
+        &app,
+        reqwest::Method::GET,
+        "/api/admin/webhooks/nope",
+        &admin,
+        None,
+    )
+    .await;
     expect_error(unknown, StatusCode::NOT_FOUND, "Webhook not found").await;
 }
 
 async fn every_event_arrives_signed_once(app: TestApp) {
     let receiver = Receiver::start();
-    let (admin_id, admin) = signed_in_admin(&app).await;
+    let (_, admin) = signed_in_admin(&app).await;
     let (id, secret) = create(&app, &admin, &format!("{}/in", receiver.url), json!(["*"])).await;
-    receiver.control("/__secrets", json!({"secrets": [secret]})).await;
+    receiver
+        .control("/__secrets", json!({"secrets": [secret]}))
+        .await;
 
     // One change of each kind.
     let email = "life@example.com";
-    assert_eq!(app.register(email, PASSWORD).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.register(email, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
     let tokens = app.tokens(email).await;
     let token = tokens["access_token"].as_str().unwrap().to_owned();
-    let user_id = body(app.account(&token).await).await["id"].as_i64().unwrap();
+    let user_id = body(app.account(&token).await).await["id"]
+        .as_i64()
+        .unwrap();
     let renamed = app
         .update_account(&token, &json!({"name": "Life Cycle"}))
         .await;
@@ -269,14 +304,26 @@ async fn every_event_arrives_signed_once(app: TestApp) {
         .await;
     assert!(changed.status().is_success(), "{}", changed.status());
     for (method, path, json) in [
-        (reqwest::Method::POST, format!("/api/admin/users/{user_id}/disable"), None),
-        (reqwest::Method::POST, format!("/api/admin/users/{user_id}/enable"), None),
+        (
+            reqwest::Method::POST,
+            format!("/api/admin/users/{user_id}/disable"),
+            None,
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/api/admin/users/{user_id}/enable"),
+            None,
+        ),
         (
             reqwest::Method::PUT,
             format!("/api/admin/users/{user_id}/role"),
             Some(json!({"role": "admin"})),
         ),
-        (reqwest::Method::DELETE, format!("/api/admin/users/{user_id}"), None),
+        (
+            reqwest::Method::DELETE,
+            format!("/api/admin/users/{user_id}"),
+            None,
+        ),
     ] {
         let done = send(&app, method, &path, &admin, json).await;
         assert!(done.status().is_success(), "{path}: {}", done.status());
@@ -292,7 +339,9 @@ async fn every_event_arrives_signed_once(app: TestApp) {
         "user.role_changed",
         "user.deleted",
     ];
-    let received = receiver.wait_for(expected.len(), Duration::from_secs(20)).await;
+    let received = receiver
+        .wait_for(expected.len(), Duration::from_secs(20))
+        .await;
     // Nothing more comes (no double sends).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let received_now = receiver.received().await;
@@ -314,10 +363,24 @@ async fn every_event_arrives_signed_once(app: TestApp) {
         let user = &event["data"]["user"];
         assert_eq!(user["id"], user_id, "{event}");
         assert_eq!(user["email"], email);
-        let keys: Vec<&str> = user.as_object().unwrap().keys().map(String::as_str).collect();
+        let keys: Vec<&str> = user
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         assert_eq!(
             keys,
-            ["id", "email", "name", "role", "email_verified", "disabled", "created_at", "updated_at"]
+            [
+                "id",
+                "email",
+                "name",
+                "role",
+                "email_verified",
+                "disabled",
+                "created_at",
+                "updated_at"
+            ]
         );
         // No key names a secret, and no secret is anywhere in the bytes.
         let raw = delivery["raw"].as_str().unwrap();
@@ -348,12 +411,28 @@ async fn every_event_arrives_signed_once(app: TestApp) {
     // The delivery log, over REST and GraphQL.
     let log = deliveries(&app, &admin, &id).await;
     assert_eq!(log.len(), expected.len());
-    let keys: Vec<&str> = log[0].as_object().unwrap().keys().map(String::as_str).collect();
+    let keys: Vec<&str> = log[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(
         keys,
-        ["id", "event_id", "type", "attempt", "status", "response_status", "created_at"]
+        [
+            "id",
+            "event_id",
+            "type",
+            "attempt",
+            "status",
+            "response_status",
+            "created_at"
+        ]
     );
-    assert!(log.iter().all(|d| d["status"] == "delivered" && d["response_status"] == 204));
+    assert!(
+        log.iter()
+            .all(|d| d["status"] == "delivered" && d["response_status"] == 204)
+    );
     let gql = app
         .graphql(
             Some(&admin),
@@ -369,10 +448,19 @@ async fn every_event_arrives_signed_once(app: TestApp) {
         expected.len()
     );
     // The list never shows the secret.
-    let listed = body(send(&app, reqwest::Method::GET, "/api/admin/webhooks", &admin, None).await).await;
+    let listed = body(
+        send(
+            &app,
+            reqwest::Method::GET,
+            "/api/admin/webhooks",
+            &admin,
+            None,
+        )
+        .await,
+    )
+    .await;
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert!(listed[0].get("secret").is_none());
-    let _ = admin_id;
 }
 
 async fn a_failed_delivery_is_retried_with_the_same_id(app: TestApp) {
@@ -385,16 +473,26 @@ async fn a_failed_delivery_is_retried_with_the_same_id(app: TestApp) {
         json!(["user.created"]),
     )
     .await;
-    receiver.control("/__secrets", json!({"secrets": [secret]})).await;
-    receiver.control("/__answer", json!({"statuses": [503]})).await;
-    assert_eq!(app.register("retry@example.com", PASSWORD).await.status(), StatusCode::CREATED);
+    receiver
+        .control("/__secrets", json!({"secrets": [secret]}))
+        .await;
+    receiver
+        .control("/__answer", json!({"statuses": [503]}))
+        .await;
+    assert_eq!(
+        app.register("retry@example.com", PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
     // The first attempt answers 503; the next, about 5 s later, is taken.
     let received = receiver.wait_for(2, Duration::from_secs(20)).await;
     assert_eq!(received.len(), 2, "{received:?}");
     assert_eq!(received[0]["answered"], 503);
     assert_eq!(received[1]["answered"], 204);
     assert_eq!(received[0]["id"], received[1]["id"]);
-    assert_eq!(received[0]["raw"], received[1]["raw"], "byte-identical bodies");
+    assert_eq!(
+        received[0]["raw"], received[1]["raw"],
+        "byte-identical bodies"
+    );
     assert_ne!(received[0]["signatures"], Value::Null);
     assert!(received.iter().all(|r| r["verified_by"] == json!([0])));
     let first: i64 = received[0]["timestamp"].as_str().unwrap().parse().unwrap();
@@ -422,11 +520,23 @@ async fn a_rotation_signs_with_both_secrets(app: TestApp) {
     receiver
         .control("/__secrets", json!({"secrets": [old, new]}))
         .await;
-    assert_eq!(app.register("rotate@example.com", PASSWORD).await.status(), StatusCode::CREATED);
-    let received = receiver.wait_for(1, Duration::from_secs(20)).await;
-    assert_eq!(received[0]["verified_by"], json!([0, 1]), "{:?}", received[0]);
     assert_eq!(
-        received[0]["signatures"].as_str().unwrap().split(' ').count(),
+        app.register("rotate@example.com", PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
+    let received = receiver.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(
+        received[0]["verified_by"],
+        json!([0, 1]),
+        "{:?}",
+        received[0]
+    );
+    assert_eq!(
+        received[0]["signatures"]
+            .as_str()
+            .unwrap()
+            .split(' ')
+            .count(),
         2
     );
     // Over GraphQL too.
@@ -437,15 +547,25 @@ async fn a_rotation_signs_with_both_secrets(app: TestApp) {
             json!({"id": id}),
         )
         .await;
-    assert!(gql["data"]["rotateWebhookSecret"].as_str().unwrap().starts_with("whsec_"));
+    assert!(
+        gql["data"]["rotateWebhookSecret"]
+            .as_str()
+            .unwrap()
+            .starts_with("whsec_")
+    );
 }
 
 async fn gone_disables_the_endpoint(app: TestApp) {
     let receiver = Receiver::start();
     let (_, admin) = signed_in_admin(&app).await;
     let (id, _) = create(&app, &admin, &format!("{}/in", receiver.url), json!(["*"])).await;
-    receiver.control("/__answer", json!({"statuses": [410]})).await;
-    assert_eq!(app.register("gone@example.com", PASSWORD).await.status(), StatusCode::CREATED);
+    receiver
+        .control("/__answer", json!({"statuses": [410]}))
+        .await;
+    assert_eq!(
+        app.register("gone@example.com", PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
     receiver.wait_for(1, Duration::from_secs(20)).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while app
@@ -460,7 +580,10 @@ async fn gone_disables_the_endpoint(app: TestApp) {
     let got = body(send(&app, reqwest::Method::GET, &path, &admin, None).await).await;
     assert_eq!(got["enabled"], false);
     // Nothing more is queued for it.
-    assert_eq!(app.register("after@example.com", PASSWORD).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.register("after@example.com", PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
     assert_eq!(
         app.count("SELECT COUNT(*) FROM webhook_outbox WHERE done_at IS NULL")
             .await,
@@ -469,7 +592,10 @@ async fn gone_disables_the_endpoint(app: TestApp) {
     // It can be removed, with its log.
     let deleted = send(&app, reqwest::Method::DELETE, &path, &admin, None).await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
-    assert_eq!(app.count("SELECT COUNT(*) FROM webhook_deliveries").await, 0);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM webhook_deliveries").await,
+        0
+    );
 }
 
 async fn an_outage_delays_and_never_drops(app: TestApp) {
@@ -487,7 +613,10 @@ async fn an_outage_delays_and_never_drops(app: TestApp) {
         json!(["user.created"]),
     )
     .await;
-    assert_eq!(app.register("outage@example.com", PASSWORD).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.register("outage@example.com", PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     let log = loop {
         let log = deliveries(&app, &admin, &id).await;
@@ -528,14 +657,24 @@ async fn two_replicas_send_each_event_once(app: TestApp) {
     let receiver = Receiver::start();
     let other = replica(&app);
     let (_, admin) = signed_in_admin(&app).await;
-    create(&app, &admin, &format!("{}/in", receiver.url), json!(["user.created"])).await;
+    create(
+        &app,
+        &admin,
+        &format!("{}/in", receiver.url),
+        json!(["user.created"]),
+    )
+    .await;
     // Both workers poll the one outbox while events arrive through both.
     let registrations = (0..20).map(|i| {
-        let base = if i % 2 == 0 { app.address.clone() } else { other.address.clone() };
+        let base = if i % 2 == 0 {
+            app.address.clone()
+        } else {
+            other.address.clone()
+        };
         async move { register_at(&base, &format!("replica{i}@example.com")).await }
     });
     futures_util::future::join_all(registrations).await;
-    let received = receiver.wait_for(20, Duration::from_secs(20)).await;
+    receiver.wait_for(20, Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let received = receiver.received().await;
     let mut ids: Vec<&str> = received.iter().map(|r| r["id"].as_str().unwrap()).collect();
@@ -549,16 +688,26 @@ async fn a_killed_replica_loses_nothing(app: TestApp) {
     let receiver = Receiver::start();
     let doomed = replica(&app);
     let (_, admin) = signed_in_admin(&app).await;
-    create(&app, &admin, &format!("{}/in", receiver.url), json!(["user.created"])).await;
+    create(
+        &app,
+        &admin,
+        &format!("{}/in", receiver.url),
+        json!(["user.created"]),
+    )
+    .await;
     // The first attempt fails, so the event is still owed when the replica dies.
-    receiver.control("/__answer", json!({"statuses": [503]})).await;
+    receiver
+        .control("/__answer", json!({"statuses": [503]}))
+        .await;
     register_at(&doomed.address, "crash@example.com").await;
     doomed.signal("KILL");
     // The surviving replica (the test app) delivers it.
     let received = receiver.wait_for(2, Duration::from_secs(30)).await;
     assert!(
-        received.iter().any(|r| r["answered"] == 204
-            && r["body"]["data"]["user"]["email"] == "crash@example.com"),
+        received
+            .iter()
+            .any(|r| r["answered"] == 204
+                && r["body"]["data"]["user"]["email"] == "crash@example.com"),
         "{received:?}"
     );
 }
