@@ -298,21 +298,61 @@ async fn sigterm_lets_an_upload_in_flight_finish() {
     assert_eq!(server.wait(Duration::from_secs(10)), Some(0));
 }
 
-/// Mixed load for `SOAK_SECS` (default 60): no errors, and memory that stops growing once
-/// warm.
+/// Mixed load for `SOAK_SECS` (default 60), with two webhook endpoints (one receiving, one
+/// down, so its events are retried throughout): no errors, memory that stops growing once
+/// warm, and mail and webhooks delivered beside the load.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sustained_mixed_load_has_no_errors_and_flat_memory() {
     let seconds: u64 = std::env::var("SOAK_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}/soak.db?mode=rwc", dir.path().display());
     // Metrics on, as in production, and never scraped: what they keep must stay bounded too.
-    let server = ServerProcess::start(&settings(&[("METRICS_ADDR", "127.0.0.1:0")]));
+    let server = ServerProcess::start_in(
+        dir.path(),
+        &settings(&[
+            ("METRICS_ADDR", "127.0.0.1:0"),
+            ("DATABASE_URL", &database_url),
+            ("WEBHOOK_ALLOW_PRIVATE", "true"),
+        ]),
+    );
     let client = crate::helpers::http_client_builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
     let base = server.address.clone();
+    // Two endpoints for every event: a receiver, and an address where nothing listens.
+    let receiver = crate::webhooks::Receiver::start();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    client
+        .post(format!("{base}/api/auth/register"))
+        .json(&json!({"email": "hooks@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    Database::connect(&database_url)
+        .await
+        .unwrap()
+        .execute_unprepared("UPDATE users SET role = 'admin'")
+        .await
+        .unwrap();
+    let admin = login_at(&client, &base, "hooks@example.com").await.unwrap();
+    for url in [format!("{}/in", receiver.url), format!("http://127.0.0.1:{dead}/in")] {
+        let created = client
+            .post(format!("{base}/api/admin/webhooks"))
+            .bearer_auth(&admin)
+            .json(&json!({"url": url, "events": ["*"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), StatusCode::CREATED);
+    }
     let mut tokens = Vec::new();
     for i in 0..8 {
         let email = format!("soak{i}@example.com");
@@ -399,6 +439,20 @@ async fn sustained_mixed_load_has_no_errors_and_flat_memory() {
         end <= warm + warm / 5 + 2048,
         "RSS grew from {warm} kB to {end} kB"
     );
+    // Mail went out beside it (a verification per registration), and webhooks too.
+    let mail_dir = dir.path().join("data/mail");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mails = loop {
+        let mails = std::fs::read_dir(&mail_dir).map_or(0, |d| d.count());
+        if mails >= 9 || Instant::now() > deadline {
+            break mails;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(mails >= 9, "{mails} messages");
+    let delivered = receiver.received().await.len();
+    eprintln!("soak: {delivered} webhook deliveries received");
+    assert!(delivered >= 9, "{delivered} webhook deliveries");
 }
 
 fn rss_kb(pid: u32) -> u64 {

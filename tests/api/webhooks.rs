@@ -48,13 +48,13 @@ fn python() -> &'static std::path::PathBuf {
 }
 
 /// A receiver process on 127.0.0.1; stopped when dropped.
-struct Receiver {
+pub(crate) struct Receiver {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Receiver {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/webhooks/receiver.py");
         let mut child = Command::new(python())
             .arg(script)
@@ -88,7 +88,7 @@ impl Receiver {
         assert_eq!(sent.status(), StatusCode::NO_CONTENT);
     }
 
-    async fn received(&self) -> Vec<Value> {
+    pub(crate) async fn received(&self) -> Vec<Value> {
         let got = http_client()
             .get(format!("{}/__received", self.url))
             .send()
