@@ -26,7 +26,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "services",
         &[
-            "auth", "config", "db", "domain", "entities", "error", "limits", "mail",
+            "auth", "config", "db", "domain", "entities", "error", "limits", "mail", "net",
         ],
     ),
     ("caller", &["auth", "net"]),

@@ -343,7 +343,10 @@ async fn sustained_mixed_load_has_no_errors_and_flat_memory() {
         .await
         .unwrap();
     let admin = login_at(&client, &base, "hooks@example.com").await.unwrap();
-    for url in [format!("{}/in", receiver.url), format!("http://127.0.0.1:{dead}/in")] {
+    for url in [
+        format!("{}/in", receiver.url),
+        format!("http://127.0.0.1:{dead}/in"),
+    ] {
         let created = client
             .post(format!("{base}/api/admin/webhooks"))
             .bearer_auth(&admin)
