@@ -58,6 +58,8 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 const RETRY_SECS: [u64; 9] = [5, 30, 120, 600, 1800, 3600, 10_800, 21_600, 43_200];
 /// How long a rotated-out secret still signs.
 const OLD_SECRET_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long a finished event's row is kept (its body is emptied at once).
+const DONE_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Attempts shown in an endpoint's delivery log.
 const DELIVERY_LOG: u64 = 100;
 /// Random bytes of a secret.
@@ -255,11 +257,11 @@ impl Services {
         Ok(count)
     }
 
-    /// Deletes delivered or given-up events and log entries older than the audit retention.
+    /// Deletes events done a week ago, and log entries older than the audit retention.
     pub async fn prune_webhooks(&self) -> Result<u64, AppError> {
         let before = now() - delta(self.audit_retention);
         let events = webhook_outbox::Entity::delete_many()
-            .filter(webhook_outbox::Column::DoneAt.lte(before))
+            .filter(webhook_outbox::Column::DoneAt.lte(now() - delta(DONE_KEPT)))
             .exec(&self.db)
             .await?
             .rows_affected;
@@ -282,6 +284,7 @@ impl Services {
         let Some(endpoint) = endpoint else {
             // Disabled (or deleted) since: nothing to send.
             active.done_at = Set(Some(now));
+            active.body = Set(String::new());
             active.update(&self.db).await?;
             return Ok(());
         };
@@ -306,7 +309,11 @@ impl Services {
                 // An address refused now may be public again (DNS changes): tried later.
                 active.next_attempt_at = Set(now + delta(retry_after(attempt)));
             }
-            _ => active.done_at = Set(Some(now)),
+            _ => {
+                active.done_at = Set(Some(now));
+                // The body held the account's details; once done, only the log remains.
+                active.body = Set(String::new());
+            }
         }
         if status == "disabled" {
             webhook::Entity::update_many()
@@ -480,6 +487,9 @@ impl WebhookSender {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // Straight to the receiver: through a proxy, the guard would check the proxy's
+            // address, not the receiver's.
+            .no_proxy()
             .connect_timeout(Duration::from_secs(5))
             .timeout(TIMEOUT)
             .pool_max_idle_per_host(2)

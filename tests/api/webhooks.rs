@@ -14,7 +14,10 @@ use serde_json::{Value, json};
 
 use crate::{
     admin::signed_in_admin,
-    helpers::{PASSWORD, TestApp, body, decode_claims, expect_error, http_client, python_with},
+    helpers::{
+        PASSWORD, TestApp, body, decode_claims, expect_error, http_client, link_token, python_with,
+    },
+    mfa::{code, enrolled},
     on_both_backends, on_both_backends_with,
     process::ServerProcess,
 };
@@ -291,10 +294,26 @@ async fn every_event_arrives_signed_once(app: TestApp) {
     let user_id = body(app.account(&token).await).await["id"]
         .as_i64()
         .unwrap();
+    let verification = app.mail_to(email, 1).await;
+    let verify_token = link_token(&verification[0], "/account/verify-email");
+    let verified = app
+        .post_json("/api/auth/verify-email", &json!({"token": verify_token}))
+        .await;
+    assert!(verified.status().is_success(), "{}", verified.status());
     let renamed = app
         .update_account(&token, &json!({"name": "Life Cycle"}))
         .await;
     assert_eq!(renamed.status(), StatusCode::OK);
+    let (otp_secret, _, _) = enrolled(&app, &token).await;
+    let disabled = send(
+        &app,
+        reqwest::Method::DELETE,
+        "/api/users/me/mfa/totp",
+        &token,
+        Some(json!({"password": PASSWORD, "code": code(&otp_secret, 1)})),
+    )
+    .await;
+    assert_eq!(disabled.status(), StatusCode::NO_CONTENT);
     let changed = app
         .put_auth(
             "/api/users/me/password",
@@ -303,6 +322,20 @@ async fn every_event_arrives_signed_once(app: TestApp) {
         )
         .await;
     assert!(changed.status().is_success(), "{}", changed.status());
+    let before = app.mail_to(email, 0).await.len();
+    let forgot = app
+        .post_json("/api/auth/forgot-password", &json!({"email": email}))
+        .await;
+    assert_eq!(forgot.status(), StatusCode::ACCEPTED);
+    let messages = app.mail_to(email, before + 1).await;
+    let reset_token = link_token(&messages[before], "/account/reset-password");
+    let reset = app
+        .post_json(
+            "/api/auth/reset-password",
+            &json!({"token": reset_token, "new_password": "ThirdPass789"}),
+        )
+        .await;
+    assert!(reset.status().is_success(), "{}", reset.status());
     for (method, path, json) in [
         (
             reqwest::Method::POST,
@@ -332,8 +365,12 @@ async fn every_event_arrives_signed_once(app: TestApp) {
     let expected = [
         "user.created",
         "session.created",
+        "user.email_verified",
         "user.updated",
+        "mfa.enabled",
+        "mfa.disabled",
         "password.changed",
+        "password.reset",
         "user.disabled",
         "user.enabled",
         "user.role_changed",
@@ -389,7 +426,14 @@ async fn every_event_arrives_signed_once(app: TestApp) {
                 assert!(!key.contains(word), "{key} in {raw}");
             }
         }
-        for secret in [PASSWORD, "AnotherPass456", token.as_str(), "$2"] {
+        for secret in [
+            PASSWORD,
+            "AnotherPass456",
+            "ThirdPass789",
+            token.as_str(),
+            "$2",
+            &otp_secret,
+        ] {
             assert!(!raw.contains(secret), "{secret} in {raw}");
         }
     }
@@ -407,6 +451,16 @@ async fn every_event_arrives_signed_once(app: TestApp) {
     assert_eq!(find("user.updated")["data"]["user"]["name"], "Life Cycle");
     assert_eq!(find("user.disabled")["data"]["user"]["disabled"], true);
     assert_eq!(find("user.role_changed")["data"]["user"]["role"], "admin");
+    assert_eq!(
+        find("user.email_verified")["data"]["user"]["email_verified"],
+        true
+    );
+    // Once delivered, the outbox keeps no copy of the account's details.
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM webhook_outbox WHERE body <> '' OR done_at IS NULL")
+            .await,
+        0
+    );
 
     // The delivery log, over REST and GraphQL.
     let log = deliveries(&app, &admin, &id).await;
