@@ -286,6 +286,32 @@ impl MutationRoot {
         Ok(services.create_webhook(&actor, new).await?.into())
     }
 
+    /// Turns a webhook endpoint on (admins only): it takes events again (after a 410, say).
+    async fn enable_webhook(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The endpoint's id.")] id: ID,
+    ) -> Result<Webhook> {
+        let (services, actor) = context(ctx);
+        Ok(services
+            .set_webhook_enabled(&actor, &id, true)
+            .await?
+            .into())
+    }
+
+    /// Turns a webhook endpoint off (admins only): no event is queued for it.
+    async fn disable_webhook(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The endpoint's id.")] id: ID,
+    ) -> Result<Webhook> {
+        let (services, actor) = context(ctx);
+        Ok(services
+            .set_webhook_enabled(&actor, &id, false)
+            .await?
+            .into())
+    }
+
     /// Removes a webhook endpoint and its pending events (admins only).
     async fn delete_webhook(
         &self,

@@ -132,6 +132,8 @@ pub fn router(max_upload_bytes: usize) -> Router<AppState> {
             "/api/admin/webhooks/{id}",
             get(webhooks::get).delete(webhooks::delete),
         )
+        .route("/api/admin/webhooks/{id}/enable", post(webhooks::enable))
+        .route("/api/admin/webhooks/{id}/disable", post(webhooks::disable))
         .route(
             "/api/admin/webhooks/{id}/rotate-secret",
             post(webhooks::rotate_secret),

@@ -86,6 +86,8 @@ use crate::state::AppState;
         webhooks::list,
         webhooks::get,
         webhooks::delete,
+        webhooks::enable,
+        webhooks::disable,
         webhooks::rotate_secret,
         webhooks::deliveries,
         super::health::healthz,

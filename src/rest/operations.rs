@@ -166,6 +166,8 @@ pub struct Operations {
     pub webhooks: Operation,
     pub webhook: Operation,
     pub delete_webhook: Operation,
+    pub enable_webhook: Operation,
+    pub disable_webhook: Operation,
     pub rotate_webhook_secret: Operation,
     pub webhook_deliveries: Operation,
 }
@@ -405,6 +407,14 @@ impl Operations {
             webhook: Operation::parse(format!(
                 "query Webhook($id: ID!) {{ result: webhook(id: $id) {{ {WEBHOOK_FIELDS} }} }}"
             )),
+            enable_webhook: Operation::parse(format!(
+                "mutation EnableWebhook($id: ID!) {{ \
+                   result: enableWebhook(id: $id) {{ {WEBHOOK_FIELDS} }} }}"
+            )),
+            disable_webhook: Operation::parse(format!(
+                "mutation DisableWebhook($id: ID!) {{ \
+                   result: disableWebhook(id: $id) {{ {WEBHOOK_FIELDS} }} }}"
+            )),
             delete_webhook: Operation::parse(
                 "mutation DeleteWebhook($id: ID!) { result: deleteWebhook(id: $id) }".into(),
             ),
@@ -501,7 +511,7 @@ mod tests {
         let account = via::<UpdateAccountBody>(json!({"email": "a@b.c", "name": null}));
         let credentials = json!({"email": "a@b.c", "password": "StrongPass123"});
         let page = json!({"first": 20, "after": "dTox"});
-        let cases: [(&str, &Operation, serde_json::Value); 58] = [
+        let cases: [(&str, &Operation, serde_json::Value); 60] = [
             (
                 "register",
                 &ops.register,
@@ -670,6 +680,8 @@ mod tests {
             ("webhooks", &ops.webhooks, json!({})),
             ("webhook", &ops.webhook, json!({"id": "x"})),
             ("delete_webhook", &ops.delete_webhook, json!({"id": "x"})),
+            ("enable_webhook", &ops.enable_webhook, json!({"id": "x"})),
+            ("disable_webhook", &ops.disable_webhook, json!({"id": "x"})),
             (
                 "rotate_webhook_secret",
                 &ops.rotate_webhook_secret,

@@ -198,6 +198,52 @@ pub async fn delete(
     .await
 }
 
+/// Turn a webhook endpoint on
+///
+/// It takes events again from now on (after a 410 Gone, say). Admins only.
+#[utoipa::path(
+    post, path = "/api/admin/webhooks/{id}/enable", tag = "admin", operation_id = "enableWebhook",
+    security(("bearer" = []), ("oauth2" = [])),
+    params(("id" = String, Path, description = "The endpoint's id")),
+    responses(
+        (status = 200, description = "The endpoint", body = WebhookOut),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody, example = json!({"detail": "Forbidden"})),
+        (status = 404, description = "Unknown endpoint", body = ErrorBody, example = json!({"detail": "Webhook not found"})),
+    )
+)]
+pub async fn enable(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Response {
+    let op = &OPERATIONS.enable_webhook;
+    forward(&state, op, caller, json!({ "id": id }), StatusCode::OK).await
+}
+
+/// Turn a webhook endpoint off
+///
+/// No event is queued for it until it is turned on again. Admins only.
+#[utoipa::path(
+    post, path = "/api/admin/webhooks/{id}/disable", tag = "admin", operation_id = "disableWebhook",
+    security(("bearer" = []), ("oauth2" = [])),
+    params(("id" = String, Path, description = "The endpoint's id")),
+    responses(
+        (status = 200, description = "The endpoint", body = WebhookOut),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody, example = json!({"detail": "Forbidden"})),
+        (status = 404, description = "Unknown endpoint", body = ErrorBody, example = json!({"detail": "Webhook not found"})),
+    )
+)]
+pub async fn disable(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Response {
+    let op = &OPERATIONS.disable_webhook;
+    forward(&state, op, caller, json!({ "id": id }), StatusCode::OK).await
+}
+
 /// Rotate a webhook endpoint's secret
 ///
 /// A new secret; for 24 hours every delivery carries a signature by the old one too, so the

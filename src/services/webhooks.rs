@@ -182,6 +182,24 @@ impl Services {
         Ok(())
     }
 
+    /// Turns an endpoint on or off (admins only). Off, no event is queued for it; on again,
+    /// it takes the events from then on (one disabled by a 410 included).
+    #[instrument(skip_all)]
+    pub async fn set_webhook_enabled(
+        &self,
+        actor: &Actor,
+        id: &str,
+        enabled: bool,
+    ) -> Result<WebhookView, AppError> {
+        self.admin(&self.db, actor).await?;
+        let row = self.find_webhook(id).await?;
+        let mut active: webhook::ActiveModel = row.into();
+        active.enabled = Set(enabled);
+        let row = active.update(&self.db).await?;
+        tracing::info!(webhook = %row.id, enabled, "webhook endpoint switched");
+        Ok(WebhookView::of(row, None))
+    }
+
     /// A new secret for an endpoint (admins only): the old one keeps signing for 24 hours,
     /// beside the new one, so receivers can switch without losing an event.
     #[instrument(skip_all)]
