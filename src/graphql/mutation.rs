@@ -27,9 +27,10 @@ use crate::{
 /// data.
 pub struct MutationRoot;
 
-/// Changes. `register`, `login` and `refresh` need no token; the rest act on the caller's own
-/// data, except the admin's (`disableUser`, `enableUser`, `setUserRole`, `revokeUserSessions`,
-/// `deleteUser`), which act on another account.
+/// Changes. `register`, `login`, `refresh` and the sign-in steps (`verifyMfa`, passkey and
+/// OpenID sign-in) need no token; the rest act on the caller's own data, except the admin's
+/// (`disableUser`, `enableUser`, `setUserRole`, `revokeUserSessions`, `deleteUser`,
+/// `resetUserMfa`, and the webhook endpoints'), which act on others.
 #[Object(name = "Mutation")]
 impl MutationRoot {
     /// Creates an account and its (empty) profile.

@@ -15,7 +15,7 @@ use crate::domain::{CursorKind, PageRequest, UserFilter};
 pub struct QueryRoot;
 
 /// Reads. Every field but `oidcProviders` needs a bearer token (`Authorization: Bearer
-/// <accessToken>`); `users`, `user` and `auditEvents` need an admin's.
+/// <accessToken>`); `users`, `user`, `auditEvents` and the webhook fields need an admin's.
 #[Object(name = "Query")]
 impl QueryRoot {
     /// The current account.
