@@ -45,7 +45,7 @@ pub struct IdentityOut {
 pub struct AuthorizeQuery {
     /// The front end's page the browser comes back to with `?code=…` or `?error=…`; it must
     /// start with an entry of `OIDC_REDIRECT_ALLOWLIST` (default `PUBLIC_URL`).
-    #[param(value_type = String, required = true, max_length = 2048)]
+    #[param(value_type = String, required = true, min_length = 1, max_length = 2048)]
     redirect_to: Option<String>,
 }
 
@@ -56,7 +56,7 @@ pub struct CallbackQuery {
     /// The authorization code.
     code: Option<String>,
     /// The `state` of the authorization request.
-    #[param(value_type = String, required = true)]
+    #[param(value_type = String, required = true, min_length = 1)]
     state: Option<String>,
     /// The provider's error (`access_denied`, …).
     error: Option<String>,
@@ -68,7 +68,7 @@ pub struct CallbackQuery {
 pub struct ExchangeBody {
     /// The `code` the callback sent the browser back with: 60 seconds, once.
     #[serde(default)]
-    #[schema(value_type = String, required = true, max_length = 256)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 256)]
     code: Option<String>,
 }
 
@@ -78,7 +78,7 @@ pub struct ExchangeBody {
 pub struct LinkBody {
     /// Comes back with `?linked={name}` or `?error=…`; under `OIDC_REDIRECT_ALLOWLIST`.
     #[serde(default)]
-    #[schema(value_type = String, required = true, max_length = 2048)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 2048)]
     redirect_to: Option<String>,
 }
 

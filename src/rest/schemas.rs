@@ -137,13 +137,22 @@ pub struct TypeErrorBody {
     pub detail: Vec<TypeErrorItem>,
 }
 
-/// Where and what: `loc` is `["body", field]` or `["path", parameter]`.
+/// Where and what: `loc` is `["body", field]` or `["path", parameter]`, with an item's index
+/// (a number) for a list (`["body", "events", 0]`).
 #[derive(Serialize, ToSchema)]
 pub struct TypeErrorItem {
-    pub loc: Vec<String>,
+    pub loc: Vec<LocPart>,
     pub msg: String,
     #[serde(rename = "type")]
     pub kind: String,
+}
+
+/// A step of a `loc`: a key, or a list index.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LocPart {
+    Key(String),
+    Index(u64),
 }
 
 /// `/healthz` and `/readyz`.

@@ -24,11 +24,11 @@ use crate::state::AppState;
 pub struct WebhookBody {
     /// An http(s) URL on a public address.
     #[serde(default)]
-    #[schema(value_type = String, required = true, max_length = 2048)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 2048)]
     url: Option<String>,
     /// Event types, or `["*"]` for all.
     #[serde(default)]
-    #[schema(value_type = Vec<String>, required = true)]
+    #[schema(value_type = Vec<String>, required = true, min_items = 1, max_items = 13)]
     events: Option<Vec<String>>,
     #[serde(default)]
     #[schema(max_length = 500)]
