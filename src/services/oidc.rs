@@ -444,13 +444,12 @@ impl Services {
         if spent != 1 {
             return Err(invalid());
         }
-        let (_, found) = account_token::Entity::find()
+        let code_row = account_token::Entity::find()
             .filter(account_token::Column::TokenHash.eq(&hash))
-            .find_also_related(user::Entity)
             .one(&txn)
             .await?
             .ok_or_else(invalid)?;
-        let (user, profile) = user::Entity::find_by_id(found.ok_or_else(invalid)?.id)
+        let (user, profile) = user::Entity::find_by_id(code_row.user_id)
             .find_also_related(profile::Entity)
             .one(&txn)
             .await?
