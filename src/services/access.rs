@@ -1,9 +1,11 @@
 //! Who is asking: the caller's user row behind a live session, and whether they are an admin.
 //! A leaf: it imports no feature.
 
-use sea_orm::ConnectionTrait;
-
-use super::{Services, prepared, time::now};
+use super::{
+    Services,
+    prepared::{self, ReadSource},
+    time::now,
+};
 use crate::{
     auth::{Actor, Bearer},
     domain::Role,
@@ -16,7 +18,7 @@ impl Services {
     /// joined, not fetched apart). 401 otherwise.
     pub(super) async fn signed_in(
         &self,
-        db: &impl ConnectionTrait,
+        db: &impl ReadSource,
         bearer: Bearer,
     ) -> Result<user::Model, AppError> {
         prepared::user(db, bearer, now())
@@ -28,7 +30,7 @@ impl Services {
     /// anyone else.
     pub(super) async fn admin(
         &self,
-        db: &impl ConnectionTrait,
+        db: &impl ReadSource,
         actor: &Actor,
     ) -> Result<user::Model, AppError> {
         let user = self.signed_in(db, actor.bearer()?).await?;

@@ -1,11 +1,16 @@
 //! Accounts: registration, login, and the account view (`me`, `updateMe`).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use tracing::instrument;
 
 use super::{
-    Services, events::Event, prepared, query::unique_violation_as, time::now, webhook_outbox,
+    Services,
+    events::Event,
+    prepared::{self, ReadSource},
+    query::unique_violation_as,
+    time::now,
+    webhook_outbox,
 };
 use crate::{
     auth::{Actor, Bearer},
@@ -209,7 +214,7 @@ impl Services {
 
     /// The caller's account; 401 when the token's user or session is gone.
     pub async fn me(&self, actor: &Actor) -> Result<Account, AppError> {
-        let (user, profile) = self.my_account(&self.db, actor.bearer()?).await?;
+        let (user, profile) = self.my_account(&self.pool(), actor.bearer()?).await?;
         Ok(Account::new(user, profile))
     }
 
@@ -304,7 +309,7 @@ impl Services {
     /// The caller's user row and profile, if their session is live: one query.
     async fn my_account(
         &self,
-        db: &impl ConnectionTrait,
+        db: &impl ReadSource,
         bearer: Bearer,
     ) -> Result<(user::Model, Option<profile::Model>), AppError> {
         prepared::account(db, bearer, now())

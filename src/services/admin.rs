@@ -46,7 +46,7 @@ impl Services {
         page: PageRequest,
         filter: UserFilter,
     ) -> Result<Page<Account>, AppError> {
-        self.admin(&self.db, actor).await?;
+        self.admin(&self.pool(), actor).await?;
         let condition = user_condition(&filter, self.db.get_database_backend());
         let count = user::Entity::find()
             .filter(condition.clone())
@@ -70,7 +70,7 @@ impl Services {
 
     /// One account (admins only); `None` when there is no such account.
     pub async fn user(&self, actor: &Actor, id: i32) -> Result<Option<Account>, AppError> {
-        self.admin(&self.db, actor).await?;
+        self.admin(&self.pool(), actor).await?;
         Ok(user::Entity::find_by_id(id)
             .find_also_related(profile::Entity)
             .one(&self.db)
@@ -87,12 +87,12 @@ impl Services {
     ) -> Result<Vec<SessionView>, AppError> {
         let bearer = actor.bearer()?;
         if bearer.user_id != user_id {
-            self.admin(&self.db, actor).await?;
+            self.admin(&self.pool(), actor).await?;
         }
         let sessions = self.live_sessions(user_id, bearer.session_id).await?;
         if bearer.user_id == user_id && !sessions.iter().any(|s| s.current) {
             // One's own list without one's own session: the token is dead.
-            self.signed_in(&self.db, bearer).await?;
+            self.signed_in(&self.pool(), bearer).await?;
         }
         Ok(sessions)
     }

@@ -49,7 +49,7 @@ impl Services {
         user_id: Option<i32>,
         action: Option<AuditAction>,
     ) -> Result<Page<AuditEventView>, AppError> {
-        self.admin(&self.db, actor).await?;
+        self.admin(&self.pool(), actor).await?;
         let mut select = audit_event::Entity::find();
         if let Some(user_id) = user_id {
             select = select.filter(
@@ -71,7 +71,7 @@ impl Services {
         actor: &Actor,
         page: PageRequest,
     ) -> Result<Page<AuditEventView>, AppError> {
-        let user = self.signed_in(&self.db, actor.bearer()?).await?;
+        let user = self.signed_in(&self.pool(), actor.bearer()?).await?;
         let select = audit_event::Entity::find().filter(audit_event::Column::SubjectId.eq(user.id));
         self.event_page(select, page).await
     }

@@ -74,7 +74,7 @@ pub struct TotpEnrollment {
 impl Services {
     /// The caller's second factors.
     pub async fn mfa_status(&self, actor: &Actor) -> Result<MfaStatus, AppError> {
-        let user = self.signed_in(&self.db, actor.bearer()?).await?;
+        let user = self.signed_in(&self.pool(), actor.bearer()?).await?;
         Ok(MfaStatus {
             totp: user.mfa_enabled,
             recovery_codes_left: recovery_codes_left(&self.db, user.id).await?,
@@ -92,7 +92,7 @@ impl Services {
         password: Confirmation,
     ) -> Result<TotpEnrollment, AppError> {
         let bearer = actor.bearer()?;
-        let user = self.signed_in(&self.db, bearer).await?;
+        let user = self.signed_in(&self.pool(), bearer).await?;
         if user.mfa_enabled {
             return Err(AppError::Conflict(MFA_ALREADY_ENABLED));
         }
@@ -190,7 +190,7 @@ impl Services {
         input: MfaDisable,
     ) -> Result<(), AppError> {
         let bearer = actor.bearer()?;
-        let user = self.signed_in(&self.db, bearer).await?;
+        let user = self.signed_in(&self.pool(), bearer).await?;
         if !user.mfa_enabled {
             return Err(AppError::Conflict(MFA_NOT_ENABLED));
         }
@@ -234,7 +234,7 @@ impl Services {
         password: Confirmation,
     ) -> Result<Vec<String>, AppError> {
         let bearer = actor.bearer()?;
-        let user = self.signed_in(&self.db, bearer).await?;
+        let user = self.signed_in(&self.pool(), bearer).await?;
         if !user.mfa_enabled {
             return Err(AppError::Conflict(MFA_NOT_ENABLED));
         }

@@ -46,6 +46,7 @@ pub use webhooks::{DeliveryView, WebhookView};
 use crate::{
     auth::{JwtKeys, PasswordHasher, oidc::OidcProviders, sealing::Sealer},
     config::{Config, MailConfig, SessionConfig},
+    db::inline::InlineReader,
     domain::{Cursor, CursorKind, PageRequest},
     limits::RateLimiter,
     mail::Mailer,
@@ -57,6 +58,8 @@ pub use photos::PhotoStore;
 #[derive(Clone)]
 pub struct Services {
     db: DatabaseConnection,
+    /// The key lookups of authenticated requests, on SQLite, without SQLx's worker thread.
+    inline: Option<Arc<InlineReader>>,
     hasher: PasswordHasher,
     jwt: Arc<JwtKeys>,
     photos: Arc<PhotoStore>,
@@ -96,6 +99,7 @@ impl Services {
     ) -> Self {
         Self {
             db,
+            inline: crate::db::inline_reader(&config.database).map(Arc::new),
             hasher: PasswordHasher::new(config.bcrypt_cost, config.hash_queue_max_wait),
             jwt,
             photos: Arc::new(photos),
@@ -115,6 +119,14 @@ impl Services {
             oidc: Arc::new(OidcProviders::new(&config.oidc)),
             oidc_redirects: config.oidc.redirect_allowlist.clone().into(),
             webhook_sender: Arc::new(webhooks::WebhookSender::new(&config.webhooks)),
+        }
+    }
+
+    /// The pool, for the prepared reads outside a transaction.
+    fn pool(&self) -> prepared::Pool<'_> {
+        prepared::Pool {
+            db: &self.db,
+            inline: self.inline.as_deref(),
         }
     }
 

@@ -124,7 +124,7 @@ impl Services {
         provider: &str,
         redirect_to: &str,
     ) -> Result<String, AppError> {
-        let user = self.signed_in(&self.db, actor.bearer()?).await?;
+        let user = self.signed_in(&self.pool(), actor.bearer()?).await?;
         self.start_oidc(origin, provider, redirect_to, Some(user.id))
             .await
     }
@@ -475,7 +475,7 @@ impl Services {
 
     /// The identities linked to the caller's account, oldest first.
     pub async fn my_identities(&self, actor: &Actor) -> Result<Vec<IdentityView>, AppError> {
-        let user = self.signed_in(&self.db, actor.bearer()?).await?;
+        let user = self.signed_in(&self.pool(), actor.bearer()?).await?;
         Ok(user_identity::Entity::find()
             .filter(user_identity::Column::UserId.eq(user.id))
             .order_by_asc(user_identity::Column::LinkedAt)

@@ -95,7 +95,7 @@ impl Services {
         actor: &Actor,
     ) -> Result<PasskeyOptions, AppError> {
         let webauthn = self.webauthn()?;
-        let user = self.signed_in(&self.db, actor.bearer()?).await?;
+        let user = self.signed_in(&self.pool(), actor.bearer()?).await?;
         let own = passkey::Entity::find()
             .filter(passkey::Column::UserId.eq(user.id))
             .all(&self.db)
@@ -137,7 +137,7 @@ impl Services {
     ) -> Result<PasskeyView, AppError> {
         let webauthn = self.webauthn()?;
         let refused = || AppError::validation("credential", PASSKEY_NOT_VERIFIED);
-        let user = self.signed_in(&self.db, actor.bearer()?).await?;
+        let user = self.signed_in(&self.pool(), actor.bearer()?).await?;
         let credential: RegisterPublicKeyCredential =
             serde_json::from_value(input.credential).map_err(|_| refused())?;
         // Taken before it is checked: a failed finish spends the ceremony too.
@@ -190,7 +190,7 @@ impl Services {
 
     /// The caller's passkeys, newest first.
     pub async fn my_passkeys(&self, actor: &Actor) -> Result<Vec<PasskeyView>, AppError> {
-        let user = self.signed_in(&self.db, actor.bearer()?).await?;
+        let user = self.signed_in(&self.pool(), actor.bearer()?).await?;
         Ok(passkey::Entity::find()
             .filter(passkey::Column::UserId.eq(user.id))
             .order_by_desc(passkey::Column::CreatedAt)

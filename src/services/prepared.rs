@@ -5,22 +5,90 @@
 //! are written once per backend and run with fresh values; the rows are read with the same
 //! column prefixes sea-orm's `find_also_related` uses. A unit test checks that each query's
 //! values come in the order [`values`] gives them.
+//!
+//! Outside a transaction, on SQLite, they run inline (`db::inline`), without SQLx's worker
+//! thread; in a transaction, and on PostgreSQL, through the connection as any query.
 
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
-    QueryResult, QuerySelect, QueryTrait, Statement, Value,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
+    FromQueryResult, QueryFilter, QueryResult, QuerySelect, QueryTrait, Statement, TryIntoModel,
+    Value,
 };
 use uuid::Uuid;
 
 use super::query::live_session;
 use crate::{
     auth::Bearer,
+    db::inline::{self, InlineReader},
     entities::{profile, user},
     error::AppError,
 };
+
+/// Where a prepared read runs: a transaction, or the pool (inline on SQLite).
+pub(super) trait ReadSource {
+    fn connection(&self) -> &impl ConnectionTrait;
+
+    /// The inline reader, for a read outside any transaction on SQLite.
+    fn inline(&self) -> Option<&InlineReader> {
+        None
+    }
+}
+
+impl ReadSource for DatabaseTransaction {
+    fn connection(&self) -> &impl ConnectionTrait {
+        self
+    }
+}
+
+/// The pool, for reads outside a transaction.
+pub(super) struct Pool<'a> {
+    pub db: &'a DatabaseConnection,
+    pub inline: Option<&'a InlineReader>,
+}
+
+impl ReadSource for Pool<'_> {
+    fn connection(&self) -> &impl ConnectionTrait {
+        self.db
+    }
+
+    fn inline(&self) -> Option<&InlineReader> {
+        self.inline
+    }
+}
+
+/// A row of a prepared read, from SQLx or read inline.
+enum Row {
+    Sqlx(QueryResult),
+    Inline(inline::Row),
+}
+
+impl Row {
+    /// The `E` whose columns the row holds as `{prefix}{column}`; `None` when they are NULL
+    /// (the empty side of a left join).
+    fn model<E>(&self, prefix: &str) -> Result<Option<E::Model>, AppError>
+    where
+        E: EntityTrait,
+        E::ActiveModel: TryIntoModel<E::Model>,
+    {
+        Ok(match self {
+            Self::Sqlx(row) => E::Model::from_query_result_optional(row, prefix)?,
+            Self::Inline(row) => row.model::<E>(prefix)?,
+        })
+    }
+
+    /// The `E` the row has to hold.
+    fn required<E>(&self, prefix: &str) -> Result<E::Model, AppError>
+    where
+        E: EntityTrait,
+        E::ActiveModel: TryIntoModel<E::Model>,
+    {
+        self.model::<E>(prefix)?
+            .ok_or_else(|| AppError::from(sea_orm::DbErr::Custom(format!("{prefix} row is NULL"))))
+    }
+}
 
 /// SQL text for each backend.
 struct Prepared {
@@ -38,17 +106,24 @@ impl Prepared {
 
     async fn one(
         &self,
-        db: &impl ConnectionTrait,
+        source: &impl ReadSource,
         bearer: Bearer,
         now: DateTime<Utc>,
-    ) -> Result<Option<QueryResult>, AppError> {
+    ) -> Result<Option<Row>, AppError> {
+        let values = values(bearer, now);
+        if let Some(reader) = source.inline()
+            && let Ok(row) = reader.one(&self.sqlite, &values)
+        {
+            return Ok(row.map(Row::Inline));
+        }
+        let db = source.connection();
         let backend = db.get_database_backend();
         let sql = match backend {
             DbBackend::Postgres => &self.postgres,
             _ => &self.sqlite,
         };
-        let statement = Statement::from_sql_and_values(backend, sql.clone(), values(bearer, now));
-        Ok(db.query_one_raw(statement).await?)
+        let statement = Statement::from_sql_and_values(backend, sql.clone(), values);
+        Ok(db.query_one_raw(statement).await?.map(Row::Sqlx))
     }
 }
 
@@ -102,7 +177,7 @@ static USER: LazyLock<Prepared> = LazyLock::new(|| {
 
 /// The bearer's user and profile, if their session is live at `now`.
 pub(super) async fn account(
-    db: &impl ConnectionTrait,
+    db: &impl ReadSource,
     bearer: Bearer,
     now: DateTime<Utc>,
 ) -> Result<Option<(user::Model, Option<profile::Model>)>, AppError> {
@@ -110,14 +185,14 @@ pub(super) async fn account(
         return Ok(None);
     };
     Ok(Some((
-        user::Model::from_query_result(&row, "A_")?,
-        profile::Model::from_query_result_optional(&row, "B_")?,
+        row.required::<user::Entity>("A_")?,
+        row.model::<profile::Entity>("B_")?,
     )))
 }
 
 /// The bearer's profile and user, if they have a profile and their session is live at `now`.
 pub(super) async fn profile(
-    db: &impl ConnectionTrait,
+    db: &impl ReadSource,
     bearer: Bearer,
     now: DateTime<Utc>,
 ) -> Result<Option<(profile::Model, user::Model)>, AppError> {
@@ -125,26 +200,148 @@ pub(super) async fn profile(
         return Ok(None);
     };
     Ok(Some((
-        profile::Model::from_query_result(&row, "A_")?,
-        user::Model::from_query_result(&row, "B_")?,
+        row.required::<profile::Entity>("A_")?,
+        row.required::<user::Entity>("B_")?,
     )))
 }
 
 /// The bearer's user, if their session is live at `now`.
 pub(super) async fn user(
-    db: &impl ConnectionTrait,
+    db: &impl ReadSource,
     bearer: Bearer,
     now: DateTime<Utc>,
 ) -> Result<Option<user::Model>, AppError> {
     let Some(row) = USER.one(db, bearer, now).await? else {
         return Ok(None);
     };
-    Ok(Some(user::Model::from_query_result(&row, "")?))
+    Ok(Some(row.required::<user::Entity>("")?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A SQLite database in a temporary folder with one account, its profile and two
+    /// sessions (one live, one revoked), and a second account with no profile.
+    async fn database() -> (
+        tempfile::TempDir,
+        DatabaseConnection,
+        InlineReader,
+        [Bearer; 3],
+    ) {
+        use sea_orm::{ActiveModelTrait, Set};
+
+        use crate::{config::DatabaseConfig, entities::session};
+
+        let dir = tempfile::tempdir().unwrap();
+        let config = DatabaseConfig {
+            url: format!("sqlite://{}/t.db?mode=rwc", dir.path().display()).into(),
+            max_connections: Some(2),
+            acquire_timeout: std::time::Duration::from_secs(5),
+        };
+        let db = crate::db::connect(&config).await.unwrap();
+        crate::db::migrate(&db).await.unwrap();
+        let now = Utc::now();
+        let mut bearers = Vec::new();
+        for (n, email) in ["a@example.com", "b@example.com"].into_iter().enumerate() {
+            let user = user::ActiveModel {
+                email: Set(email.into()),
+                password_hash: Set("x".into()),
+                email_verified: Set(n == 0),
+                role: Set("user".into()),
+                mfa_enabled: Set(false),
+                last_login_at: Set(Some(now)),
+                created_at: Set(now),
+                updated_at: Set(now),
+                ..Default::default()
+            }
+            .insert(&db)
+            .await
+            .unwrap();
+            if n == 0 {
+                profile::ActiveModel {
+                    user_id: Set(user.id),
+                    name: Set(Some("Ann".into())),
+                    bio: Set(Some("two\nlines".into())),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                    ..Default::default()
+                }
+                .insert(&db)
+                .await
+                .unwrap();
+            }
+            for revoked in [false, true] {
+                let id = Uuid::new_v4();
+                session::ActiveModel {
+                    id: Set(id.to_string()),
+                    user_id: Set(user.id),
+                    created_at: Set(now),
+                    last_used_at: Set(now),
+                    expires_at: Set(now + chrono::Duration::hours(1)),
+                    revoked_at: Set(revoked.then_some(now)),
+                    amr: Set("pwd".into()),
+                    ..Default::default()
+                }
+                .insert(&db)
+                .await
+                .unwrap();
+                if n == 0 || !revoked {
+                    bearers.push(Bearer {
+                        user_id: user.id,
+                        session_id: id,
+                    });
+                }
+            }
+        }
+        let reader = crate::db::inline_reader(&config).expect("a file database reads inline");
+        (dir, db, reader, bearers.try_into().unwrap())
+    }
+
+    /// Read inline, each query answers what it answers through SQLx: the same rows, the
+    /// empty side of a left join as `None`, and nothing for a revoked session.
+    #[tokio::test]
+    async fn inline_reads_answer_as_sqlx_does() {
+        let (_dir, db, reader, [live, revoked, no_profile]) = database().await;
+        let inline = Pool {
+            db: &db,
+            inline: Some(&reader),
+        };
+        let sqlx = Pool {
+            db: &db,
+            inline: None,
+        };
+        let now = Utc::now();
+        for bearer in [live, revoked, no_profile] {
+            let (a, b) = (
+                account(&inline, bearer, now).await.unwrap(),
+                account(&sqlx, bearer, now).await.unwrap(),
+            );
+            assert_eq!(a, b, "account of {bearer:?}");
+            let (a, b) = (
+                profile(&inline, bearer, now).await.unwrap(),
+                profile(&sqlx, bearer, now).await.unwrap(),
+            );
+            assert_eq!(a, b, "profile of {bearer:?}");
+            let (a, b) = (
+                user(&inline, bearer, now).await.unwrap(),
+                user(&sqlx, bearer, now).await.unwrap(),
+            );
+            assert_eq!(a, b, "user of {bearer:?}");
+        }
+        let (user_row, profile_row) = account(&inline, live, now).await.unwrap().unwrap();
+        assert_eq!(user_row.email, "a@example.com");
+        assert!(user_row.email_verified);
+        assert_eq!(profile_row.unwrap().bio.as_deref(), Some("two\nlines"));
+        assert_eq!(account(&inline, revoked, now).await.unwrap(), None);
+        let (_, none) = account(&inline, no_profile, now).await.unwrap().unwrap();
+        assert_eq!(none, None);
+        assert_eq!(profile(&inline, no_profile, now).await.unwrap(), None);
+        // Expiry is compared as SQLx compares it (time stamps are text in SQLite).
+        let later = now + chrono::Duration::hours(2);
+        assert_eq!(user(&inline, live, later).await.unwrap(), None);
+        assert_eq!(user(&sqlx, live, later).await.unwrap(), None);
+    }
 
     /// The prepared text takes its values in the order `values` gives them, on both
     /// backends, for every query: the built query's own values are exactly those.

@@ -73,10 +73,10 @@ impl Services {
         let bearer = actor.bearer()?;
         // One query on the common path (profile, user and live session); telling 401 from
         // 404 needs a second only when there is no row.
-        match prepared::profile(&self.db, bearer, now()).await? {
+        match prepared::profile(&self.pool(), bearer, now()).await? {
             Some((profile, user)) => Ok(ProfileView::owned(profile, user)),
             None => {
-                self.signed_in(&self.db, bearer).await?;
+                self.signed_in(&self.pool(), bearer).await?;
                 Err(AppError::NotFound(PROFILE_NOT_FOUND))
             }
         }
@@ -87,7 +87,7 @@ impl Services {
     pub async fn profile_of(&self, actor: &Actor, user_id: i32) -> Result<ProfileView, AppError> {
         let bearer = actor.bearer()?;
         let caller = bearer.user_id;
-        self.signed_in(&self.db, bearer).await?;
+        self.signed_in(&self.pool(), bearer).await?;
         let (profile, owner) = profile::Entity::find()
             .filter(profile::Column::UserId.eq(user_id))
             .find_also_related(user::Entity)

@@ -300,7 +300,7 @@ impl Services {
         change: PasswordChange,
     ) -> Result<(), AppError> {
         let bearer = actor.bearer()?;
-        let user = self.signed_in(&self.db, bearer).await?;
+        let user = self.signed_in(&self.pool(), bearer).await?;
         self.confirm_password(
             origin,
             &user,
@@ -349,7 +349,7 @@ impl Services {
         confirmation: Confirmation,
     ) -> Result<(), AppError> {
         let bearer = actor.bearer()?;
-        let user = self.signed_in(&self.db, bearer).await?;
+        let user = self.signed_in(&self.pool(), bearer).await?;
         self.confirm_password(origin, &user, &confirmation.0, "password", PASSWORD_WRONG)
             .await?;
 

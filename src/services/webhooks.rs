@@ -127,7 +127,7 @@ impl Services {
         actor: &Actor,
         new: NewWebhook,
     ) -> Result<WebhookView, AppError> {
-        self.admin(&self.db, actor).await?;
+        self.admin(&self.pool(), actor).await?;
         if !self.webhook_sender.config.allow_private && !receiver_is_public(&new.url).await {
             return Err(AppError::validation("url", PRIVATE_RECEIVER));
         }
@@ -151,7 +151,7 @@ impl Services {
 
     /// The endpoints, oldest first (admins only).
     pub async fn webhooks(&self, actor: &Actor) -> Result<Vec<WebhookView>, AppError> {
-        self.admin(&self.db, actor).await?;
+        self.admin(&self.pool(), actor).await?;
         Ok(webhook::Entity::find()
             .order_by_asc(webhook::Column::CreatedAt)
             .order_by_asc(webhook::Column::Id)
@@ -164,14 +164,14 @@ impl Services {
 
     /// One endpoint (admins only); 404 for an unknown id.
     pub async fn webhook(&self, actor: &Actor, id: &str) -> Result<WebhookView, AppError> {
-        self.admin(&self.db, actor).await?;
+        self.admin(&self.pool(), actor).await?;
         Ok(WebhookView::of(self.find_webhook(id).await?, None))
     }
 
     /// Removes an endpoint, its pending events and its log (admins only).
     #[instrument(skip_all)]
     pub async fn delete_webhook(&self, actor: &Actor, id: &str) -> Result<(), AppError> {
-        self.admin(&self.db, actor).await?;
+        self.admin(&self.pool(), actor).await?;
         let deleted = webhook::Entity::delete_by_id(id)
             .exec(&self.db)
             .await?
@@ -191,7 +191,7 @@ impl Services {
         id: &str,
         enabled: bool,
     ) -> Result<WebhookView, AppError> {
-        self.admin(&self.db, actor).await?;
+        self.admin(&self.pool(), actor).await?;
         let row = self.find_webhook(id).await?;
         let mut active: webhook::ActiveModel = row.into();
         active.enabled = Set(enabled);
@@ -204,7 +204,7 @@ impl Services {
     /// beside the new one, so receivers can switch without losing an event.
     #[instrument(skip_all)]
     pub async fn rotate_webhook_secret(&self, actor: &Actor, id: &str) -> Result<String, AppError> {
-        self.admin(&self.db, actor).await?;
+        self.admin(&self.pool(), actor).await?;
         let txn = db::begin_write(&self.db).await?;
         let row = webhook::Entity::find_by_id(id)
             .one(&txn)
@@ -227,7 +227,7 @@ impl Services {
         actor: &Actor,
         id: &str,
     ) -> Result<Vec<DeliveryView>, AppError> {
-        self.admin(&self.db, actor).await?;
+        self.admin(&self.pool(), actor).await?;
         self.find_webhook(id).await?;
         Ok(webhook_delivery::Entity::find()
             .filter(webhook_delivery::Column::WebhookId.eq(id))

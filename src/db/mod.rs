@@ -4,6 +4,9 @@
 //! write transaction starts with `BEGIN IMMEDIATE`: a deferred transaction that reads first
 //! and then writes cannot wait for the lock and fails at once with `database is locked`,
 //! whatever the busy timeout says. Taking the write lock up front makes writers queue instead.
+//! The key lookups of every authenticated request run on SQLite through [`inline`].
+
+pub mod inline;
 
 use secrecy::ExposeSecret;
 use std::{ffi::c_int, path::Path, ptr::NonNull, time::Duration};
@@ -119,6 +122,16 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
         ..Default::default()
     })
     .await
+}
+
+/// The inline reader for a SQLite database in a file; `None` for PostgreSQL and for an
+/// in-memory database (which every connection would see as a database of its own).
+pub fn inline_reader(config: &DatabaseConfig) -> Option<inline::InlineReader> {
+    let url = config.url.expose_secret();
+    if !is_sqlite(url) || url.contains("mode=memory") {
+        return None;
+    }
+    sqlite_file(url).map(|path| inline::InlineReader::new(path.to_owned()))
 }
 
 fn is_sqlite(url: &str) -> bool {
