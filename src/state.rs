@@ -22,7 +22,7 @@ use crate::{
 pub struct AppState {
     pub graphql: GraphqlState,
     #[from_ref(skip)]
-    pub services: Services,
+    pub services: Arc<Services>,
     pub caller: CallerKeys,
 }
 
@@ -39,7 +39,7 @@ impl AppState {
                 uploads: Uploads::new(config.max_upload_bytes),
                 suggestions,
             },
-            services,
+            services: Arc::new(services),
             caller: CallerKeys {
                 jwt,
                 trusted_proxies: config.trusted_proxies.clone().into(),

@@ -52,14 +52,21 @@ impl Row {
         E::ActiveModel: TryIntoModel<E::Model>,
     {
         let mut model = <E::ActiveModel as ActiveModelTrait>::default();
+        // sea-orm selects an entity's columns in their declared order, so the next one is
+        // almost always where the search starts.
+        let mut next = 0;
         for column in E::Column::iter() {
             let name = column.as_str();
-            let stored = self
-                .0
-                .iter()
-                .find(|(key, _)| key.strip_prefix(prefix) == Some(name))
-                .map(|(_, stored)| stored)
-                .ok_or_else(|| DbErr::Custom(format!("no column {prefix}{name} in the row")))?;
+            let is_it = |(key, _): &(String, Stored)| key.strip_prefix(prefix) == Some(name);
+            let at =
+                match self.0.get(next) {
+                    Some(cell) if is_it(cell) => next,
+                    _ => self.0.iter().position(|cell| is_it(cell)).ok_or_else(|| {
+                        DbErr::Custom(format!("no column {prefix}{name} in the row"))
+                    })?,
+                };
+            next = at + 1;
+            let stored = &self.0[at].1;
             let is_key = E::PrimaryKey::iter().any(|key| key.into_column().as_str() == name);
             if is_key && *stored == Stored::Null {
                 return Ok(None);

@@ -25,7 +25,7 @@ on_both_backends!(
     password_change_ends_the_other_sessions_only,
     account_deletion_leaves_no_row_and_no_file,
     the_graphql_api_has_every_session_operation,
-    a_second_replica_sees_a_logout_at_once,
+    a_second_replica_refuses_an_ended_session_at_once,
 );
 on_both_backends_with!(short_grace;
     a_reuse_after_the_grace_window_ends_the_session,
@@ -858,24 +858,82 @@ async fn the_graphql_api_has_every_session_operation(app: TestApp) {
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 0);
 }
 
-async fn a_second_replica_sees_a_logout_at_once(app: TestApp) {
+/// Whatever a replica keeps, a session ended on another (logout, a password change, the
+/// account disabled) is refused on its very next request, and the live ones still work.
+async fn a_second_replica_refuses_an_ended_session_at_once(app: TestApp) {
     let replica = ServerProcess::start(&[("DATABASE_URL", app.database_url.as_str())]);
-    let (_, login) = signed_in(&app, "sam@example.com").await;
-    let token = access(&login);
-    let on_replica = || {
-        app.client
-            .get(replica.url("/api/users/profile"))
-            .bearer_auth(token)
-            .send()
+    let on_replica = |token: String, path: &'static str| {
+        app.client.get(replica.url(path)).bearer_auth(token).send()
     };
-    assert_eq!(on_replica().await.unwrap().status(), StatusCode::OK);
+    let status = |response: reqwest::Response| response.status();
+    let paths = ["/api/users/profile", "/api/users/me/profile"];
+
+    let (_, login) = signed_in(&app, "sam@example.com").await;
+    let token = access(&login).to_owned();
+    let profile = app
+        .put_auth("/api/profiles/me", &token, &json!({"name": "Sam"}))
+        .await;
+    assert!(profile.status().is_success(), "{}", profile.status());
+    for path in paths {
+        assert_eq!(
+            status(on_replica(token.clone(), path).await.unwrap()),
+            StatusCode::OK
+        );
+    }
     assert_eq!(
-        app.post_auth("/api/auth/logout", token).await.status(),
+        app.post_auth("/api/auth/logout", &token).await.status(),
         StatusCode::NO_CONTENT
     );
+    for path in paths {
+        assert_eq!(
+            status(on_replica(token.clone(), path).await.unwrap()),
+            StatusCode::UNAUTHORIZED,
+            "{path} after a logout"
+        );
+    }
+
+    // A password change ends every other session of the account.
+    let (_, first) = signed_in(&app, "pat@example.com").await;
+    let other = app.tokens("pat@example.com").await;
+    let other = access(&other).to_owned();
     assert_eq!(
-        on_replica().await.unwrap().status(),
-        StatusCode::UNAUTHORIZED
+        status(on_replica(other.clone(), paths[0]).await.unwrap()),
+        StatusCode::OK
+    );
+    let changed = app
+        .put_auth(
+            "/api/users/me/password",
+            access(&first),
+            &json!({"current_password": PASSWORD, "new_password": "NewStrong456"}),
+        )
+        .await;
+    assert_eq!(changed.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        status(on_replica(other, paths[0]).await.unwrap()),
+        StatusCode::UNAUTHORIZED,
+        "another session after a password change"
+    );
+
+    // Disabling the account ends all of its sessions.
+    let (_, admin) = crate::admin::signed_in_admin(&app).await;
+    let (victim_id, victim) = signed_in(&app, "vic@example.com").await;
+    let victim = access(&victim).to_owned();
+    assert_eq!(
+        status(on_replica(victim.clone(), paths[0]).await.unwrap()),
+        StatusCode::OK
+    );
+    let disabled = app
+        .client
+        .post(app.url(&format!("/api/admin/users/{victim_id}/disable")))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(disabled.status(), StatusCode::OK);
+    assert_eq!(
+        status(on_replica(victim, paths[0]).await.unwrap()),
+        StatusCode::UNAUTHORIZED,
+        "a disabled account's session"
     );
 }
 
