@@ -4,8 +4,9 @@
 //! write transaction starts with `BEGIN IMMEDIATE`: a deferred transaction that reads first
 //! and then writes cannot wait for the lock and fails at once with `database is locked`,
 //! whatever the busy timeout says. Taking the write lock up front makes writers queue instead.
-//! The key lookups of every authenticated request run on SQLite through [`inline`].
+//! The key lookups of every authenticated request run through a [`Reader`].
 
+pub mod dedicated;
 pub mod inline;
 
 use secrecy::ExposeSecret;
@@ -124,14 +125,27 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
     .await
 }
 
-/// The inline reader for a SQLite database in a file; `None` for PostgreSQL and for an
-/// in-memory database (which every connection would see as a database of its own).
-pub fn inline_reader(config: &DatabaseConfig) -> Option<inline::InlineReader> {
-    let url = config.url.expose_secret();
-    if !is_sqlite(url) || url.contains("mode=memory") {
-        return None;
+/// Where the key lookups of authenticated requests run when not in a transaction: inline on
+/// SQLite, on dedicated connections on PostgreSQL.
+pub enum Reader {
+    Sqlite(inline::InlineReader),
+    Postgres(dedicated::DedicatedReader),
+}
+
+impl Reader {
+    /// The reader for the configured database; `None` for an in-memory SQLite database
+    /// (which every connection would see as a database of its own).
+    pub fn new(config: &DatabaseConfig) -> Option<Self> {
+        let url = config.url.expose_secret();
+        if !is_sqlite(url) {
+            return dedicated::DedicatedReader::new(url, config.acquire_timeout)
+                .map(Self::Postgres);
+        }
+        if url.contains("mode=memory") {
+            return None;
+        }
+        sqlite_file(url).map(|path| Self::Sqlite(inline::InlineReader::new(path.to_owned())))
     }
-    sqlite_file(url).map(|path| inline::InlineReader::new(path.to_owned()))
 }
 
 fn is_sqlite(url: &str) -> bool {

@@ -46,7 +46,7 @@ pub use webhooks::{DeliveryView, WebhookView};
 use crate::{
     auth::{JwtKeys, PasswordHasher, oidc::OidcProviders, sealing::Sealer},
     config::{Config, MailConfig, SessionConfig},
-    db::inline::InlineReader,
+    db::Reader,
     domain::{Cursor, CursorKind, PageRequest},
     limits::RateLimiter,
     mail::Mailer,
@@ -58,8 +58,8 @@ pub use photos::PhotoStore;
 #[derive(Clone)]
 pub struct Services {
     db: DatabaseConnection,
-    /// The key lookups of authenticated requests, on SQLite, without SQLx's worker thread.
-    inline: Option<Arc<InlineReader>>,
+    /// The key lookups of authenticated requests, outside the pool.
+    reader: Option<Arc<Reader>>,
     hasher: PasswordHasher,
     jwt: Arc<JwtKeys>,
     photos: Arc<PhotoStore>,
@@ -99,7 +99,7 @@ impl Services {
     ) -> Self {
         Self {
             db,
-            inline: crate::db::inline_reader(&config.database).map(Arc::new),
+            reader: Reader::new(&config.database).map(Arc::new),
             hasher: PasswordHasher::new(config.bcrypt_cost, config.hash_queue_max_wait),
             jwt,
             photos: Arc::new(photos),
@@ -126,7 +126,7 @@ impl Services {
     fn pool(&self) -> prepared::Pool<'_> {
         prepared::Pool {
             db: &self.db,
-            inline: self.inline.as_deref(),
+            reader: self.reader.as_deref(),
         }
     }
 

@@ -6,8 +6,9 @@
 //! column prefixes sea-orm's `find_also_related` uses. A unit test checks that each query's
 //! values come in the order [`values`] gives them.
 //!
-//! Outside a transaction, on SQLite, they run inline (`db::inline`), without SQLx's worker
-//! thread; in a transaction, and on PostgreSQL, through the connection as any query.
+//! Outside a transaction they run through a `db::Reader`: inline on SQLite, without SQLx's
+//! worker thread; on dedicated connections on PostgreSQL, without the pool's ping. In a
+//! transaction, or when the reader is unavailable, through the connection as any query.
 
 use std::sync::LazyLock;
 
@@ -22,17 +23,17 @@ use uuid::Uuid;
 use super::query::live_session;
 use crate::{
     auth::Bearer,
-    db::inline::{self, InlineReader},
+    db::{Reader, inline},
     entities::{profile, user},
     error::AppError,
 };
 
-/// Where a prepared read runs: a transaction, or the pool (inline on SQLite).
+/// Where a prepared read runs: a transaction, or the pool (through the reader first).
 pub(super) trait ReadSource {
     fn connection(&self) -> &impl ConnectionTrait;
 
-    /// The inline reader, for a read outside any transaction on SQLite.
-    fn inline(&self) -> Option<&InlineReader> {
+    /// The reader, for a read outside any transaction.
+    fn reader(&self) -> Option<&Reader> {
         None
     }
 }
@@ -46,7 +47,7 @@ impl ReadSource for DatabaseTransaction {
 /// The pool, for reads outside a transaction.
 pub(super) struct Pool<'a> {
     pub db: &'a DatabaseConnection,
-    pub inline: Option<&'a InlineReader>,
+    pub reader: Option<&'a Reader>,
 }
 
 impl ReadSource for Pool<'_> {
@@ -54,8 +55,8 @@ impl ReadSource for Pool<'_> {
         self.db
     }
 
-    fn inline(&self) -> Option<&InlineReader> {
-        self.inline
+    fn reader(&self) -> Option<&Reader> {
+        self.reader
     }
 }
 
@@ -105,16 +106,24 @@ impl Prepared {
     }
 
     async fn one(
-        &self,
+        &'static self,
         source: &impl ReadSource,
         bearer: Bearer,
         now: DateTime<Utc>,
     ) -> Result<Option<Row>, AppError> {
         let values = values(bearer, now);
-        if let Some(reader) = source.inline()
-            && let Ok(row) = reader.one(&self.sqlite, &values)
-        {
-            return Ok(row.map(Row::Inline));
+        let read = match source.reader() {
+            Some(Reader::Sqlite(reader)) => reader
+                .one(&self.sqlite, &values)
+                .map(|row| row.map(Row::Inline)),
+            Some(Reader::Postgres(reader)) => reader
+                .one(&self.postgres, values.clone())
+                .await
+                .map(|row| row.map(|row| Row::Sqlx(row.into()))),
+            None => Err(inline::Unavailable),
+        };
+        if let Ok(row) = read {
+            return Ok(row);
         }
         let db = source.connection();
         let backend = db.get_database_backend();
@@ -294,7 +303,7 @@ mod tests {
                 }
             }
         }
-        let reader = crate::db::inline_reader(&config).expect("a file database reads inline");
+        let reader = Reader::new(&config).expect("a file database reads inline");
         (dir, db, reader, bearers.try_into().unwrap())
     }
 
@@ -305,11 +314,11 @@ mod tests {
         let (_dir, db, reader, [live, revoked, no_profile]) = database().await;
         let inline = Pool {
             db: &db,
-            inline: Some(&reader),
+            reader: Some(&reader),
         };
         let sqlx = Pool {
             db: &db,
-            inline: None,
+            reader: None,
         };
         let now = Utc::now();
         for bearer in [live, revoked, no_profile] {
