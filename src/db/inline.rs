@@ -61,7 +61,7 @@ impl Row {
             let at =
                 match self.0.get(next) {
                     Some(cell) if is_it(cell) => next,
-                    _ => self.0.iter().position(|cell| is_it(cell)).ok_or_else(|| {
+                    _ => self.0.iter().position(is_it).ok_or_else(|| {
                         DbErr::Custom(format!("no column {prefix}{name} in the row"))
                     })?,
                 };

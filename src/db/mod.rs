@@ -129,7 +129,7 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
 /// SQLite, on dedicated connections on PostgreSQL.
 pub enum Reader {
     Sqlite(inline::InlineReader),
-    Postgres(dedicated::DedicatedReader),
+    Postgres(Box<dedicated::DedicatedReader>),
 }
 
 impl Reader {
@@ -139,7 +139,7 @@ impl Reader {
         let url = config.url.expose_secret();
         if !is_sqlite(url) {
             return dedicated::DedicatedReader::new(url, config.acquire_timeout)
-                .map(Self::Postgres);
+                .map(|reader| Self::Postgres(Box::new(reader)));
         }
         if url.contains("mode=memory") {
             return None;

@@ -232,12 +232,7 @@ mod tests {
 
     /// A SQLite database in a temporary folder with one account, its profile and two
     /// sessions (one live, one revoked), and a second account with no profile.
-    async fn database() -> (
-        tempfile::TempDir,
-        DatabaseConnection,
-        InlineReader,
-        [Bearer; 3],
-    ) {
+    async fn database() -> (tempfile::TempDir, DatabaseConnection, Reader, [Bearer; 3]) {
         use sea_orm::{ActiveModelTrait, Set};
 
         use crate::{config::DatabaseConfig, entities::session};
