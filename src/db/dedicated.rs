@@ -122,3 +122,43 @@ impl DedicatedReader {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads cut off mid-query (a client that went away) free their place and close their
+    /// connection; reads beyond the places wait for one. Needs PostgreSQL (`TEST_DATABASE_URL`,
+    /// as the black-box suite; CI sets it).
+    #[tokio::test]
+    async fn cancelled_reads_free_their_place_and_many_reads_share_the_places() {
+        let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
+            eprintln!("skipped: TEST_DATABASE_URL is not set");
+            return;
+        };
+        let reader = DedicatedReader::new(&url, Duration::from_secs(5)).unwrap();
+        for _ in 0..MAX_OPEN * 2 {
+            let cut = tokio::time::timeout(
+                Duration::from_millis(20),
+                reader.one("SELECT pg_sleep(0.2)", vec![]),
+            )
+            .await;
+            assert!(cut.is_err(), "the read was cut off");
+        }
+        assert_eq!(reader.places.available_permits(), MAX_OPEN);
+        let row = reader
+            .one("SELECT $1::int4 + 1 AS n", vec![Value::Int(Some(41))])
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(sqlx::Row::get::<i32, _>(&row, "n"), 42);
+
+        let reads = (0..MAX_OPEN * 3).map(|_| reader.one("SELECT pg_sleep(0.01)", vec![]));
+        for read in futures_util::future::join_all(reads).await {
+            assert!(read.is_ok());
+        }
+        assert_eq!(reader.places.available_permits(), MAX_OPEN);
+        let idle = reader.idle.lock().unwrap().len();
+        assert!((1..=MAX_OPEN).contains(&idle), "{idle} idle");
+    }
+}
