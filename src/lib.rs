@@ -25,7 +25,8 @@ pub mod caller;
 pub mod cli;
 /// Typed configuration, read once from the environment (and `.env`).
 pub mod config;
-/// Connecting to SQLite or PostgreSQL, and write transactions that lock up front.
+/// Connecting to SQLite or PostgreSQL, write transactions that lock up front, and the
+/// readers that run every authenticated request's key lookups outside the pool.
 pub mod db;
 /// Validated input types: an `Email` or a `Password` that exists is a valid one.
 pub mod domain;

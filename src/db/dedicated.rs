@@ -27,7 +27,7 @@ use sea_orm::{
 use sea_query_sqlx::SqlxValues;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use super::inline::Unavailable;
+use super::Unavailable;
 
 /// Connections open at most, in use or idle: the most lookups in flight at once; the rest
 /// wait for one, as they would for the pool.

@@ -24,13 +24,11 @@ use sea_orm::{
     PrimaryKeyToColumn, TryIntoModel, Value,
 };
 
+use super::Unavailable;
+
 /// Read connections kept open between reads: one per thread that reads at once (the runtime's
 /// workers), rarely more.
 const KEEP_OPEN: usize = 4;
-
-/// The read could not run here; run it through SQLx.
-#[derive(Debug)]
-pub struct Unavailable;
 
 /// Read-only connections to the database file, opened on first use and kept.
 pub struct InlineReader {

@@ -125,6 +125,10 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
     .await
 }
 
+/// A reader could not run a lookup; run it through the pool.
+#[derive(Debug)]
+pub struct Unavailable;
+
 /// Where the key lookups of authenticated requests run when not in a transaction: inline on
 /// SQLite, on dedicated connections on PostgreSQL.
 pub enum Reader {

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::query::live_session;
 use crate::{
     auth::Bearer,
-    db::{Reader, inline},
+    db::{Reader, Unavailable, inline},
     entities::{profile, user},
     error::AppError,
 };
@@ -120,7 +120,7 @@ impl Prepared {
                 .one(&self.postgres, values.clone())
                 .await
                 .map(|row| row.map(|row| Row::Sqlx(row.into()))),
-            None => Err(inline::Unavailable),
+            None => Err(Unavailable),
         };
         if let Ok(row) = read {
             return Ok(row);
