@@ -152,8 +152,21 @@ impl Services {
     }
 
     /// Is the database answering? For `/readyz`.
+    ///
+    /// After an outage the pool may still hold idle connections the server closed: the
+    /// session checks, which run outside the pool, no longer wear them out. A failed ping
+    /// discards the connection it took, so while idle ones are left, the next is tried.
     pub async fn ready(&self) -> bool {
-        self.db.ping().await.is_ok()
+        let (idle, busy) = self.pool_use();
+        for _ in 0..=idle + busy {
+            if self.db.ping().await.is_ok() {
+                return true;
+            }
+            if self.pool_use().0 == 0 {
+                return false;
+            }
+        }
+        false
     }
 }
 
