@@ -26,14 +26,13 @@ use sea_orm::{
 
 use super::Unavailable;
 
-/// Read connections kept open between reads: one per thread that reads at once (the runtime's
-/// workers), rarely more.
-const KEEP_OPEN: usize = 4;
-
 /// Read-only connections to the database file, opened on first use and kept.
 pub struct InlineReader {
     path: PathBuf,
     idle: Mutex<Vec<rusqlite::Connection>>,
+    /// Connections kept open between reads: one per thread that reads at once, the
+    /// runtime's workers (one per core).
+    keep_open: usize,
 }
 
 /// A row read inline: each column's name and stored value.
@@ -83,6 +82,7 @@ impl InlineReader {
         Self {
             path,
             idle: Mutex::new(Vec::new()),
+            keep_open: std::thread::available_parallelism().map_or(4, usize::from),
         }
     }
 
@@ -92,7 +92,7 @@ impl InlineReader {
         let result = read_one(&connection, sql, values);
         if result.is_ok() {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            if idle.len() < KEEP_OPEN {
+            if idle.len() < self.keep_open {
                 idle.push(connection);
             }
         }

@@ -15,8 +15,9 @@ use std::{ffi::c_int, path::Path, ptr::NonNull, time::Duration};
 use libsqlite3_sys::sqlite3;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    FromQueryResult, QueryResult, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    TryIntoModel, Value,
     sqlx::{
         self,
         sqlite::{SqliteConnection, SqliteJournalMode, SqliteSynchronous},
@@ -149,6 +150,54 @@ impl Reader {
             return None;
         }
         sqlite_file(url).map(|path| Self::Sqlite(inline::InlineReader::new(path.to_owned())))
+    }
+
+    /// Runs the statement, written once for each backend, with `values`: its first row.
+    pub async fn one(
+        &self,
+        sqlite: &str,
+        postgres: &'static str,
+        values: Vec<Value>,
+    ) -> Result<Option<Row>, Unavailable> {
+        match self {
+            Self::Sqlite(reader) => Ok(reader.one(sqlite, &values)?.map(Row::Inline)),
+            Self::Postgres(reader) => Ok(reader
+                .one(postgres, values)
+                .await?
+                .map(|row| Row::Sqlx(row.into()))),
+        }
+    }
+}
+
+/// A row of a key lookup, read through SQLx or inline.
+pub enum Row {
+    Sqlx(QueryResult),
+    Inline(inline::Row),
+}
+
+impl Row {
+    /// The `E` whose columns the row holds as `{prefix}{column}` (as sea-orm's
+    /// `find_also_related` names them); `None` when they are NULL (the empty side of a left
+    /// join).
+    pub fn model<E>(&self, prefix: &str) -> Result<Option<E::Model>, DbErr>
+    where
+        E: EntityTrait,
+        E::ActiveModel: TryIntoModel<E::Model>,
+    {
+        match self {
+            Self::Sqlx(row) => E::Model::from_query_result_optional(row, prefix),
+            Self::Inline(row) => row.model::<E>(prefix),
+        }
+    }
+
+    /// The `E` the row has to hold.
+    pub fn required<E>(&self, prefix: &str) -> Result<E::Model, DbErr>
+    where
+        E: EntityTrait,
+        E::ActiveModel: TryIntoModel<E::Model>,
+    {
+        self.model::<E>(prefix)?
+            .ok_or_else(|| DbErr::Custom(format!("the {prefix} side of the row is NULL")))
     }
 }
 

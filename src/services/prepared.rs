@@ -15,15 +15,14 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
-    FromQueryResult, QueryFilter, QueryResult, QuerySelect, QueryTrait, Statement, TryIntoModel,
-    Value,
+    QueryFilter, QuerySelect, QueryTrait, Statement, Value,
 };
 use uuid::Uuid;
 
 use super::query::live_session;
 use crate::{
     auth::Bearer,
-    db::{Reader, Unavailable, inline},
+    db::{Reader, Row},
     entities::{profile, user},
     error::AppError,
 };
@@ -60,37 +59,6 @@ impl ReadSource for Pool<'_> {
     }
 }
 
-/// A row of a prepared read, from SQLx or read inline.
-enum Row {
-    Sqlx(QueryResult),
-    Inline(inline::Row),
-}
-
-impl Row {
-    /// The `E` whose columns the row holds as `{prefix}{column}`; `None` when they are NULL
-    /// (the empty side of a left join).
-    fn model<E>(&self, prefix: &str) -> Result<Option<E::Model>, AppError>
-    where
-        E: EntityTrait,
-        E::ActiveModel: TryIntoModel<E::Model>,
-    {
-        Ok(match self {
-            Self::Sqlx(row) => E::Model::from_query_result_optional(row, prefix)?,
-            Self::Inline(row) => row.model::<E>(prefix)?,
-        })
-    }
-
-    /// The `E` the row has to hold.
-    fn required<E>(&self, prefix: &str) -> Result<E::Model, AppError>
-    where
-        E: EntityTrait,
-        E::ActiveModel: TryIntoModel<E::Model>,
-    {
-        self.model::<E>(prefix)?
-            .ok_or_else(|| AppError::from(sea_orm::DbErr::Custom(format!("{prefix} row is NULL"))))
-    }
-}
-
 /// SQL text for each backend.
 struct Prepared {
     sqlite: String,
@@ -111,27 +79,21 @@ impl Prepared {
         bearer: Bearer,
         now: DateTime<Utc>,
     ) -> Result<Option<Row>, AppError> {
-        let values = values(bearer, now);
-        let read = match source.reader() {
-            Some(Reader::Sqlite(reader)) => reader
-                .one(&self.sqlite, &values)
-                .map(|row| row.map(Row::Inline)),
-            Some(Reader::Postgres(reader)) => reader
-                .one(&self.postgres, values.clone())
+        if let Some(reader) = source.reader()
+            && let Ok(row) = reader
+                .one(&self.sqlite, &self.postgres, values(bearer, now))
                 .await
-                .map(|row| row.map(|row| Row::Sqlx(row.into()))),
-            None => Err(Unavailable),
-        };
-        if let Ok(row) = read {
+        {
             return Ok(row);
         }
+        // In a transaction, or the reader could not: through the connection.
         let db = source.connection();
         let backend = db.get_database_backend();
         let sql = match backend {
             DbBackend::Postgres => &self.postgres,
             _ => &self.sqlite,
         };
-        let statement = Statement::from_sql_and_values(backend, sql.clone(), values);
+        let statement = Statement::from_sql_and_values(backend, sql.clone(), values(bearer, now));
         Ok(db.query_one_raw(statement).await?.map(Row::Sqlx))
     }
 }
