@@ -4,7 +4,7 @@
 // entity, and every mutation returns what it changed.
 import { ApolloClient, InMemoryCache, gql } from "@apollo/client";
 import UploadHttpLink from "apollo-upload-client/UploadHttpLink.mjs";
-import { deflateSync } from "node:zlib";
+import { png } from "./png.mjs";
 import assert from "node:assert/strict";
 
 const uri = `${process.env.BASE_URL ?? "http://127.0.0.1:8000"}/graphql`;
@@ -23,12 +23,15 @@ const PROFILE_FIELDS = "id userId email name bio phone profilePhotoPath updatedA
 const ME = gql`query Me { me { id email name updatedAt profile { id name bio profilePhotoPath updatedAt } } }`;
 const MY_PROFILE = gql`query MyProfile { myProfile { ${PROFILE_FIELDS} } }`;
 const PROFILE = gql`query Profile($userId: Int!) { profile(userId: $userId) { ${PROFILE_FIELDS} } }`;
+const SESSIONS = gql`query Sessions { mySessions { id current createdAt lastUsedAt expiresAt userAgent ip } }`;
+const LOGIN = gql`mutation Login($i: LoginInput!) { login(input: $i) { accessToken user { id email name updatedAt } } }`;
 
 let userId = null;
 const queries = () => [
   { query: ME },
   { query: MY_PROFILE },
   { query: PROFILE, variables: { userId } },
+  { query: SESSIONS },
 ];
 
 /** Every query the cache can answer reads as the server answers it now. */
@@ -44,39 +47,6 @@ async function cacheMatchesNetwork(step) {
   console.log(`${step}: ${compared} cached queries match the server`);
 }
 
-function png(width, height) {
-  const crcTable = Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  const crc = (bytes) => {
-    let c = 0xffffffff;
-    for (const b of bytes) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
-    return (c ^ 0xffffffff) >>> 0;
-  };
-  const chunk = (kind, data) => {
-    const out = Buffer.alloc(12 + data.length);
-    out.writeUInt32BE(data.length, 0);
-    out.write(kind, 4, "latin1");
-    data.copy(out, 8);
-    out.writeUInt32BE(crc(out.subarray(4, 8 + data.length)), 8 + data.length);
-    return out;
-  };
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header.set([8, 2, 0, 0, 0], 8);
-  const rows = Buffer.alloc((width * 3 + 1) * height, 90);
-  for (let y = 0; y < height; y++) rows[y * (width * 3 + 1)] = 0;
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk("IHDR", header),
-    chunk("IDAT", deflateSync(rows)),
-    chunk("IEND", Buffer.alloc(0)),
-  ]);
-}
-
 const email = `apollo-${Date.now()}@example.com`;
 const password = "StrongPass123";
 await network.mutate({
@@ -84,15 +54,12 @@ await network.mutate({
   variables: { i: { email, password } },
 });
 
-const login = await client.mutate({
-  mutation: gql`mutation Login($i: LoginInput!) { login(input: $i) { accessToken user { id email name updatedAt } } }`,
-  variables: { i: { email, password } },
-});
+const login = await client.mutate({ mutation: LOGIN, variables: { i: { email, password } } });
 token = login.data.login.accessToken;
 userId = login.data.login.user.id;
 await cacheMatchesNetwork("login");
 
-for (const q of queries()) await client.query(q);
+for (const q of queries().slice(0, 3)) await client.query(q);
 await cacheMatchesNetwork("me, myProfile, profile(userId)");
 
 await client.mutate({
@@ -135,4 +102,31 @@ await client.mutate({
   awaitRefetchQueries: true,
 });
 await cacheMatchesNetwork("deleteProfile");
+
+// Sessions: a second login elsewhere, then this client ends it. Evicting the session is
+// enough: the cache leaves dangling references out of lists.
+await network.mutate({ mutation: LOGIN, variables: { i: { email, password } } });
+const { data: { mySessions } } = await client.query({ query: SESSIONS, fetchPolicy: "network-only" });
+assert.equal(mySessions.length, 2);
+const otherId = mySessions.find((s) => !s.current).id;
+await client.mutate({
+  mutation: gql`mutation RevokeSession($id: ID!) { revokeSession(id: $id) }`,
+  variables: { id: otherId },
+  update(cache) {
+    cache.evict({ id: cache.identify({ __typename: "Session", id: otherId }) });
+    cache.gc();
+  },
+});
+await cacheMatchesNetwork("revokeSession");
+
+// A password change ends every other session: read the list again.
+await network.mutate({ mutation: LOGIN, variables: { i: { email, password } } });
+await client.query({ query: SESSIONS, fetchPolicy: "network-only" });
+await client.mutate({
+  mutation: gql`mutation ChangePassword($i: ChangePasswordInput!) { changePassword(input: $i) }`,
+  variables: { i: { currentPassword: password, newPassword: "StrongPass456" } },
+  refetchQueries: [{ query: SESSIONS }],
+  awaitRefetchQueries: true,
+});
+await cacheMatchesNetwork("changePassword");
 console.log("apollo client: every step kept the cache current");

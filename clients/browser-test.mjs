@@ -4,11 +4,15 @@
 // server's MAIL_DIR) open pages that verify the address and reset the password, after which
 // the new password logs in; and the undo link of an email change made with a stolen token
 // gives the account back (the thief's token dies, a reset link reaches the owner); and the
-// passkey page adds a passkey with Chromium's virtual authenticator and signs in with it. No request may leave the server: a page that needs the internet
-// fails the test. Screenshots of every page state go to $SCREENSHOT_DIR.
+// passkey page adds a passkey with Chromium's virtual authenticator and signs in with it;
+// and a page on another origin (FRONT_PORT, the server's CORS_ORIGINS) sends Apollo's
+// headers and `X-Request-Id` and reads the headers our docs tell clients to read. No request
+// may leave the machine: a page that needs the internet fails the test. Screenshots of every
+// page state go to $SCREENSHOT_DIR.
 //
-//   BASE_URL=http://127.0.0.1:8000 SCREENSHOT_DIR=../target/screenshots MAIL_DIR=… node browser-test.mjs
+//   BASE_URL=http://127.0.0.1:8000 FRONT_PORT=8001 SCREENSHOT_DIR=../target/screenshots MAIL_DIR=… node browser-test.mjs
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { chromium } from "playwright-core";
 
 const base = process.env.BASE_URL ?? "http://127.0.0.1:8000";
@@ -17,6 +21,13 @@ const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 mkdirSync(shots, { recursive: true });
 
 const mailDir = process.env.MAIL_DIR ?? "../data/mail";
+// A front end on another origin: an empty page on another loopback port.
+const front = `http://127.0.0.1:${process.env.FRONT_PORT ?? 8001}`;
+const frontServer = createServer((_, response) => {
+  response.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+  response.end("<!doctype html><title>Front end</title><h1>A front end on another origin</h1>");
+});
+await new Promise((resolve) => frontServer.listen(Number(new URL(front).port), "127.0.0.1", resolve));
 const email = `browser-${Date.now()}@example.com`;
 const password = "StrongPass123";
 const newPassword = "EvenStronger456";
@@ -89,7 +100,7 @@ try {
   const passkeyBase = base.replace("127.0.0.1", "localhost");
   await context.route("**/*", (route) => {
     const url = route.request().url();
-    if (url.startsWith(base) || url.startsWith(passkeyBase) || url.startsWith("data:")) return route.continue();
+    if ([base, passkeyBase, front, "data:"].some((allowed) => url.startsWith(allowed))) return route.continue();
     outside.push(url);
     return route.abort();
   });
@@ -276,6 +287,71 @@ try {
   if (who !== email) throw new Error(`signed in with the passkey as ${who}`);
   await page.screenshot({ path: `${shots}/passkey-signed-in.png`, fullPage: true });
 
+  step("a front end on another origin sends Apollo's headers and reads ours");
+  await page.goto(`${front}/`);
+  const seen = await page.evaluate(async ({ base, email }) => {
+    const json = { "content-type": "application/json" };
+    const login = await fetch(`${base}/api/auth/login`, {
+      method: "POST",
+      headers: json,
+      body: JSON.stringify({ email, password: "OwnerAgain789" }),
+    });
+    const token = (await login.json()).access_token;
+    const bearer = { authorization: `Bearer ${token}` };
+    // What Apollo Client sends with `clientAwareness`, and apollo-upload-client's header.
+    const graphql = await fetch(`${base}/graphql`, {
+      method: "POST",
+      headers: {
+        ...json,
+        ...bearer,
+        accept: "application/graphql-response+json",
+        "apollographql-client-name": "front-end",
+        "apollographql-client-version": "1.0.0",
+        "apollo-require-preflight": "true",
+        "x-request-id": "front-end-request-1",
+      },
+      body: JSON.stringify({ query: "{ me { email } }" }),
+    });
+    const me = await graphql.json();
+    const canvas = new OffscreenCanvas(8, 8);
+    canvas.getContext("2d").fillRect(0, 0, 8, 8);
+    const form = new FormData();
+    form.append("file", await canvas.convertToBlob({ type: "image/png" }), "me.png");
+    const uploaded = await fetch(`${base}/api/profiles/me/photo`, { method: "POST", headers: bearer, body: form });
+    const photo = await fetch(`${base}/${(await uploaded.json()).profile_photo_path}`);
+    const anonymous = await fetch(`${base}/api/users/profile`);
+    // Registrations from one address until the limit answers 429.
+    let limited = null;
+    for (let i = 0; i < 5 && !limited; i++) {
+      const response = await fetch(`${base}/api/auth/register`, {
+        method: "POST",
+        headers: json,
+        body: JSON.stringify({ email: `front-${i}-${Date.now()}@example.com`, password: "StrongPass123" }),
+      });
+      if (response.status === 429) limited = response;
+    }
+    return {
+      graphql: [graphql.status, graphql.headers.get("x-request-id"), me.data?.me?.email],
+      photo: [uploaded.status, photo.status, photo.headers.get("etag")],
+      anonymous: [anonymous.status, anonymous.headers.get("www-authenticate")],
+      limited: limited && [limited.status, limited.headers.get("retry-after")],
+    };
+  }, { base, email });
+  console.log(`  ${JSON.stringify(seen)}`);
+  if (JSON.stringify(seen.graphql) !== JSON.stringify([200, "front-end-request-1", email])) {
+    throw new Error(`GraphQL from another origin: ${JSON.stringify(seen.graphql)}`);
+  }
+  if (seen.photo[0] !== 200 || seen.photo[1] !== 200 || !/^"[^"]+"$/.test(seen.photo[2] ?? "")) {
+    throw new Error(`the photo's ETag from another origin: ${JSON.stringify(seen.photo)}`);
+  }
+  if (JSON.stringify(seen.anonymous) !== JSON.stringify([401, "Bearer"])) {
+    throw new Error(`WWW-Authenticate from another origin: ${JSON.stringify(seen.anonymous)}`);
+  }
+  if (!seen.limited || !(Number(seen.limited[1]) > 0)) {
+    throw new Error(`Retry-After from another origin: ${JSON.stringify(seen.limited)}`);
+  }
+  await page.screenshot({ path: `${shots}/cross-origin.png` });
+
   if (outside.length > 0) throw new Error(`pages tried to reach the internet: ${outside.join(", ")}`);
   if (blocked.length > 0) throw new Error(`the CSP blocked: ${blocked.join("; ")}`);
   console.log("browser test passed");
@@ -285,5 +361,6 @@ try {
   await page?.screenshot({ path: `${shots}/failure.png`, fullPage: true }).catch(() => {});
 } finally {
   await browser.close();
+  frontServer.close();
 }
 process.exit(failed ? 1 : 0);
