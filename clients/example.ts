@@ -1,6 +1,7 @@
 // A small typed client over both APIs, checked by `tsc` against the generated types: if the
 // schema or the OpenAPI document changes incompatibly, `npm run codegen` fails.
 import type { LoginMutation, LoginMutationVariables, MeQuery } from "./generated/graphql";
+import createClient from "openapi-fetch";
 import type { components, paths } from "./generated/rest";
 
 type Token = components["schemas"]["Token"];
@@ -47,4 +48,19 @@ export async function updateProfile(base: string, token: string, update: Profile
     body: JSON.stringify(update),
   });
   return (await response.json()) as ProfileOut;
+}
+
+// openapi-fetch over the generated paths: every documented error is part of `error`'s type,
+// so a login's 403 (a second factor is due, or the account is disabled) is handled by type.
+export async function loginOrSecondFactor(
+  base: string,
+  email: string,
+  password: string,
+): Promise<{ token: Token } | { mfaToken: string } | { refused: string }> {
+  const client = createClient<paths>({ baseUrl: base });
+  const { data, error, response } = await client.POST("/api/auth/login", { body: { email, password } });
+  if (data) return { token: data };
+  if (response.status === 403 && "mfa_token" in error && error.mfa_token) return { mfaToken: error.mfa_token };
+  // A 422 (JSON of the wrong type) carries a list of problems instead of a sentence.
+  return { refused: typeof error.detail === "string" ? error.detail : error.detail[0].msg };
 }
