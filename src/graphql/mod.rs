@@ -24,6 +24,8 @@ use std::sync::Arc;
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder, dataloader::DataLoader};
 
+/// The event types `createWebhook` takes (REST's document lists them).
+pub use crate::domain::WEBHOOK_EVENT_TYPES;
 pub use admin::{AuditAction, Role, UserStatus};
 pub use documents::DocumentCache;
 pub use http::{graphql_get, graphql_post};

@@ -33,7 +33,7 @@ use crate::{
 pub struct RegisterBody {
     /// A valid address, at most 254 characters; stored trimmed and lower-cased.
     #[serde(default)]
-    #[schema(value_type = String, required = true, max_length = 254)]
+    #[schema(value_type = String, required = true, format = Email, max_length = 254)]
     email: Option<String>,
     /// At least 8 characters, at most 72 bytes.
     #[serde(default)]
@@ -50,10 +50,10 @@ pub struct RegisterBody {
 #[schema(example = json!({"email": "user@example.com", "password": "StrongPass123"}))]
 pub struct LoginBody {
     #[serde(default, alias = "username")]
-    #[schema(value_type = String, required = true, max_length = 254)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 254)]
     email: Option<String>,
     #[serde(default)]
-    #[schema(value_type = String, required = true, max_length = 128)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 128)]
     password: Option<String>,
 }
 
@@ -62,10 +62,10 @@ pub struct LoginBody {
 pub struct LoginForm {
     /// The account's email.
     #[serde(default)]
-    #[schema(value_type = String, required = true, max_length = 254)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 254)]
     username: Option<String>,
     #[serde(default)]
-    #[schema(value_type = String, required = true, max_length = 128)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 128)]
     password: Option<String>,
 }
 
@@ -76,7 +76,7 @@ pub struct LoginForm {
 pub struct UpdateAccountBody {
     /// A new address (never `null`); at most 254 characters.
     #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
-    #[schema(value_type = String, max_length = 254)]
+    #[schema(value_type = String, format = Email, max_length = 254)]
     email: MaybeUndefined<String>,
     /// A new display name, at most 100 characters; `null` clears it.
     #[serde(default, skip_serializing_if = "MaybeUndefined::is_undefined")]
@@ -271,6 +271,8 @@ pub async fn get_account(
         (status = 409, description = "Email taken", body = ErrorBody,
             example = json!({"detail": "Email already registered."})),
         (status = 422, description = "JSON of the wrong type", body = TypeErrorBody),
+        (status = 429, description = "Too many email changes on this account this hour; see `Retry-After`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 pub async fn update_account(

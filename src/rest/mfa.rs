@@ -19,7 +19,7 @@ use crate::{caller::Caller, state::AppState};
 #[schema(example = json!({"password": "StrongPass123"}))]
 pub struct MfaPasswordBody {
     #[serde(default)]
-    #[schema(value_type = String, required = true, max_length = 128)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 128)]
     password: Option<String>,
 }
 
@@ -28,7 +28,7 @@ pub struct MfaPasswordBody {
 #[schema(example = json!({"code": "123456"}))]
 pub struct MfaCodeBody {
     #[serde(default)]
-    #[schema(value_type = String, required = true, max_length = 64)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 64)]
     code: Option<String>,
 }
 
@@ -37,11 +37,11 @@ pub struct MfaCodeBody {
 #[schema(example = json!({"password": "StrongPass123", "code": "123456"}))]
 pub struct DisableTotpBody {
     #[serde(default)]
-    #[schema(value_type = String, required = true, max_length = 128)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 128)]
     password: Option<String>,
     /// A current TOTP code, or a recovery code.
     #[serde(default)]
-    #[schema(value_type = String, required = true, max_length = 64)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 64)]
     code: Option<String>,
 }
 
@@ -51,11 +51,11 @@ pub struct DisableTotpBody {
 pub struct VerifyMfaBody {
     /// The `mfa_token` of the login's 403.
     #[serde(default)]
-    #[schema(value_type = String, required = true, max_length = 256)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 256)]
     mfa_token: Option<String>,
     /// A TOTP code, or a recovery code.
     #[serde(default)]
-    #[schema(value_type = String, required = true, max_length = 64)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 64)]
     code: Option<String>,
 }
 

@@ -274,8 +274,9 @@ fn complete(doc: &mut serde_json::Value) {
 }
 
 /// The document as exact as the server: a choice of values is an `enum` (not a pattern), a
-/// photo's `size` is 64 or 256, an audit `action` one of the actions, and the bodies whose
-/// unknown fields are refused say `additionalProperties: false`.
+/// photo's `size` is 64 or 256, an audit `action` one of the actions, a webhook's events
+/// the event types, free text the characters it may hold, and the bodies whose unknown
+/// fields are refused say `additionalProperties: false`.
 fn exact(doc: &mut serde_json::Value) {
     use serde_json::{Value, json};
     // `^(a|b)$` patterns (utoipa takes no enum for a string parameter) become enums.
@@ -324,6 +325,38 @@ fn exact(doc: &mut serde_json::Value) {
     for schema in ["ProfileBody", "UpdateAccountBody"] {
         doc["components"]["schemas"][schema]["additionalProperties"] = json!(false);
     }
+    // Free text is trimmed, then its length is counted and it may hold no control character
+    // (the bio keeps tab and line breaks). A `maxLength` on the raw string would refuse what
+    // the server takes (a name of 100 characters and a trailing space), so the pattern says
+    // it all: any whitespace around at most that many characters of no control.
+    const SPACE: &str =
+        r"[\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*";
+    const LINE: &str = r"[^\u0000-\u001f\u007f]";
+    const LINES: &str = r"[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]";
+    for (schema, field, allowed) in [
+        ("ProfileBody", "name", LINE),
+        ("ProfileBody", "hobby", LINE),
+        ("ProfileBody", "occupation", LINE),
+        ("ProfileBody", "location", LINE),
+        ("ProfileBody", "bio", LINES),
+        ("RegisterBody", "name", LINE),
+        ("UpdateAccountBody", "name", LINE),
+        ("AddPasskeyBody", "name", LINE),
+        ("WebhookBody", "description", LINE),
+    ] {
+        let property = &mut doc["components"]["schemas"][schema]["properties"][field];
+        let max = property["maxLength"]
+            .as_u64()
+            .expect("free text has a maxLength");
+        property["pattern"] = json!(format!("^{SPACE}{allowed}{{0,{max}}}{SPACE}$"));
+        if let Some(property) = property.as_object_mut() {
+            property.remove("maxLength");
+        }
+    }
+    let mut events: Vec<&str> = crate::graphql::WEBHOOK_EVENT_TYPES.to_vec();
+    events.push("*");
+    doc["components"]["schemas"]["WebhookBody"]["properties"]["events"]["items"]["enum"] =
+        json!(events);
 }
 
 /// `/openapi.json` and Swagger UI at `/docs`, with its assets served from the binary (no

@@ -45,7 +45,7 @@ pub struct PasskeyOut {
 pub struct AddPasskeyBody {
     /// The `flow_id` of the options.
     #[serde(default)]
-    #[schema(value_type = String, required = true, max_length = 64)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 64)]
     flow_id: Option<String>,
     /// `credential.toJSON()` of `navigator.credentials.create()`.
     #[serde(default)]
@@ -62,7 +62,7 @@ pub struct AddPasskeyBody {
 pub struct PasskeySignInBody {
     /// The `flow_id` of the options.
     #[serde(default)]
-    #[schema(value_type = String, required = true, max_length = 64)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 64)]
     flow_id: Option<String>,
     /// `credential.toJSON()` of `navigator.credentials.get()`.
     #[serde(default)]

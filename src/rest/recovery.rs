@@ -22,7 +22,7 @@ pub const RESET_SENT: &str = "If the account exists, a message has been sent.";
 #[schema(example = json!({"email": "user@example.com"}))]
 pub struct ForgotBody {
     #[serde(default)]
-    #[schema(value_type = String, required = true, max_length = 254)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 254)]
     email: Option<String>,
 }
 
@@ -31,7 +31,7 @@ pub struct ForgotBody {
 #[schema(example = json!({"token": "<TOKEN_FROM_THE_LINK>", "new_password": "EvenStronger456"}))]
 pub struct ResetBody {
     #[serde(default)]
-    #[schema(value_type = String, required = true, max_length = 256)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 256)]
     token: Option<String>,
     /// At least 8 characters, at most 72 bytes.
     #[serde(default)]
@@ -115,7 +115,7 @@ pub async fn reset_password(
 pub struct TokenBody {
     /// The `token` parameter of the link.
     #[serde(default)]
-    #[schema(value_type = String, required = true, max_length = 256)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 256)]
     token: Option<String>,
 }
 

@@ -24,7 +24,7 @@ use crate::{caller::Caller, state::AppState};
 pub struct RefreshBody {
     /// The `refresh_token` of the last login or refresh.
     #[serde(default)]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, min_length = 1)]
     refresh_token: Option<String>,
 }
 
@@ -33,7 +33,7 @@ pub struct RefreshBody {
 #[schema(example = json!({"current_password": "StrongPass123", "new_password": "EvenStronger456"}))]
 pub struct ChangePasswordBody {
     #[serde(default)]
-    #[schema(value_type = String, required = true, max_length = 128)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 128)]
     current_password: Option<String>,
     /// At least 8 characters, at most 72 bytes.
     #[serde(default)]
@@ -46,7 +46,7 @@ pub struct ChangePasswordBody {
 #[schema(example = json!({"password": "StrongPass123"}))]
 pub struct DeleteAccountBody {
     #[serde(default)]
-    #[schema(value_type = String, required = true, max_length = 128)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 128)]
     password: Option<String>,
 }
 

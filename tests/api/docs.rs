@@ -502,3 +502,55 @@ fn the_openapi_document_is_as_exact_as_the_server() {
         "{actions}"
     );
 }
+
+/// The free-text patterns of the document take exactly what the server takes: whitespace of
+/// any kind around the text (trimmed), at most the field's length in between, no control
+/// character (the bio keeps tabs and line breaks).
+#[tokio::test]
+async fn the_free_text_patterns_take_what_the_server_takes() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let doc = openapi(&app).await;
+    app.register("text@example.com", PASSWORD).await;
+    let token = body(app.login("text@example.com", PASSWORD).await).await;
+    let bearer = token["access_token"].as_str().unwrap();
+    let hundred = "a".repeat(100);
+    let thousand = "b".repeat(1000);
+    let samples = [
+        ("name", "Ada".to_owned()),
+        ("name", " \tAda\n".to_owned()),
+        ("name", "\u{85}Ada\u{3000}\u{a0}".to_owned()),
+        ("name", "Ada Lovelace\u{ad}".to_owned()),
+        ("name", hundred.clone()),
+        ("name", format!(" {hundred}\n\u{2028}")),
+        ("name", format!("{hundred}a")),
+        ("name", "A\u{1}da".into()),
+        ("name", "A\nda".into()),
+        ("name", "\u{1}Ada".into()),
+        ("name", "Ada\u{1c}".into()),
+        ("name", "Ada\u{7f}".into()),
+        ("location", "\u{85}0\u{85}\u{85}".into()),
+        ("bio", "two\nlines\tand a tab\r\n".into()),
+        ("bio", format!("\n{thousand}\n")),
+        ("bio", format!("{thousand}b")),
+        ("bio", "nul\u{0}".into()),
+        ("bio", "bell\u{7}".into()),
+    ];
+    let schema = &doc["components"]["schemas"]["ProfileBody"]["properties"];
+    for (field, text) in samples {
+        let pattern = schema[field]["pattern"].as_str().unwrap();
+        let documented = regex::Regex::new(pattern).unwrap().is_match(&text);
+        let status = app
+            .update_my_profile(bearer, &json!({ field: text }))
+            .await
+            .status();
+        assert!(
+            status == StatusCode::OK || status == StatusCode::BAD_REQUEST,
+            "{field} {text:?}: {status}"
+        );
+        assert_eq!(
+            documented,
+            status == StatusCode::OK,
+            "{field} {text:?}: the pattern says {documented}, the server {status}"
+        );
+    }
+}
