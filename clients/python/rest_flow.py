@@ -206,20 +206,21 @@ def main():
     check(login.sync_detailed(client=anonymous, body=LoginBody(email=email, password=new_password)), 401, ErrorBody)
     check(register.sync_detailed(client=anonymous, body=RegisterBody(email=email, password=PASSWORD)), 201, UserCreated)
 
-    # An account an admin disabled: login, the token path and refresh answer 403, parsed as
-    # the login's refusal. The admin comes from the server's create-admin command.
+    # An account an admin disabled: login and the token path answer 403 with the login's
+    # refusal, refresh with a plain error. The admin comes from the server's create-admin
+    # command.
     admin_tok = check(login.sync_detailed(client=anonymous, body=LoginBody(email=os.environ["ADMIN_EMAIL"], password=os.environ["ADMIN_PASSWORD"])), 200, Token)
     admin = AuthenticatedClient(base_url=BASE, token=admin_tok.access_token, raise_on_unexpected_status=True)
     tok = check(login.sync_detailed(client=anonymous, body=LoginBody(email=email, password=PASSWORD)), 200, Token)
     account_id = check(get_account.sync_detailed(client=AuthenticatedClient(base_url=BASE, token=tok.access_token)), 200, UserOut).id
     user = check(disable_user.sync_detailed(account_id, client=admin), 200, AdminUserOut)
     assert user.disabled is True
-    for response in (
-        login.sync_detailed(client=anonymous, body=LoginBody(email=email, password=PASSWORD)),
-        token.sync_detailed(client=anonymous, body=LoginForm(username=email, password=PASSWORD)),
-        refresh.sync_detailed(client=anonymous, body=RefreshBody(refresh_token=tok.refresh_token)),
+    for response, kind in (
+        (login.sync_detailed(client=anonymous, body=LoginBody(email=email, password=PASSWORD)), LoginRefusedBody),
+        (token.sync_detailed(client=anonymous, body=LoginForm(username=email, password=PASSWORD)), LoginRefusedBody),
+        (refresh.sync_detailed(client=anonymous, body=RefreshBody(refresh_token=tok.refresh_token)), ErrorBody),
     ):
-        refused = check(response, 403, LoginRefusedBody)
+        refused = check(response, 403, kind)
         assert refused.detail == "Account disabled", refused
     check(enable_user.sync_detailed(account_id, client=admin), 200, AdminUserOut)
     check(login.sync_detailed(client=anonymous, body=LoginBody(email=email, password=PASSWORD)), 200, Token)

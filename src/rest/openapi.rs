@@ -333,17 +333,31 @@ fn exact(doc: &mut serde_json::Value) {
         r"[\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*";
     const LINE: &str = r"[^\u0000-\u001f\u007f]";
     const LINES: &str = r"[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]";
-    for (schema, field, allowed) in [
-        ("ProfileBody", "name", LINE),
-        ("ProfileBody", "hobby", LINE),
-        ("ProfileBody", "occupation", LINE),
-        ("ProfileBody", "location", LINE),
-        ("ProfileBody", "bio", LINES),
-        ("RegisterBody", "name", LINE),
-        ("UpdateAccountBody", "name", LINE),
-        ("AddPasskeyBody", "name", LINE),
-        ("WebhookBody", "description", LINE),
-    ] {
+    // Every bounded profile field without a rule of its own (the phone has one) is free
+    // text; only the bio has lines.
+    let profile_text: Vec<String> = doc["components"]["schemas"]["ProfileBody"]["properties"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, p)| p.get("maxLength").is_some() && p.get("pattern").is_none())
+        .map(|(field, _)| field.clone())
+        .collect();
+    let others = [
+        ("RegisterBody", "name"),
+        ("UpdateAccountBody", "name"),
+        ("AddPasskeyBody", "name"),
+        ("WebhookBody", "description"),
+    ];
+    let text = profile_text
+        .iter()
+        .map(|field| ("ProfileBody", field.as_str()))
+        .chain(others);
+    for (schema, field) in text {
+        let allowed = if (schema, field) == ("ProfileBody", "bio") {
+            LINES
+        } else {
+            LINE
+        };
         let property = &mut doc["components"]["schemas"][schema]["properties"][field];
         let max = property["maxLength"]
             .as_u64()
