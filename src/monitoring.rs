@@ -11,12 +11,14 @@
 use std::{
     collections::HashMap,
     sync::{
-        OnceLock, RwLock,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
 
+use arc_swap::ArcSwap;
+use metrics::SharedString;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Latency buckets, in seconds: from a cached read to a bcrypt-bound login under load.
@@ -104,12 +106,12 @@ pub fn method_label(method: &axum::http::Method) -> &'static str {
 /// labelled by name ([`pin_operation_name`]); of the others, at most
 /// [`MAX_OPERATION_NAMES`] chosen by recent use, and the rest count as `other`, operations
 /// without a name as `anonymous`.
-pub fn operation_label(name: Option<&str>) -> String {
+pub fn operation_label(name: Option<&str>) -> SharedString {
     let Some(name) = name else {
-        return "anonymous".to_owned();
+        return SharedString::const_str("anonymous");
     };
     if !is_plain_name(name) {
-        return "other".to_owned();
+        return SharedString::const_str("other");
     }
     operation_names().label(name, Instant::now())
 }
@@ -137,10 +139,16 @@ fn operation_names() -> &'static OperationNames {
 /// series: this also bounds how fast the series grow).
 const NAME_IDLE_BEFORE_EVICTION: Duration = Duration::from_secs(600);
 
-/// The operation names kept as labels. Looking a known name up takes a read lock and an
-/// atomic store; only a new name takes the write lock.
+type Names = HashMap<Arc<str>, Arc<NameSlot>>;
+
+/// The operation names kept as labels. Looking a known name up takes no lock: it loads the
+/// current table, stores the time of use in the name's slot and shares the name (a reference
+/// count, no copy). A new name, rare by design, is admitted under a mutex into a copy of the
+/// table (at most [`MAX_OPERATION_NAMES`] and the pinned ones) that then replaces it; the
+/// slots are shared between the copies, so no use is lost.
 struct OperationNames {
-    names: RwLock<HashMap<String, NameSlot>>,
+    names: ArcSwap<Names>,
+    admitting: Mutex<()>,
     epoch: Instant,
 }
 
@@ -153,58 +161,65 @@ struct NameSlot {
 impl OperationNames {
     fn new(epoch: Instant) -> Self {
         Self {
-            names: RwLock::default(),
+            names: ArcSwap::default(),
+            admitting: Mutex::default(),
             epoch,
         }
     }
 
     fn pin(&self, name: &str) {
-        let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
-        names.insert(
-            name.to_owned(),
-            NameSlot {
-                pinned: true,
-                last_used: AtomicU64::new(0),
-            },
-        );
+        let _admitting = self.admitting.lock().unwrap_or_else(|e| e.into_inner());
+        let mut names = Names::clone(&self.names.load());
+        let slot = NameSlot {
+            pinned: true,
+            last_used: AtomicU64::new(0),
+        };
+        names.insert(name.into(), Arc::new(slot));
+        self.names.store(Arc::new(names));
     }
 
-    fn label(&self, name: &str, now: Instant) -> String {
+    fn label(&self, name: &str, now: Instant) -> SharedString {
         let now = now.saturating_duration_since(self.epoch).as_secs();
-        {
-            let names = self.names.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(slot) = names.get(name) {
-                slot.last_used.store(now, Ordering::Relaxed);
-                return name.to_owned();
-            }
+        if let Some(known) = Self::used(&self.names.load(), name, now) {
+            return known;
         }
-        let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
-        if !names.contains_key(name) {
-            let unpinned = names.values().filter(|slot| !slot.pinned).count();
-            if unpinned >= MAX_OPERATION_NAMES {
-                let idlest = names
-                    .iter()
-                    .filter(|(_, slot)| !slot.pinned)
-                    .map(|(name, slot)| (slot.last_used.load(Ordering::Relaxed), name))
-                    .min()
-                    .filter(|(used, _)| {
-                        now.saturating_sub(*used) >= NAME_IDLE_BEFORE_EVICTION.as_secs()
-                    })
-                    .map(|(_, name)| name.clone());
-                match idlest {
-                    Some(idlest) => names.remove(&idlest),
-                    None => return "other".to_owned(),
-                };
-            }
-            names.insert(
-                name.to_owned(),
-                NameSlot {
-                    pinned: false,
-                    last_used: AtomicU64::new(now),
-                },
-            );
+        let _admitting = self.admitting.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.names.load_full();
+        if let Some(known) = Self::used(&current, name, now) {
+            return known;
         }
-        name.to_owned()
+        let mut names = Names::clone(&current);
+        let unpinned = names.values().filter(|slot| !slot.pinned).count();
+        if unpinned >= MAX_OPERATION_NAMES {
+            let idlest = names
+                .iter()
+                .filter(|(_, slot)| !slot.pinned)
+                .map(|(name, slot)| (slot.last_used.load(Ordering::Relaxed), name))
+                .min()
+                .filter(|(used, _)| {
+                    now.saturating_sub(*used) >= NAME_IDLE_BEFORE_EVICTION.as_secs()
+                })
+                .map(|(_, name)| Arc::clone(name));
+            match idlest {
+                Some(idlest) => names.remove(&idlest),
+                None => return SharedString::const_str("other"),
+            };
+        }
+        let label: Arc<str> = name.into();
+        let slot = NameSlot {
+            pinned: false,
+            last_used: AtomicU64::new(now),
+        };
+        names.insert(Arc::clone(&label), Arc::new(slot));
+        self.names.store(Arc::new(names));
+        label.into()
+    }
+
+    /// `name`'s shared label if the table has it, its use recorded.
+    fn used(names: &Names, name: &str, now: u64) -> Option<SharedString> {
+        let (label, slot) = names.get_key_value(name)?;
+        slot.last_used.store(now, Ordering::Relaxed);
+        Some(Arc::clone(label).into())
     }
 }
 
@@ -214,9 +229,9 @@ mod tests {
 
     #[test]
     fn operation_names_are_plain() {
-        assert_eq!(operation_label(None), "anonymous");
-        assert_eq!(operation_label(Some("a@b.c")), "other");
-        assert_eq!(operation_label(Some(&"x".repeat(65))), "other");
+        assert_eq!(&*operation_label(None), "anonymous");
+        assert_eq!(&*operation_label(Some("a@b.c")), "other");
+        assert_eq!(&*operation_label(Some(&"x".repeat(65))), "other");
     }
 
     #[test]
@@ -224,20 +239,20 @@ mod tests {
         let start = Instant::now();
         let names = OperationNames::new(start);
         names.pin("Login");
-        assert_eq!(names.label("MyProfile", start), "MyProfile");
+        assert_eq!(&*names.label("MyProfile", start), "MyProfile");
         // A burst of made-up names fills the free places, and no more.
         for i in 0..(3 * MAX_OPERATION_NAMES) {
             names.label(&format!("Junk{i}"), start);
         }
-        assert_eq!(names.label("NeverSeenBefore", start), "other");
+        assert_eq!(&*names.label("NeverSeenBefore", start), "other");
         // Names in use keep their labels, pinned ones always.
-        assert_eq!(names.label("MyProfile", start), "MyProfile");
-        assert_eq!(names.label("Login", start), "Login");
+        assert_eq!(&*names.label("MyProfile", start), "MyProfile");
+        assert_eq!(&*names.label("Login", start), "Login");
         // Once the junk has gone unused for a while, new names get in again.
         let later = start + NAME_IDLE_BEFORE_EVICTION;
-        assert_eq!(names.label("NeverSeenBefore", later), "NeverSeenBefore");
-        assert_eq!(names.label("Login", later), "Login");
-        let count = names.names.read().unwrap().len();
+        assert_eq!(&*names.label("NeverSeenBefore", later), "NeverSeenBefore");
+        assert_eq!(&*names.label("Login", later), "Login");
+        let count = names.names.load().len();
         assert_eq!(
             count,
             MAX_OPERATION_NAMES + 1,

@@ -17,7 +17,7 @@ use crate::monitoring::operation_label;
 /// it is looked up among the labels kept ([`operation_label`]).
 pub async fn execute(schema: &AppSchema, mut request: Request) -> Response {
     let operation = operation_label(operation_name(&mut request).as_deref());
-    counted(schema, request, operation.into()).await
+    counted(schema, request, operation).await
 }
 
 /// As [`execute`], for an operation whose label is known (a REST path's own): no lookup, no
