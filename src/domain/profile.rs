@@ -5,64 +5,70 @@ pub const MAX_SHORT_TEXT: usize = 100;
 pub const MAX_BIO: usize = 1000;
 pub const PHONE_FORMAT: &str = "Invalid phone format; expected +<country_code><number>";
 
-/// The raw profile fields as either API received them: absent, `null`, or a string.
-#[derive(Default)]
-pub struct ProfileFields {
-    pub name: Given<String>,
-    pub phone: Given<String>,
-    pub bio: Given<String>,
-    pub hobby: Given<String>,
-    pub occupation: Given<String>,
-    pub location: Given<String>,
+/// Declares the editable profile fields once: [`ProfileFields`], one `T` per field, and its
+/// walks in declaration order (the order errors are reported in).
+macro_rules! profile_fields {
+    ($($field:ident),+ $(,)?) => {
+        /// One `T` per editable profile field: the raw input (`ProfileFields<Given<String>>`,
+        /// as either API received it) or the validated changes ([`ProfilePatch`]).
+        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        pub struct ProfileFields<T> {
+            $(pub $field: T,)+
+        }
+
+        impl<T> ProfileFields<T> {
+            /// Each field through `f`, with its name.
+            pub fn map<U>(self, mut f: impl FnMut(&'static str, T) -> U) -> ProfileFields<U> {
+                ProfileFields { $($field: f(stringify!($field), self.$field),)+ }
+            }
+
+            /// The fields with their names.
+            pub fn into_entries(self) -> Vec<(&'static str, T)> {
+                vec![$((stringify!($field), self.$field),)+]
+            }
+        }
+
+        impl<T> ProfileFields<Option<T>> {
+            /// All the fields, or `None` if one is missing.
+            fn transpose(self) -> Option<ProfileFields<T>> {
+                Some(ProfileFields { $($field: self.$field?,)+ })
+            }
+        }
+    };
 }
+
+// A plain text field needs only its name here (and its column): its rule is `rule`'s
+// default, a line of at most `MAX_SHORT_TEXT` characters.
+profile_fields!(name, phone, bio, hobby, occupation, location);
 
 /// Validated changes to a profile; on creation `Keep` and `Clear` both mean "no value".
-#[derive(Debug, Default)]
-pub struct ProfilePatch {
-    pub name: Patch<String>,
-    pub phone: Patch<String>,
-    pub bio: Patch<String>,
-    pub hobby: Patch<String>,
-    pub occupation: Patch<String>,
-    pub location: Patch<String>,
-}
+pub type ProfilePatch = ProfileFields<Patch<String>>;
 
 impl ProfilePatch {
-    pub fn parse(fields: ProfileFields) -> Result<Self, AppError> {
-        /// One text field's rule: at most `max` characters, lines only where `multiline`.
-        fn text(
-            checks: &mut Checks,
-            (field, label, max, multiline): (&str, &str, usize, bool),
-            input: Given<String>,
-        ) -> Option<Patch<String>> {
-            checks.check(
-                field,
-                Patch::from_input(input, |raw| bounded_text(label, &raw, max, multiline)),
-            )
-        }
-        /// A one-line field of at most [`MAX_SHORT_TEXT`] characters.
-        fn short<'a>(field: &'a str, label: &'a str) -> (&'a str, &'a str, usize, bool) {
-            (field, label, MAX_SHORT_TEXT, false)
-        }
+    pub fn parse(fields: ProfileFields<Given<String>>) -> Result<Self, AppError> {
         let mut checks = Checks::default();
-        let c = &mut checks;
-        let name = text(c, short("name", "Name"), fields.name);
-        let phone = c.check("phone", Patch::from_input(fields.phone, |raw| phone(&raw)));
-        // Only the bio has lines.
-        let bio = text(c, ("bio", "Bio", MAX_BIO, true), fields.bio);
-        let hobby = text(c, short("hobby", "Hobby"), fields.hobby);
-        let occupation = text(c, short("occupation", "Occupation"), fields.occupation);
-        let location = text(c, short("location", "Location"), fields.location);
-        checks.finish(|| {
-            Some(Self {
-                name: name?,
-                phone: phone?,
-                bio: bio?,
-                hobby: hobby?,
-                occupation: occupation?,
-                location: location?,
-            })
-        })
+        let patch = fields.map(|field, input| {
+            checks.check(field, Patch::from_input(input, |raw| rule(field, &raw)))
+        });
+        checks.finish(|| patch.transpose())
+    }
+}
+
+/// A field's rule: the phone's format; else free text of at most `MAX_SHORT_TEXT`
+/// characters on one line, and only the bio has lines (and up to `MAX_BIO`).
+fn rule(field: &str, raw: &str) -> Result<Option<String>, String> {
+    let label = {
+        let spaced = field.replace('_', " ");
+        let mut chars = spaced.chars();
+        chars
+            .next()
+            .map(|first| first.to_uppercase().chain(chars).collect::<String>())
+            .unwrap_or_default()
+    };
+    match field {
+        "phone" => phone(raw),
+        "bio" => bounded_text(&label, raw, MAX_BIO, true),
+        _ => bounded_text(&label, raw, MAX_SHORT_TEXT, false),
     }
 }
 

@@ -303,11 +303,11 @@ impl Profile {
 }
 
 impl From<ProfileView> for Profile {
-    fn from(p: ProfileView) -> Self {
+    fn from(ProfileView { profile: p, owner }: ProfileView) -> Self {
         Self {
             id: p.id,
             user_id: p.user_id,
-            email: p.owner.as_ref().map(|owner| owner.email.clone()),
+            email: owner.as_ref().map(|owner| owner.email.clone()),
             name: p.name,
             phone: p.phone,
             bio: p.bio,
@@ -317,7 +317,7 @@ impl From<ProfileView> for Profile {
             profile_photo_path: p.profile_photo_path,
             created_at: DateTime(p.created_at),
             updated_at: DateTime(p.updated_at),
-            user: p.owner.map(User),
+            user: owner.map(User),
         }
     }
 }
@@ -364,7 +364,7 @@ pub struct ProfileInput {
     pub other: serde_json::Map<String, serde_json::Value>,
 }
 
-impl From<ProfileInput> for ProfileFields {
+impl From<ProfileInput> for ProfileFields<Given<String>> {
     fn from(i: ProfileInput) -> Self {
         Self {
             name: i.name.into(),

@@ -1,9 +1,9 @@
 //! Profiles and their photos. Every write takes the owner from the caller's token; nothing in
 //! a request body or path can point a write at another user's profile.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, str::FromStr};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, ModelTrait,
     QueryFilter, QuerySelect, Select, Set,
@@ -28,18 +28,9 @@ pub const BAD_SIZE: &str = "Size must be 64 or 256.";
 /// else, so another user's email never leaves the service).
 #[derive(Clone, Debug)]
 pub struct ProfileView {
-    pub id: i32,
-    pub user_id: i32,
+    /// The stored row, as it is: a new column needs no edit here.
+    pub profile: profile::Model,
     pub owner: Option<Account>,
-    pub name: Option<String>,
-    pub phone: Option<String>,
-    pub bio: Option<String>,
-    pub hobby: Option<String>,
-    pub occupation: Option<String>,
-    pub location: Option<String>,
-    pub profile_photo_path: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
 }
 
 impl ProfileView {
@@ -50,20 +41,7 @@ impl ProfileView {
     }
 
     fn new(profile: profile::Model, owner: Option<Account>) -> Self {
-        Self {
-            id: profile.id,
-            user_id: profile.user_id,
-            owner,
-            name: profile.name,
-            phone: profile.phone,
-            bio: profile.bio,
-            hobby: profile.hobby,
-            occupation: profile.occupation,
-            location: profile.location,
-            profile_photo_path: profile.profile_photo_path,
-            created_at: profile.created_at,
-            updated_at: profile.updated_at,
-        }
+        Self { profile, owner }
     }
 }
 
@@ -117,7 +95,7 @@ impl Services {
                     Some(u) => ProfileView::owned(p, u),
                     None => ProfileView::new(p, None),
                 };
-                (view.user_id, view)
+                (view.profile.user_id, view)
             })
             .collect())
     }
@@ -369,20 +347,14 @@ fn by_user(user_id: i32) -> Select<profile::Entity> {
     profile::Entity::find().filter(profile::Column::UserId.eq(user_id))
 }
 
-/// Writes what `patch` changes into `profile` (a new one, or a row to update): the one list of
-/// the editable columns. True when it changed any.
+/// Writes what `patch` changes into `profile` (a new one, or a row to update): each field
+/// into the column of its name. True when it changed any.
 fn apply(patch: ProfilePatch, profile: &mut profile::ActiveModel) -> bool {
     let mut changed = false;
-    for (column, field) in [
-        (&mut profile.name, patch.name),
-        (&mut profile.phone, patch.phone),
-        (&mut profile.bio, patch.bio),
-        (&mut profile.hobby, patch.hobby),
-        (&mut profile.occupation, patch.occupation),
-        (&mut profile.location, patch.location),
-    ] {
-        if let Some(value) = field.into_change() {
-            *column = Set(value);
+    for (field, change) in patch.into_entries() {
+        if let Some(value) = change.into_change() {
+            let column = profile::Column::from_str(field).expect("a profile field is a column");
+            profile.set(column, value.into());
             changed = true;
         }
     }
@@ -440,4 +412,22 @@ async fn find_profile_for_update(
         .one(db)
         .await?
         .ok_or(AppError::NotFound(PROFILE_NOT_FOUND))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use crate::{domain::ProfileFields, entities::profile};
+
+    /// `apply` writes each field into the column of its name: every field has one.
+    #[test]
+    fn every_profile_field_is_a_column() {
+        for (field, ()) in ProfileFields::<()>::default().into_entries() {
+            assert!(
+                profile::Column::from_str(field).is_ok(),
+                "the profile field `{field}` has no column"
+            );
+        }
+    }
 }
