@@ -57,19 +57,22 @@ impl ProfilePatch {
 /// A field's rule: the phone's format; else free text of at most `MAX_SHORT_TEXT`
 /// characters on one line, and only the bio has lines (and up to `MAX_BIO`).
 fn rule(field: &str, raw: &str) -> Result<Option<String>, String> {
-    let label = {
-        let spaced = field.replace('_', " ");
-        let mut chars = spaced.chars();
-        chars
-            .next()
-            .map(|first| first.to_uppercase().chain(chars).collect::<String>())
-            .unwrap_or_default()
-    };
     match field {
         "phone" => phone(raw),
-        "bio" => bounded_text(&label, raw, MAX_BIO, true),
-        _ => bounded_text(&label, raw, MAX_SHORT_TEXT, false),
+        "bio" => bounded_text(&label(field), raw, MAX_BIO, true),
+        _ => bounded_text(&label(field), raw, MAX_SHORT_TEXT, false),
     }
+}
+
+/// A field's name as the messages say it: `occupation` → `Occupation`, `favorite_color` →
+/// `Favorite color`.
+fn label(field: &str) -> String {
+    let mut chars = field.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect::<String>())
+        .unwrap_or_default()
+        .replace('_', " ")
 }
 
 /// `+`, then 7 to 15 digits (country code and number, E.164 length). Blank means no phone.
@@ -89,6 +92,12 @@ fn phone(raw: &str) -> Result<Option<String>, String> {
 mod tests {
     use super::*;
     use crate::domain::Patch;
+
+    #[test]
+    fn labels_are_the_field_names_as_words() {
+        assert_eq!(label("occupation"), "Occupation");
+        assert_eq!(label("favorite_color"), "Favorite color");
+    }
 
     #[test]
     fn phones_are_plus_and_7_to_15_digits() {
