@@ -1,8 +1,6 @@
 //! The OpenAPI 3.1 description of the REST paths (`GET /openapi.json`, Swagger UI at `/docs`,
 //! `nta-user-svc export-openapi`, and the committed `openapi.json`).
 
-use std::sync::LazyLock;
-
 use utoipa::{
     Modify, OpenApi,
     openapi::security::{
@@ -10,7 +8,7 @@ use utoipa::{
     },
 };
 
-use axum::{Router, body::Bytes, http::header, routing::get};
+use axum::{Router, http::header, routing::get};
 use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
 use super::{
@@ -379,9 +377,7 @@ fn exact(doc: &mut serde_json::Value) {
 /// internet needed) and no external validator badge. The Authorize button runs the OAuth2
 /// password flow against `POST /api/auth/login`.
 pub fn docs() -> Router<AppState> {
-    // Built on the first request for it, not at start: building it runs through much of the
-    // binary's code and allocations that a server which never serves its docs need not hold.
-    static OPENAPI: LazyLock<Bytes> = LazyLock::new(|| Bytes::from(json()));
+    let openapi = json();
     let swagger = SwaggerUi::new("/docs").config(
         SwaggerConfig::new(["/openapi.json"])
             .validator_url("none")
@@ -392,12 +388,7 @@ pub fn docs() -> Router<AppState> {
     );
     Router::from(swagger).route(
         "/openapi.json",
-        get(|| async {
-            (
-                [(header::CONTENT_TYPE, "application/json")],
-                OPENAPI.clone(),
-            )
-        }),
+        get(move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi) }),
     )
 }
 
